@@ -1,0 +1,21 @@
+"""Environments: the functional JAX contract, wrappers, classic control and the Gymnasium bridge."""
+
+from advantage.envs.api import Environment
+from advantage.envs.registry import is_registered, make, register, registered_ids, spec
+from advantage.envs.spaces import Box, Discrete
+from advantage.envs.wrappers import AutoReset, EpisodeStats, TimeLimit, Wrapper
+
+__all__ = [
+    "AutoReset",
+    "Box",
+    "Discrete",
+    "Environment",
+    "EpisodeStats",
+    "TimeLimit",
+    "Wrapper",
+    "is_registered",
+    "make",
+    "register",
+    "registered_ids",
+    "spec",
+]

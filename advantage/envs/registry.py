@@ -1,0 +1,77 @@
+"""Registry of JAX-native environments: ``make(env_id)`` returns ``(env, params)``."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+from advantage.envs.api import Environment
+from advantage.envs.wrappers import TimeLimit
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    id: str
+    entry_point: str | Callable[..., Environment]
+    max_episode_steps: int | None
+
+
+_REGISTRY: dict[str, EnvSpec] = {}
+
+
+def register(env_id: str, entry_point: str | Callable[..., Environment], max_episode_steps: int | None) -> None:
+    """Register a JAX-native environment under ``env_id``.
+
+    ``entry_point`` is a ``"module:Class"`` string or a callable returning an
+    ``Environment``; ``max_episode_steps`` adds a ``TimeLimit`` (``None``: no limit).
+    """
+    _REGISTRY[env_id] = EnvSpec(env_id, entry_point, max_episode_steps)
+
+
+def registered_ids() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def is_registered(env_id: str) -> bool:
+    return env_id in _REGISTRY
+
+
+def spec(env_id: str) -> EnvSpec:
+    if env_id not in _REGISTRY:
+        close = difflib.get_close_matches(env_id, _REGISTRY, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise KeyError(
+            f"No JAX-native environment named {env_id!r}.{hint} "
+            f"Available: {', '.join(registered_ids())}. Any Gymnasium id works with --backend gymnasium."
+        )
+    return _REGISTRY[env_id]
+
+
+def _load(entry_point):
+    if callable(entry_point):
+        return entry_point
+    module, _, attr = entry_point.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def make(env_id: str, **kwargs) -> tuple[Environment, object]:
+    """Build the JAX-native environment ``env_id`` with its registered time limit.
+
+    Returns ``(env, params)`` where ``params = env.default_params()``; keyword
+    arguments go to the environment's constructor.
+    """
+    s = spec(env_id)
+    env = _load(s.entry_point)(**kwargs)
+    if s.max_episode_steps is not None:
+        env = TimeLimit(env, s.max_episode_steps)
+    return env, env.default_params()
+
+
+# Gymnasium's classic control, step-for-step equal to Gymnasium (tests/test_classic_envs.py).
+register("CartPole-v1", "advantage.envs.classic.cartpole:CartPole", 500)
+register("Acrobot-v1", "advantage.envs.classic.acrobot:Acrobot", 500)
+register("MountainCar-v0", "advantage.envs.classic.mountain_car:MountainCar", 200)
+register("MountainCarContinuous-v0", "advantage.envs.classic.continuous_mountain_car:MountainCarContinuous", 999)
+register("Pendulum-v1", "advantage.envs.classic.pendulum:Pendulum", 200)

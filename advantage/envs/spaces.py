@@ -1,0 +1,64 @@
+"""Minimal observation/action spaces for JAX-native environments.
+
+They mirror ``gymnasium.spaces.Discrete`` and ``gymnasium.spaces.Box`` closely
+enough that the agent code treats both back ends alike (see ``space_info``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Discrete:
+    """Actions ``0 .. n-1``."""
+
+    n: int
+    dtype: type = np.int32
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return ()
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        return np.asarray(rng.integers(self.n), dtype=self.dtype)
+
+    def contains(self, x) -> bool:
+        x = np.asarray(x)
+        return x.shape == () and np.issubdtype(x.dtype, np.integer) and 0 <= int(x) < self.n
+
+
+@dataclass(frozen=True)
+class Box:
+    """A (possibly unbounded) box ``low <= x <= high`` of a fixed shape."""
+
+    low: np.ndarray
+    high: np.ndarray
+    shape: tuple[int, ...]
+    dtype: type = np.float32
+
+    def __post_init__(self):
+        object.__setattr__(self, "low", np.broadcast_to(np.asarray(self.low, self.dtype), self.shape).copy())
+        object.__setattr__(self, "high", np.broadcast_to(np.asarray(self.high, self.dtype), self.shape).copy())
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        low = np.where(np.isfinite(self.low), self.low, -1.0)
+        high = np.where(np.isfinite(self.high), self.high, 1.0)
+        return rng.uniform(low, high).astype(self.dtype)
+
+    def contains(self, x) -> bool:
+        x = np.asarray(x)
+        return x.shape == self.shape and bool(np.all(x >= self.low) and np.all(x <= self.high))
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, Box)
+            and self.shape == other.shape
+            and np.array_equal(self.low, other.low)
+            and np.array_equal(self.high, other.high)
+        )
+
+    def __hash__(self):
+        return hash((self.shape, self.low.tobytes(), self.high.tobytes()))
