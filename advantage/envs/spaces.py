@@ -62,3 +62,21 @@ class Box:
 
     def __hash__(self):
         return hash((self.shape, self.low.tobytes(), self.high.tobytes()))
+
+
+def is_discrete(space) -> bool:
+    """True for ``Discrete`` action spaces (ours or Gymnasium's)."""
+    return not hasattr(space, "low")
+
+
+def action_dim(space) -> int:
+    """Number of logits (discrete) or of action dimensions (continuous)."""
+    return int(space.n) if is_discrete(space) else int(np.prod(space.shape))
+
+
+def scale_action(action, low, high):
+    """Map an agent action in ``[-1, 1]`` (clipped first) to the box ``[low, high]``."""
+    import jax.numpy as jnp
+
+    action = jnp.clip(action, -1.0, 1.0)
+    return low + 0.5 * (action + 1.0) * (high - low)

@@ -1,0 +1,255 @@
+"""Proximal Policy Optimization (Schulman et al. 2017), clipped objective.
+
+Read top to bottom: ``Config`` -> ``AgentState`` -> ``init`` -> ``act`` -> the loss
+-> ``update``. The same ``act`` and ``update`` serve both back ends: the JAX-native
+driver calls them inside one compiled ``lax.scan``; the Gymnasium driver calls them
+as jitted functions between host env steps. Every implementation detail is listed
+in ``docs/algorithms/ppo.md``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from advantage.config import ConfigError, check, static
+from advantage.core import losses
+from advantage.core.normalization import RunningMeanStd
+from advantage.core.returns import gae
+from advantage.envs.spaces import action_dim, is_discrete
+from advantage.nets.mlp import ActorCritic
+from advantage.types import Transition
+
+NAME = "ppo"
+
+
+@struct.dataclass
+class Config:
+    """PPO hyperparameters. Defaults are the RL Zoo's tuned CartPole-v1 settings."""
+
+    n_envs: int = static(8)
+    """Parallel environments per seed."""
+    n_steps: int = static(32)
+    """Steps collected from each environment per update (rollout length T)."""
+    n_epochs: int = static(20)
+    """Passes over each rollout."""
+    n_minibatches: int = static(1)
+    """Minibatches per epoch; the rollout (n_envs * n_steps samples) is split evenly."""
+    hidden_sizes: tuple[int, ...] = static((64, 64))
+    """Hidden layer sizes of the actor and critic MLPs."""
+    activation: str = static("tanh")
+    """Hidden activation: tanh, relu, elu or gelu."""
+    shared_network: bool = static(False)
+    """One torso for actor and critic (True) or two separate ones (False)."""
+    normalize_obs: bool = static(False)
+    """Normalise observations with running statistics kept in the agent state."""
+    normalize_advantage: bool = static(True)
+    """Normalise advantages to zero mean and unit std in each minibatch."""
+    anneal_lr: bool = static(True)
+    """Decay the learning rate linearly to 0 over the run."""
+    anneal_clip: bool = static(True)
+    """Decay the clip range linearly to 0 over the run (RL Zoo's ``lin_0.2``)."""
+    clip_value: bool = static(False)
+    """Clip the value update to +-clip_eps around the old value (baselines' value clipping)."""
+
+    learning_rate: float = 1e-3
+    """Adam step size (initial value when annealed)."""
+    gamma: float = 0.98
+    """Discount factor."""
+    gae_lambda: float = 0.8
+    """GAE lambda: 0 is the one-step TD error, 1 the Monte-Carlo advantage."""
+    clip_eps: float = 0.2
+    """Clip range epsilon of the probability ratio (initial value when annealed)."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    vf_coef: float = 0.5
+    """Weight of the value loss."""
+    max_grad_norm: float = 0.5
+    """Global-norm gradient clipping threshold."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of the Gaussian policy (continuous actions)."""
+    adam_eps: float = 1e-5
+    """Adam epsilon."""
+
+    def __post_init__(self):
+        check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
+        check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
+        check(self, "n_epochs", lambda v: v >= 1, "run at least one epoch")
+        check(self, "n_minibatches", lambda v: v >= 1, "use at least one minibatch")
+        check(self, "activation", lambda v: v in ("tanh", "relu", "elu", "gelu"), "choose tanh, relu, elu or gelu")
+        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
+        check(self, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
+        check(self, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
+        check(self, "gae_lambda", lambda v: 0 <= v <= 1, "gae_lambda must lie in [0, 1]")
+        check(self, "clip_eps", lambda v: v > 0, "the clip range must be positive")
+        check(self, "max_grad_norm", lambda v: v > 0, "the clipping threshold must be positive")
+        batch = self.n_envs * self.n_steps
+        if batch % self.n_minibatches != 0:
+            raise ConfigError(
+                f"ppo: n_envs * n_steps = {self.n_envs} * {self.n_steps} = {batch} samples cannot be split "
+                f"into n_minibatches={self.n_minibatches} equal minibatches; choose n_minibatches from "
+                f"{[m for m in range(1, min(batch, 64) + 1) if batch % m == 0]}."
+            )
+
+    @property
+    def batch_size(self) -> int:
+        """Samples per update: n_envs * n_steps."""
+        return self.n_envs * self.n_steps
+
+
+#: Per-environment defaults (RL Zoo ``ppo.yml`` where it has the env).
+PRESETS: dict[str, dict] = {
+    "CartPole-v1": dict(n_envs=8, n_steps=32, n_epochs=20, n_minibatches=1, gamma=0.98, gae_lambda=0.8,
+                        learning_rate=1e-3, clip_eps=0.2, ent_coef=0.0),
+    "Pendulum-v1": dict(n_envs=4, n_steps=1024, n_epochs=10, n_minibatches=64, gamma=0.9, gae_lambda=0.95,
+                        learning_rate=1e-3, clip_eps=0.2, ent_coef=0.0, anneal_lr=False, anneal_clip=False,
+                        normalize_obs=True),
+}
+#: Default budget (env steps per seed) for an env, when the user gives none.
+DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 100_000, "Pendulum-v1": 200_000}
+
+
+@struct.dataclass
+class AgentState:
+    """Everything that changes during training; saved whole in every checkpoint."""
+
+    params: dict
+    opt_state: optax.OptState
+    obs_rms: RunningMeanStd
+    update_count: jax.Array  # updates done so far: the schedules' position
+    total_updates: jax.Array  # updates planned for the run: the schedules' horizon
+
+
+def network(config: Config, action_space) -> ActorCritic:
+    return ActorCritic(
+        action_dim=action_dim(action_space),
+        discrete=is_discrete(action_space),
+        hidden_sizes=config.hidden_sizes,
+        activation=config.activation,
+        shared=config.shared_network,
+        log_std_init=config.log_std_init,
+    )
+
+
+def optimizer(config: Config) -> optax.GradientTransformation:
+    """Global-norm clipping, then Adam's scaling; the (annealed) step size is applied in ``update``."""
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.scale_by_adam(eps=config.adam_eps))
+
+
+def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+    net = network(config, action_space)
+    params = net.init(key, jnp.zeros(obs_space.shape, jnp.float32))
+    return AgentState(
+        params=params,
+        opt_state=optimizer(config).init(params),
+        obs_rms=RunningMeanStd.create(obs_space.shape),
+        update_count=jnp.zeros((), jnp.int32),
+        total_updates=jnp.asarray(total_updates, jnp.int32),
+    )
+
+
+def _preprocess(config: Config, state: AgentState, obs):
+    return state.obs_rms.normalize(obs) if config.normalize_obs else obs
+
+
+def act(config: Config, action_space, state: AgentState, obs, key, deterministic: bool = False):
+    """Sample (or, deterministically, take the mode of) ``pi(.|obs)`` for a batch ``obs [B, ...]``.
+
+    Returns ``(action, log_prob, value)``. Continuous actions are raw Gaussian samples;
+    the caller clips them to [-1, 1] and rescales them to the env's bounds.
+    """
+    dist, value = network(config, action_space).apply(state.params, _preprocess(config, state, obs))
+    action = dist.mode() if deterministic else dist.sample(key)
+    return action, dist.log_prob(action), value
+
+
+def schedule(config: Config, state: AgentState):
+    """Linear annealing factor 1 -> 0 over the run, and the resulting (lr, clip_eps)."""
+    frac = 1.0 - state.update_count / jnp.maximum(state.total_updates, 1)
+    lr = config.learning_rate * (frac if config.anneal_lr else 1.0)
+    clip_eps = config.clip_eps * (frac if config.anneal_clip else 1.0)
+    return lr, clip_eps
+
+
+def loss_fn(params, config: Config, action_space, obs, mb, clip_eps):
+    """PPO's total loss on one minibatch: ``L^CLIP + c_v L^V - c_e H[pi]`` (paper eq. 9)."""
+    dist, values = network(config, action_space).apply(params, obs)
+    adv = losses.normalize(mb["advantages"]) if config.normalize_advantage else mb["advantages"]
+    pg_loss, pg_metrics = losses.clipped_surrogate(dist.log_prob(mb["actions"]), mb["log_probs"], adv, clip_eps)
+    v_loss = losses.value_loss(values, mb["values"], mb["returns"], clip_eps if config.clip_value else None)
+    entropy = jnp.mean(dist.entropy())
+    total = pg_loss + config.vf_coef * v_loss - config.ent_coef * entropy
+    return total, dict(policy=pg_loss, value=v_loss, entropy=entropy, **pg_metrics)
+
+
+def update(config: Config, action_space, state: AgentState, batch: Transition, key):
+    """One PPO update on a rollout ``batch [T, B]``: GAE, then epochs of minibatch steps.
+
+    Observations are normalised with the statistics that were used to act, so that
+    the probability ratio starts at exactly 1; the statistics then absorb the batch.
+    """
+    net = network(config, action_space)
+    obs = _preprocess(config, state, batch.obs)
+    next_values = net.apply(state.params, _preprocess(config, state, batch.next_obs), method=net.value)
+    advantages = gae(batch.reward, batch.value, next_values, batch.terminated, batch.truncated,
+                     config.gamma, config.gae_lambda)
+    returns = advantages + batch.value
+    td_errors = batch.reward + config.gamma * (1.0 - batch.terminated) * next_values - batch.value
+
+    n = batch.reward.size
+    n_minibatches = min(config.n_minibatches, n)  # a short final rollout may hold fewer samples
+    mb_size = n // n_minibatches
+    flat = {
+        "obs": obs.reshape((n,) + obs.shape[2:]),
+        "actions": batch.action.reshape((n,) + batch.action.shape[2:]),
+        "log_probs": batch.log_prob.reshape(n),
+        "values": batch.value.reshape(n),
+        "advantages": advantages.reshape(n),
+        "returns": returns.reshape(n),
+    }
+    lr, clip_eps = schedule(config, state)
+    opt = optimizer(config)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def minibatch_step(carry, mb):
+        params, opt_state = carry
+        (_, aux), grads = grad_fn(params, config, action_space, mb["obs"], mb, clip_eps)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        params = optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates))
+        return (params, opt_state), dict(aux, grad_norm=losses.global_norm(grads))
+
+    def epoch(carry, epoch_key):
+        perm = jax.random.permutation(epoch_key, n)[: n_minibatches * mb_size]
+        mbs = jax.tree.map(lambda x: x[perm].reshape((n_minibatches, mb_size) + x.shape[1:]), flat)
+        return jax.lax.scan(minibatch_step, carry, mbs)
+
+    (params, opt_state), m = jax.lax.scan(epoch, (state.params, state.opt_state),
+                                          jax.random.split(key, config.n_epochs))
+    obs_rms = state.obs_rms.update(batch.obs) if config.normalize_obs else state.obs_rms
+    new_state = state.replace(params=params, opt_state=opt_state, obs_rms=obs_rms,
+                              update_count=state.update_count + 1)
+    metrics = {
+        "loss/policy": m["policy"].mean(),
+        "loss/value": m["value"].mean(),
+        "loss/entropy": m["entropy"].mean(),
+        "loss/approx_kl": m["approx_kl"].mean(),
+        "loss/approx_kl_max": m["approx_kl"].max(),
+        "loss/clip_fraction": m["clip_fraction"].mean(),
+        "loss/ratio_max": m["ratio_max"].max(),
+        "value/explained_variance": losses.explained_variance(batch.value, returns),
+        "value/td_error": jnp.mean(jnp.abs(td_errors)),
+        "value/max": jnp.max(batch.value),
+        "value/mean": jnp.mean(batch.value),
+        "grad/norm": m["grad_norm"].mean(),
+        "opt/learning_rate": lr,
+        "opt/clip_eps": clip_eps,
+        "adv/mean_abs": jnp.mean(jnp.abs(advantages)),
+    }
+    return new_state, metrics
+
+
+def policy_params(state: AgentState):
+    """What ``params_digest`` hashes: the network parameters and the normalisation statistics."""
+    return {"params": state.params, "obs_rms": state.obs_rms}

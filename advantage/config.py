@@ -1,0 +1,48 @@
+"""Helpers for algorithm ``Config`` dataclasses.
+
+A ``Config`` is a frozen ``flax.struct.dataclass``: fields that change array shapes
+are static (``static(...)``), numeric hyperparameters are pytree leaves so a sweep
+can ``vmap`` over them. The docstring under each field is its CLI help.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+
+from flax import struct
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value: the message names the field and the fix."""
+
+
+def static(default):
+    """A shape-changing (non-traced) config field."""
+    return struct.field(pytree_node=False, default=default)
+
+
+def is_concrete(x) -> bool:
+    """True for plain Python numbers (not tracers): only those are validated eagerly."""
+    return isinstance(x, numbers.Number)
+
+
+def check(cfg, field: str, ok, requirement: str) -> None:
+    """Raise ``ConfigError`` naming ``field`` unless ``ok(value)`` holds (tracers are skipped)."""
+    value = getattr(cfg, field)
+    if isinstance(value, (numbers.Number, str, tuple, bool)) and not ok(value):
+        raise ConfigError(f"{type(cfg).__module__.split('.')[-1]}.{field}={value!r} is invalid: {requirement}.")
+
+
+def to_dict(cfg) -> dict:
+    return {f.name: (list(v) if isinstance(v := getattr(cfg, f.name), tuple) else v) for f in dataclasses.fields(cfg)}
+
+
+def from_dict(cls, d: dict):
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for k, v in d.items():
+        if k not in names:
+            raise ConfigError(f"unknown {cls.__module__}.Config field {k!r}")
+        kwargs[k] = tuple(v) if isinstance(v, list) else v
+    return cls(**kwargs)

@@ -1,0 +1,1 @@
+"""Aggregate statistics and plots of runs."""

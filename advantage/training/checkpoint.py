@@ -1,0 +1,77 @@
+"""Complete, atomic checkpoints: one msgpack file holding the whole run state
+(parameters, optimiser state, normalisation statistics, RNG keys, counters and
+schedule position, for every seed) and its metadata (configs, progress, versions).
+No pickled code: restoring needs a template of the same structure, which the
+driver rebuilds from the saved configuration."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import serialization
+
+CHECKPOINT_NAME = "checkpoint.msgpack"
+
+
+class CheckpointError(ValueError):
+    """A missing or damaged checkpoint."""
+
+
+def versions() -> dict:
+    import flax
+    import gymnasium
+    import optax
+
+    import advantage
+
+    return {"advantage": advantage.__version__, "jax": jax.__version__, "flax": flax.__version__,
+            "optax": optax.__version__, "gymnasium": gymnasium.__version__, "numpy": np.__version__}
+
+
+def save(directory: Path, state, meta: dict) -> Path:
+    """Write ``state`` (a pytree) and ``meta`` (JSON-able) atomically to ``directory/checkpoint.msgpack``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "meta": json.dumps(dict(meta, versions=versions())),
+        "state": serialization.to_state_dict(jax.device_get(state)),
+    }
+    data = serialization.msgpack_serialize(payload)
+    path = directory / CHECKPOINT_NAME
+    tmp = directory / (CHECKPOINT_NAME + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)  # atomic: a crash leaves the old or the new checkpoint, never half of one
+    return path
+
+
+def load_meta(directory: Path) -> tuple[dict, dict]:
+    """``(meta, raw_state_dict)`` of the checkpoint in ``directory``."""
+    path = Path(directory) / CHECKPOINT_NAME
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint in {directory} (expected {path})")
+    try:
+        payload = serialization.msgpack_restore(path.read_bytes())
+        meta = json.loads(payload["meta"])
+        return meta, payload["state"]
+    except Exception as e:  # noqa: BLE001 - any decoding failure means the file is damaged
+        raise CheckpointError(f"the checkpoint {path} is damaged and cannot be read ({type(e).__name__}: {e})") from e
+
+
+def restore(template, raw_state: dict, path: str = "checkpoint"):
+    """Fill ``template`` (same structure) with the saved arrays."""
+    try:
+        restored = serialization.from_state_dict(template, raw_state)
+    except Exception as e:  # noqa: BLE001
+        raise CheckpointError(f"{path} does not match this run's structure ({e})") from e
+    t_leaves, r_leaves = jax.tree.leaves(template), jax.tree.leaves(restored)
+    for a, b in zip(t_leaves, r_leaves):
+        if np.shape(a) != np.shape(b):
+            raise CheckpointError(f"{path} holds arrays of other shapes than this run's ({np.shape(b)} vs {np.shape(a)})")
+    return jax.tree.map(lambda t, r: np.asarray(r, dtype=np.asarray(t).dtype), template, restored)

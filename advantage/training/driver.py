@@ -1,0 +1,268 @@
+"""The one generic driver: budget, chunks, logging, checkpoints, evaluation, summary.
+
+It is the same for every algorithm and both back ends; a back end provides
+``init``, ``run_chunk``, ``run_partial`` and ``evaluate`` (see ``jax_backend.py``
+and ``gym_backend.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from advantage import algos
+from advantage.config import ConfigError, from_dict, to_dict
+from advantage.envs import registry
+from advantage.training import checkpoint
+from advantage.training.run_config import RunConfig, Schedule
+
+
+class RunError(ValueError):
+    """A user-facing problem with a run (bad folder, bad resume, ...)."""
+
+
+def enable_compilation_cache() -> None:
+    """JAX's persistent compilation cache: a second run of the same program skips most compiling."""
+    path = os.environ.get("ADVANTAGE_JAX_CACHE", str(Path.home() / ".cache" / "advantage" / "jax"))
+    if path and not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def resolve_backend(run: RunConfig) -> str:
+    if run.backend == "jax":
+        if not registry.is_registered(run.env):
+            registry.spec(run.env)  # raises with suggestions
+        return "jax"
+    if run.backend == "gymnasium":
+        return "gymnasium"
+    return "jax" if registry.is_registered(run.env) else "gymnasium"
+
+
+def params_digest(tree) -> str:
+    """SHA-256 of every array of ``tree`` (dtype, shape and bytes, in tree order)."""
+    h = hashlib.sha256()
+    for leaf in jax.tree.leaves(jax.device_get(tree)):
+        a = np.ascontiguousarray(np.asarray(leaf))
+        h.update(str(a.dtype).encode())
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def iqm(x) -> float:
+    """Interquartile mean: the mean of the middle 50% (scipy.stats.trim_mean(x, 0.25))."""
+    x = np.sort(np.asarray(x, np.float64).ravel())
+    n = len(x)
+    cut = int(0.25 * n)
+    return float(np.mean(x[cut: n - cut]))
+
+
+def default_run_dir(algo_name: str, env: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    safe_env = env.replace(":", "_").replace("/", "_")
+    return Path("runs") / f"{algo_name}-{safe_env}-{stamp}"
+
+
+def _make_backend(algo, algo_cfg, run: RunConfig, backend_name: str, schedule: Schedule):
+    env_kwargs = json.loads(run.env_kwargs) if run.env_kwargs else {}
+    chunk_iters = max(1, math.ceil(schedule.full_iters / run.n_chunks))
+    if backend_name == "jax":
+        from advantage.training.jax_backend import JaxBackend
+
+        env, env_params = registry.make(run.env, **env_kwargs)
+        return JaxBackend(algo, algo_cfg, env, env_params, schedule, chunk_iters), chunk_iters
+    from advantage.training.gym_backend import GymnasiumBackend
+
+    return GymnasiumBackend(algo, algo_cfg, run.env, env_kwargs, run.seeds, schedule, run.async_envs), chunk_iters
+
+
+def train(algo_name: str, algo_cfg, run: RunConfig, console=None) -> dict:
+    """Train ``algo_name`` with ``algo_cfg`` as described by ``run``; returns the summary."""
+    algo = algos.get(algo_name)
+    backend_name = resolve_backend(run)
+    total = run.total_steps or algo.DEFAULT_STEPS.get(run.env, 100_000)
+    schedule = Schedule(total, algo_cfg.n_envs, algo_cfg.n_steps)
+    run = dataclasses.replace(run, total_steps=total, backend=backend_name,
+                              run_dir=str(run.run_dir or default_run_dir(algo_name, run.env)))
+    run_dir = Path(run.run_dir)
+    if (run_dir / "config.json").exists():
+        raise RunError(f"{run_dir} already holds a run; choose another --run-dir, or continue it with --resume {run_dir}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {"algo": algo_name, "algo_config": to_dict(algo_cfg), "run": to_dict(run), "versions": checkpoint.versions()}
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    return _run(algo, algo_cfg, run, schedule, run_dir, console=console)
+
+
+def load_run_config(run_dir) -> tuple[str, object, RunConfig]:
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise RunError(f"{run_dir} is not a run folder (it has no config.json); give the folder a training run wrote")
+    try:
+        config = json.loads(path.read_text())
+        algo = algos.get(config["algo"])
+        algo_cfg = from_dict(algo.Config, config["algo_config"])
+        run = from_dict(RunConfig, config["run"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise RunError(f"{path} is damaged or from an incompatible version ({e})") from e
+    return config["algo"], algo_cfg, run
+
+
+def resume(run_dir, console=None) -> dict:
+    """Continue the run in ``run_dir`` from its checkpoint, to the same result as an uninterrupted run."""
+    algo_name, algo_cfg, run = load_run_config(run_dir)
+    meta, raw = checkpoint.load_meta(Path(run_dir) / "checkpoints")
+    algo = algos.get(algo_name)
+    schedule = Schedule(run.total_steps, algo_cfg.n_envs, algo_cfg.n_steps)
+    return _run(algo, algo_cfg, run, schedule, Path(run_dir), ckpt=(meta, raw), console=console)
+
+
+def _progress(console, enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+        TextColumn("{task.fields[sps]:>8} SPS"), TimeRemainingColumn(), TextColumn("return {task.fields[ret]}"),
+        console=console, disable=not enabled, transient=False,
+    )
+
+
+def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt=None, console=None) -> dict:
+    from rich.console import Console
+
+    from advantage.logging.writers import CSVWriter, TensorBoardWriter
+
+    console = console or Console(stderr=True)
+    enable_compilation_cache()
+    t_start = time.perf_counter()
+    backend, chunk_iters = _make_backend(algo, algo_cfg, run, run.backend, schedule)
+    seeds = list(run.seeds)
+    runners = backend.init(seeds)
+    iters_done, partial_done, wall_before, compile_before = 0, False, 0.0, 0.0
+    if ckpt is not None:
+        meta, raw = ckpt
+        runners = checkpoint.restore(runners, raw, str(run_dir / "checkpoints"))
+        iters_done, partial_done = meta["iters_done"], meta["partial_done"]
+        wall_before, compile_before = meta["wall_time_s"], meta["compile_time_s"]
+        if hasattr(backend, "reset_envs"):
+            backend.reset_envs(runners)
+        console.print(f"[bold]resuming[/] {run_dir} at {meta['env_steps']} env steps per seed")
+    steps_done = lambda: iters_done * schedule.batch + (schedule.partial_steps * algo_cfg.n_envs if partial_done else 0)  # noqa: E731
+    resume_step = steps_done() if ckpt is not None else None
+    csv_writer = CSVWriter(run_dir / "metrics.csv", resume_step=resume_step)
+    tb_writer = TensorBoardWriter(run_dir / "tb", seeds, resume_step=resume_step)
+    ckpt_every = run.checkpoint_every or max(schedule.batch, run.total_steps // 10)
+    next_ckpt = (steps_done() // ckpt_every + 1) * ckpt_every
+
+    console.print(f"[bold]{algo.NAME}[/] on [bold]{run.env}[/] ({backend.name} back end, {jax.default_backend()}), "
+                  f"seeds {seeds}: {schedule.describe()}; run folder {run_dir}")
+
+    def save_checkpoint():
+        checkpoint.save(run_dir / "checkpoints", runners, {
+            "iters_done": iters_done, "partial_done": partial_done, "env_steps": steps_done(),
+            "wall_time_s": wall_before + time.perf_counter() - t_start,
+            "compile_time_s": compile_before + backend.compile_time_s,
+        })
+
+    def log(metrics: dict, first_step: int, step_size: int, sps: float):
+        n = next(iter(metrics.values())).shape[1]
+        rows = []
+        for si, seed in enumerate(seeds):
+            for i in range(n):
+                row = {"step": first_step + (i + 1) * step_size, "seed": seed}
+                row.update({k: float(v[si, i]) for k, v in metrics.items()})
+                if i == n - 1:
+                    row["perf/sps"] = sps
+                    row["perf/compile_s"] = compile_before + backend.compile_time_s
+                rows.append(row)
+        csv_writer.write_rows(rows)
+        tb_writer.write_rows(rows)
+        returns = metrics["train/episode_return"]
+        finite = returns[np.isfinite(returns)]
+        return float(np.mean(returns[:, -1])) if np.all(np.isfinite(returns[:, -1])) else (
+            float(finite.mean()) if finite.size else float("nan"))
+
+    run_time = 0.0
+    with _progress(console, run.progress) as progress:
+        task = progress.add_task(f"{algo.NAME} {run.env}", total=run.total_steps, completed=steps_done(),
+                                 sps="-", ret="-")
+        while iters_done < schedule.full_iters:
+            n = min(chunk_iters, schedule.full_iters - iters_done)
+            c0 = backend.compile_time_s
+            t0 = time.perf_counter()
+            runners, metrics = backend.run_chunk(runners, n)
+            dt = time.perf_counter() - t0 - (backend.compile_time_s - c0)
+            run_time += dt
+            sps = n * schedule.batch * len(seeds) / max(dt, 1e-9)
+            latest = log(metrics, iters_done * schedule.batch, schedule.batch, sps)
+            iters_done += n
+            progress.update(task, completed=steps_done(), sps=f"{sps:,.0f}", ret=f"{latest:.1f}")
+            if steps_done() >= next_ckpt and iters_done < schedule.full_iters:
+                save_checkpoint()
+                next_ckpt = (steps_done() // ckpt_every + 1) * ckpt_every
+        if schedule.partial_steps and not partial_done:
+            first = iters_done * schedule.batch
+            t0 = time.perf_counter()
+            c0 = backend.compile_time_s
+            runners, metrics = backend.run_partial(runners)
+            dt = time.perf_counter() - t0 - (backend.compile_time_s - c0)
+            run_time += dt
+            partial_done = True
+            sps = schedule.partial_steps * algo_cfg.n_envs * len(seeds) / max(dt, 1e-9)
+            log(metrics, first, schedule.partial_steps * algo_cfg.n_envs, sps)
+            progress.update(task, completed=steps_done())
+    save_checkpoint()
+    csv_writer.close()
+    tb_writer.close()
+
+    summary = {
+        "algo": algo.NAME, "env": run.env, "backend": backend.name, "seeds": seeds,
+        "env_steps": steps_done(), "total_env_steps": steps_done() * len(seeds),
+        "params_digest": params_digest([algo.policy_params(jax.tree.map(lambda x: x[i], runners.agent))
+                                        for i in range(len(seeds))]),
+        "params_digest_per_seed": [params_digest(algo.policy_params(jax.tree.map(lambda x: x[i], runners.agent)))
+                                   for i in range(len(seeds))],
+    }
+    if run.eval_episodes > 0:
+        t0 = time.perf_counter()
+        returns, lengths = backend.evaluate(runners, run.eval_episodes, run.eval_deterministic)
+        eval_s = time.perf_counter() - t0
+        per_seed = returns.mean(axis=1)
+        summary["eval_return"] = {"per_seed": per_seed.tolist(), "mean": float(per_seed.mean()),
+                                  "iqm": iqm(per_seed), "std": float(per_seed.std()),
+                                  "episodes_per_seed": run.eval_episodes,
+                                  "deterministic": run.eval_deterministic}
+        summary["eval_length_mean"] = float(lengths.mean())
+        summary["eval_time_s"] = eval_s
+        (run_dir / "eval").mkdir(exist_ok=True)
+        (run_dir / "eval" / "final.json").write_text(json.dumps([
+            {"seed": s, "returns": returns[i].tolist(), "lengths": lengths[i].tolist()} for i, s in enumerate(seeds)
+        ]))
+    if hasattr(backend, "close"):
+        backend.close()
+    summary.update({
+        "wall_time_s": wall_before + time.perf_counter() - t_start,
+        "compile_time_s": compile_before + backend.compile_time_s,
+        "run_time_s": run_time,
+        "sps": steps_done() * len(seeds) / max(run_time, 1e-9) if ckpt is None else None,
+        "device": jax.default_backend(),
+        "versions": checkpoint.versions(),
+    })
+    try:
+        from advantage.report.plots import learning_curve
+
+        summary["learning_curve"] = str(learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png",
+                                                       title=f"{algo.NAME} on {run.env}"))
+    except Exception as e:  # noqa: BLE001 - a plot must never lose a finished run
+        console.print(f"[yellow]could not draw the learning curve: {e}[/]")
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

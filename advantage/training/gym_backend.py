@@ -1,0 +1,184 @@
+"""Gymnasium back end: any Gymnasium environment, stepped on the host as one vector env.
+
+All seeds share one vector env of ``n_seeds * n_envs`` sub-environments (sub-env ``j``
+of seed ``i`` is ``i * n_envs + j``); acting and updating are the algorithm's own
+``act`` and ``update``, jitted and ``vmap``-ed over seeds exactly as on the JAX path.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from advantage.training.jax_backend import EVAL_SEED_OFFSET
+from advantage.types import Transition
+
+EVAL_BATCH = 64  # evaluation episodes run this many at a time
+
+
+@struct.dataclass
+class HostRunner:
+    """What can be saved of a host run: the agent, the RNG key and the step counter
+    (the environments' internal state lives in Gymnasium and is re-seeded on resume)."""
+
+    agent: Any
+    key: jax.Array
+    env_steps: jax.Array
+
+
+def env_seed(seed: int, index: int, env_steps: int = 0) -> int:
+    """Reset seed of sub-environment ``index`` of training seed ``seed`` when the run
+    (re)starts after ``env_steps`` steps (a resumed run does not replay its first episodes)."""
+    return int(np.random.SeedSequence([seed, index, env_steps]).generate_state(1)[0])
+
+
+class GymnasiumBackend:
+    name = "gymnasium"
+
+    def __init__(self, algo, config, env, env_kwargs, seeds, schedule, asynchronous: bool = False):
+        from advantage.envs.gymnasium import GymnasiumVecEnv
+
+        self.algo, self.config, self.schedule = algo, config, schedule
+        self.env_spec, self.env_kwargs, self.asynchronous = env, env_kwargs, asynchronous
+        self.n_seeds, self.n_envs = len(seeds), config.n_envs
+        self.vec = GymnasiumVecEnv(env, self.n_seeds * self.n_envs, asynchronous=asynchronous, env_kwargs=env_kwargs)
+        self.obs_space, self.action_space = self.vec.observation_space, self.vec.action_space
+        self.compile_time_s = 0.0
+        self.timers = {"env": 0.0, "act": 0.0, "update": 0.0}
+        self._obs = None
+        self._seeds = list(seeds)
+
+        def act_one(agent, obs, key):
+            key, k_act = jax.random.split(key)
+            return key, algo.act(config, self.action_space, agent, obs, k_act)
+
+        def update_one(agent, batch, key):
+            key, k_update = jax.random.split(key)
+            agent, metrics = algo.update(config, self.action_space, agent, batch, k_update)
+            return agent, key, metrics
+
+        self._act = jax.jit(jax.vmap(act_one))
+        self._update = jax.jit(jax.vmap(update_one))
+
+    def init(self, seeds) -> HostRunner:
+        def init_one(seed):
+            key = jax.random.PRNGKey(seed)
+            key, k_init, _ = jax.random.split(key, 3)
+            agent = self.algo.init(k_init, self.obs_space, self.action_space, self.config, self.schedule.total_updates)
+            return HostRunner(agent, key, jnp.zeros((), jnp.int32))
+
+        t0 = time.perf_counter()
+        runners = jax.jit(jax.vmap(init_one))(jnp.asarray(seeds, jnp.uint32))
+        self.compile_time_s += time.perf_counter() - t0
+        self.reset_envs(runners)
+        return runners
+
+    def reset_envs(self, runners: HostRunner) -> None:
+        """(Re)start every sub-env from its seed (also used when resuming from a checkpoint)."""
+        steps = np.asarray(runners.env_steps)
+        seeds = [env_seed(s, j, int(steps[i])) for i, s in enumerate(self._seeds) for j in range(self.n_envs)]
+        self._obs = self.vec.reset(seeds)
+
+    def _split(self, x):
+        return x.reshape((self.n_seeds, self.n_envs) + x.shape[1:])
+
+    def iteration(self, runners: HostRunner, n_steps: int):
+        S, N = self.n_seeds, self.n_envs
+        obs_buf = np.zeros((n_steps, S, N) + self._obs.shape[1:], np.float32)
+        next_buf = np.zeros_like(obs_buf)
+        rew_buf = np.zeros((n_steps, S, N), np.float32)
+        term_buf = np.zeros((n_steps, S, N), bool)
+        trunc_buf = np.zeros((n_steps, S, N), bool)
+        done_buf = np.zeros((n_steps, S, N), bool)
+        ret_buf = np.zeros((n_steps, S, N), np.float32)
+        len_buf = np.zeros((n_steps, S, N), np.float32)
+        actions, log_probs, values = [], [], []
+        key = runners.key
+        for t in range(n_steps):
+            t0 = time.perf_counter()
+            obs = self._split(self._obs)
+            key, (action, log_prob, value) = self._act(runners.agent, obs, key)
+            action_np = np.asarray(action)
+            t1 = time.perf_counter()
+            next_obs, reward, term, trunc, info = self.vec.step(action_np.reshape((S * N,) + action_np.shape[2:]))
+            t2 = time.perf_counter()
+            self.timers["act"] += t1 - t0
+            self.timers["env"] += t2 - t1
+            obs_buf[t], next_buf[t] = obs, self._split(info["final_obs"])
+            rew_buf[t], term_buf[t], trunc_buf[t] = self._split(reward), self._split(term), self._split(trunc)
+            done_buf[t] = self._split(info["episode_done"])
+            ret_buf[t], len_buf[t] = self._split(info["episode_return"]), self._split(info["episode_length"])
+            actions.append(action)
+            log_probs.append(log_prob)
+            values.append(value)
+            self._obs = next_obs
+        t0 = time.perf_counter()
+        # time-major [T, S, N] -> per seed [S, T, N]
+        seed_major = lambda x: jnp.swapaxes(jnp.asarray(x), 0, 1)  # noqa: E731
+        batch = Transition(
+            obs=seed_major(obs_buf), action=seed_major(jnp.stack(actions)), reward=seed_major(rew_buf),
+            terminated=seed_major(term_buf), truncated=seed_major(trunc_buf), next_obs=seed_major(next_buf),
+            log_prob=seed_major(jnp.stack(log_probs)), value=seed_major(jnp.stack(values)),
+        )
+        agent, key, metrics = self._update(runners.agent, batch, key)
+        metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+        self.timers["update"] += time.perf_counter() - t0
+        n_done = done_buf.sum(axis=(0, 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            metrics["train/episode_return"] = np.where(n_done > 0, (ret_buf * done_buf).sum(axis=(0, 2)) / n_done, np.nan)
+            metrics["train/episode_length"] = np.where(n_done > 0, (len_buf * done_buf).sum(axis=(0, 2)) / n_done, np.nan)
+        metrics["train/episodes"] = n_done.astype(np.float32)
+        metrics["train/reward_per_step"] = rew_buf.mean(axis=(0, 2))
+        runners = HostRunner(agent, key, runners.env_steps + n_steps * N)
+        return runners, metrics
+
+    def run_chunk(self, runners: HostRunner, n_iters: int):
+        rows = []
+        for _ in range(n_iters):
+            runners, m = self.iteration(runners, self.config.n_steps)
+            rows.append(m)
+        return runners, {k: np.stack([r[k] for r in rows], axis=1) for k in rows[0]}
+
+    def run_partial(self, runners: HostRunner):
+        runners, m = self.iteration(runners, self.schedule.partial_steps)
+        return runners, {k: v[:, None] for k, v in m.items()}
+
+    def evaluate(self, runners: HostRunner, n_episodes: int, deterministic: bool):
+        """``n_episodes`` per seed on fresh env instances, episode ``i`` reset with seed
+        ``EVAL_SEED_OFFSET + i`` (the same for every training seed)."""
+        from advantage.envs.gymnasium import GymnasiumVecEnv
+
+        n_par = min(n_episodes, EVAL_BATCH)
+        vec = GymnasiumVecEnv(self.env_spec, n_par, env_kwargs=self.env_kwargs, validate=False)
+        act = jax.jit(lambda agent, obs, key: self.algo.act(self.config, self.action_space, agent, obs, key,
+                                                            deterministic)[0])
+        returns = np.zeros((self.n_seeds, n_episodes), np.float32)
+        lengths = np.zeros((self.n_seeds, n_episodes), np.int32)
+        try:
+            for s in range(self.n_seeds):
+                agent = jax.tree.map(lambda x: x[s], runners.agent)
+                key = jax.random.PRNGKey(EVAL_SEED_OFFSET + s)
+                for start in range(0, n_episodes, n_par):
+                    idx = list(range(start, min(start + n_par, n_episodes)))
+                    obs = vec.reset([EVAL_SEED_OFFSET + i for i in idx] + [0] * (n_par - len(idx)))
+                    finished = np.zeros(n_par, bool)
+                    finished[len(idx):] = True
+                    while not finished.all():
+                        key, k = jax.random.split(key)
+                        obs, _, _, _, info = vec.step(np.asarray(act(agent, obs, k)))
+                        ended = info["episode_done"] & ~finished
+                        for j in np.flatnonzero(ended):
+                            returns[s, start + j] = info["episode_return"][j]
+                            lengths[s, start + j] = info["episode_length"][j]
+                        finished |= ended
+        finally:
+            vec.close()
+        return returns, lengths
+
+    def close(self):
+        self.vec.close()

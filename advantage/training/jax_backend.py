@@ -1,0 +1,186 @@
+"""JAX-native back end: env step, rollout and update in one compiled ``lax.scan``,
+``vmap``-ed over seeds.
+
+A *chunk* is ``chunk_iters`` training iterations (rollout + update) compiled once;
+the host loop in ``driver.py`` logs, checkpoints and draws progress between chunks.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from advantage.envs.spaces import is_discrete, scale_action
+from advantage.envs.wrappers import AutoReset, EpisodeStats
+from advantage.types import Transition
+
+#: Evaluation episode ``i`` resets from ``PRNGKey(EVAL_SEED_OFFSET + i)`` for every training seed;
+#: training streams all derive from ``PRNGKey(seed)`` by splitting, so the two never coincide.
+EVAL_SEED_OFFSET = 1_000_000_000
+
+
+@struct.dataclass
+class Runner:
+    """The complete state of one seed's training run (everything a checkpoint needs)."""
+
+    agent: Any
+    env_state: Any
+    obs: jax.Array
+    key: jax.Array
+    env_steps: jax.Array
+
+
+def episode_metrics(reward, done, ep_return, ep_length) -> dict:
+    """Mean return/length of the episodes that ended during a rollout (NaN if none did)."""
+    n = jnp.sum(done)
+    safe = jnp.maximum(n, 1)
+    nan = jnp.float32(jnp.nan)
+    return {
+        "train/episode_return": jnp.where(n > 0, jnp.sum(ep_return * done) / safe, nan),
+        "train/episode_length": jnp.where(n > 0, jnp.sum(ep_length * done) / safe, nan),
+        "train/episodes": n.astype(jnp.float32),
+        "train/reward_per_step": jnp.mean(reward),
+    }
+
+
+class JaxBackend:
+    name = "jax"
+
+    def __init__(self, algo, config, env, env_params, schedule, chunk_iters: int):
+        self.algo, self.config, self.schedule = algo, config, schedule
+        self.env_params = env_params
+        self.base_env = env
+        self.env = AutoReset(EpisodeStats(env))
+        self.obs_space = env.observation_space(env_params)
+        self.action_space = env.action_space(env_params)
+        self.chunk_iters = chunk_iters
+        self.compile_time_s = 0.0
+        self._compiled: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ one seed
+    def init_one(self, seed) -> Runner:
+        key = jax.random.PRNGKey(seed)
+        key, k_init, k_reset = jax.random.split(key, 3)
+        agent = self.algo.init(k_init, self.obs_space, self.action_space, self.config, self.schedule.total_updates)
+        obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(
+            jax.random.split(k_reset, self.config.n_envs), self.env_params
+        )
+        return Runner(agent, env_state, obs, key, jnp.zeros((), jnp.int32))
+
+    def _to_env(self, action):
+        if is_discrete(self.action_space):
+            return action
+        return scale_action(action, jnp.asarray(self.action_space.low), jnp.asarray(self.action_space.high))
+
+    def iteration(self, runner: Runner, n_steps: int):
+        """Collect ``n_steps`` from every env, then one ``algo.update``."""
+        cfg, algo, env = self.config, self.algo, self.env
+
+        def env_step(carry, _):
+            agent, env_state, obs, key = carry
+            key, k_act, k_env = jax.random.split(key, 3)
+            action, log_prob, value = algo.act(cfg, self.action_space, agent, obs, k_act)
+            next_obs, env_state, reward, terminated, truncated, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(k_env, cfg.n_envs), env_state, self._to_env(action), self.env_params
+            )
+            tr = Transition(obs, action, reward, terminated, truncated, info["final_obs"], log_prob, value)
+            ep = (info["episode_done"], info["episode_return"], info["episode_length"])
+            return (agent, env_state, next_obs, key), (tr, ep)
+
+        carry = (runner.agent, runner.env_state, runner.obs, runner.key)
+        (agent, env_state, obs, key), (batch, (done, ep_ret, ep_len)) = jax.lax.scan(
+            env_step, carry, None, length=n_steps
+        )
+        key, k_update = jax.random.split(key)
+        agent, metrics = algo.update(cfg, self.action_space, agent, batch, k_update)
+        metrics.update(episode_metrics(batch.reward, done, ep_ret, ep_len))
+        env_steps = runner.env_steps + n_steps * cfg.n_envs
+        return Runner(agent, env_state, obs, key, env_steps), metrics
+
+    def chunk_one(self, runner: Runner, n_iters):
+        """``chunk_iters`` iterations, of which the first ``n_iters`` run (a shorter last chunk
+        reuses the same compiled function); metrics of skipped iterations are NaN."""
+        n_steps = self.config.n_steps
+        out_shape = jax.eval_shape(lambda r: self.iteration(r, n_steps)[1], runner)
+        skipped = jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), out_shape)
+
+        def body(r, i):
+            return jax.lax.cond(i < n_iters, lambda r: self.iteration(r, n_steps), lambda r: (r, skipped), r)
+
+        return jax.lax.scan(body, runner, jnp.arange(self.chunk_iters))
+
+    # ------------------------------------------------------------------ all seeds
+    def _compile(self, name, fn, *args):
+        if name not in self._compiled:
+            t0 = time.perf_counter()
+            self._compiled[name] = jax.jit(fn).lower(*args).compile()
+            self.compile_time_s += time.perf_counter() - t0
+        return self._compiled[name]
+
+    def init(self, seeds) -> Runner:
+        seeds = jnp.asarray(seeds, jnp.uint32)
+        return self._compile("init", jax.vmap(self.init_one), seeds)(seeds)
+
+    def run_chunk(self, runners: Runner, n_iters: int):
+        """Returns ``(runners, metrics)`` with metrics as numpy ``[n_seeds, n_iters]``."""
+        n = jnp.asarray(n_iters, jnp.int32)
+        fn = self._compile("chunk", jax.vmap(self.chunk_one, in_axes=(0, None)), runners, n)
+        runners, metrics = fn(runners, n)
+        metrics = jax.device_get(metrics)
+        return runners, {k: np.asarray(v)[:, :n_iters] for k, v in metrics.items()}
+
+    def run_partial(self, runners: Runner):
+        """The final, shorter rollout that makes the budget exact."""
+        steps = self.schedule.partial_steps
+        fn = self._compile("partial", jax.vmap(lambda r: self.iteration(r, steps)), runners)
+        runners, metrics = fn(runners)
+        return runners, {k: np.asarray(v)[:, None] for k, v in jax.device_get(metrics).items()}
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate_one(self, agent, n_episodes: int, deterministic: bool):
+        """Run ``n_episodes`` complete episodes (batched) with frozen agent statistics.
+
+        Episode ``i`` starts from ``PRNGKey(EVAL_SEED_OFFSET + i)``, the same for every
+        training seed. Returns raw (undiscounted, unnormalised) returns and lengths.
+        """
+        env, cfg = EpisodeStats(self.base_env), self.config
+        max_steps = getattr(self.base_env, "max_episode_steps", None)
+        if max_steps is None:
+            raise ValueError(f"{self.base_env.name} has no time limit; evaluation needs one (wrap it in TimeLimit)")
+        keys = jax.vmap(jax.random.PRNGKey)(EVAL_SEED_OFFSET + jnp.arange(n_episodes, dtype=jnp.uint32))
+        obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, self.env_params)
+        keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+
+        def step(carry, _):
+            obs, state, keys, done, ret, length = carry
+            keys, k_act, k_env = jnp.split(jax.vmap(lambda k: jax.random.split(k, 3))(keys), 3, axis=1)
+            keys, k_act, k_env = keys[:, 0], k_act[:, 0], k_env[:, 0]
+            action, _, _ = jax.vmap(
+                lambda o, k: jax.tree.map(lambda x: x[0], self.algo.act(cfg, self.action_space, agent, o[None], k,
+                                                                        deterministic))
+            )(obs, k_act)
+            obs, state, reward, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                k_env, state, self._to_env(action), self.env_params
+            )
+            ended = jnp.logical_and(~done, info["episode_done"])
+            ret = jnp.where(ended, info["episode_return"], ret)
+            length = jnp.where(ended, info["episode_length"], length)
+            return (obs, state, keys, done | ended, ret, length), None
+
+        init = (obs, state, keys, jnp.zeros(n_episodes, bool), jnp.zeros(n_episodes), jnp.zeros(n_episodes, jnp.int32))
+        (_, _, _, done, ret, length), _ = jax.lax.scan(step, init, None, length=max_steps)
+        return ret, length
+
+    def evaluate(self, runners: Runner, n_episodes: int, deterministic: bool):
+        fn = self._compile(
+            f"eval{n_episodes}{deterministic}",
+            jax.vmap(lambda a: self.evaluate_one(a, n_episodes, deterministic)),
+            runners.agent,
+        )
+        ret, length = jax.device_get(fn(runners.agent))
+        return np.asarray(ret), np.asarray(length)

@@ -1,0 +1,93 @@
+"""What a run is: environment, seeds, budget, back end, evaluation and output."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Optional
+
+from advantage.config import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    env: str = "CartPole-v1"
+    """Environment: a built-in JAX-native id, any Gymnasium id, or a ``module:Class`` / ``module:function`` path."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Training seeds; each is an independent run (vmapped together on the JAX back end)."""
+    total_steps: Optional[int] = None
+    """Budget in environment steps per seed, summed over that seed's parallel envs (exact). Default: the algorithm's default for the env."""
+    run_dir: Optional[str] = None
+    """Output folder. Default: runs/ALGO-ENV-TIMESTAMP."""
+    backend: Literal["auto", "jax", "gymnasium"] = "auto"
+    """auto: the JAX-native env when one exists, else Gymnasium."""
+    env_kwargs: str = "{}"
+    """JSON dict of keyword arguments for the environment constructor."""
+    async_envs: bool = False
+    """Gymnasium back end: step sub-environments in worker processes (AsyncVectorEnv)."""
+    eval_episodes: int = 200
+    """Episodes of the final evaluation, per training seed."""
+    eval_deterministic: bool = True
+    """Evaluate the mode of the policy (True) or sample from it (False)."""
+    checkpoint_every: Optional[int] = None
+    """Write a checkpoint every this many env steps per seed (default: every 10% of the run)."""
+    n_chunks: int = 50
+    """Training is compiled in chunks; logging, checkpoints and the progress bar happen between them."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self):
+        if not self.seeds:
+            raise ConfigError("--seeds: give at least one seed, e.g. --seeds 0 1 2")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"--seeds {' '.join(map(str, self.seeds))}: seeds must be distinct")
+        if any(s < 0 for s in self.seeds):
+            raise ConfigError("--seeds: seeds must be non-negative integers")
+        if self.total_steps is not None and self.total_steps <= 0:
+            raise ConfigError(f"--total-steps {self.total_steps}: the budget must be a positive number of env steps")
+        if self.eval_episodes < 0:
+            raise ConfigError(f"--eval-episodes {self.eval_episodes}: must be >= 0 (0 skips the final evaluation)")
+        if self.checkpoint_every is not None and self.checkpoint_every <= 0:
+            raise ConfigError(f"--checkpoint-every {self.checkpoint_every}: must be a positive number of env steps")
+        if self.n_chunks < 1:
+            raise ConfigError(f"--n-chunks {self.n_chunks}: must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """How a budget splits into updates: ``full_iters`` rollouts of ``n_steps`` from every env,
+    then (if the budget is not a multiple of the batch) one shorter rollout of ``partial_steps``."""
+
+    total_steps: int
+    n_envs: int
+    n_steps: int
+
+    def __post_init__(self):
+        if self.total_steps % self.n_envs != 0:
+            lo = self.total_steps - self.total_steps % self.n_envs
+            raise ConfigError(
+                f"--total-steps {self.total_steps} is not a multiple of n_envs={self.n_envs}, so the budget "
+                f"could not be met exactly; use --total-steps {lo or self.n_envs} or {lo + self.n_envs}."
+            )
+
+    @property
+    def batch(self) -> int:
+        return self.n_envs * self.n_steps
+
+    @property
+    def full_iters(self) -> int:
+        return self.total_steps // self.batch
+
+    @property
+    def partial_steps(self) -> int:
+        return (self.total_steps - self.full_iters * self.batch) // self.n_envs
+
+    @property
+    def total_updates(self) -> int:
+        return self.full_iters + (1 if self.partial_steps else 0)
+
+    def describe(self) -> str:
+        s = (f"1 update = {self.n_envs} envs x {self.n_steps} steps = {self.batch} transitions; "
+             f"{self.full_iters} updates")
+        if self.partial_steps:
+            s += f" + 1 final update on {self.partial_steps} steps x {self.n_envs} envs"
+        return s + f" = {self.total_steps} env steps per seed"

@@ -1,0 +1,258 @@
+"""Small Gymnasium environments for the bridge and validation tests.
+
+They live in an importable module (not in the test files) so that
+``AsyncVectorEnv`` workers and ``"envs_for_tests:Class"`` paths can import them.
+Each "bad" env breaks exactly one rule unless its docstring says otherwise.
+"""
+
+from __future__ import annotations
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+
+class CountEnv(gymnasium.Env):
+    """obs = [t, noise], reward = 1 + action-dependent term; terminates after ``length`` steps.
+
+    With ``obs_dtype=np.float64`` it returns float64 observations for a float64 Box.
+    """
+
+    def __init__(self, length: int = 5, obs_dtype=np.float32):
+        self.length = length
+        self.obs_dtype = obs_dtype
+        self.observation_space = spaces.Box(-np.inf, np.inf, (2,), obs_dtype)
+        self.action_space = spaces.Discrete(2)
+        self.t = 0
+
+    def _obs(self):
+        return np.array([self.t, self.noise], dtype=self.obs_dtype)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        self.noise = float(self.np_random.uniform()) + 1e-10  # float64-only precision
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        reward = 1.0 + int(action)
+        return self._obs(), reward, self.t >= self.length, False, {}
+
+
+def make_count_env(length: int = 5):
+    """A factory function (for the ``module:function`` form)."""
+    return CountEnv(length=length)
+
+
+class ActionRecorderEnv(gymnasium.Env):
+    """Box(low, high) actions; the observation is the last action received."""
+
+    def __init__(self, low=(0.0, -3.0), high=(10.0, 1.0)):
+        self.action_space = spaces.Box(np.array(low, np.float32), np.array(high, np.float32))
+        self.observation_space = spaces.Box(-np.inf, np.inf, self.action_space.shape, np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(self.action_space.shape, np.float32), {}
+
+    def step(self, action):
+        return np.asarray(action, np.float32).copy(), 0.0, False, False, {}
+
+
+class DiscreteStartEnv(gymnasium.Env):
+    """Discrete(3, start=-1) actions, Discrete(4, start=2) observations (obs = 2 + action + 1)."""
+
+    def __init__(self):
+        self.action_space = spaces.Discrete(3, start=-1)
+        self.observation_space = spaces.Discrete(4, start=2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return 2, {}
+
+    def step(self, action):
+        return int(action) + 3, float(action), False, False, {}
+
+
+class NanAtStepEnv(gymnasium.Env):
+    """Finite until step ``at``; then NaN in observation entry 1 (``what="obs"``) or the reward.
+
+    With ``only_seed`` set, only an env last reset with that seed produces NaN.
+    """
+
+    def __init__(self, at: int = 3, what: str = "obs", only_seed: int | None = None):
+        self.at, self.what, self.only_seed = at, what, only_seed
+        self.seed_used = None
+        self.observation_space = spaces.Box(-np.inf, np.inf, (3,), np.float32)
+        self.action_space = spaces.Discrete(2)
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self.seed_used = seed
+        self.t = 0
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        obs = np.full(3, self.t, np.float32)
+        reward = 1.0
+        if self.t >= self.at and (self.only_seed is None or self.seed_used == self.only_seed):
+            if self.what == "obs":
+                obs[1] = np.nan
+            else:
+                reward = float("nan")
+        return obs, reward, False, False, {}
+
+
+# ---------------------------------------------------------------------------- bad envs
+
+
+class _Base(gymnasium.Env):
+    def __init__(self):
+        self.observation_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
+        self.action_space = spaces.Discrete(2)
+
+    def _obs(self):
+        return np.zeros(3, np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self._obs(), {}
+
+    def step(self, action):
+        return self._obs(), 0.0, False, False, {}
+
+
+class WrongShapeEnv(_Base):
+    def _obs(self):
+        return np.zeros(5, np.float32)
+
+
+class ResetOnlyObsEnv(_Base):
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self._obs()
+
+
+class FourTupleStepEnv(_Base):
+    def step(self, action):
+        return self._obs(), 0.0, False, {}
+
+
+class OutOfBoundsEnv(_Base):
+    """Entries 0 and 2 are outside [-1, 1] on every observation."""
+
+    def _obs(self):
+        return np.array([1.5, 0.0, -7.0], np.float32)
+
+
+class NanRewardEnv(NanAtStepEnv):
+    def __init__(self):
+        super().__init__(at=4, what="reward")
+
+
+class NanObsEnv(NanAtStepEnv):
+    def __init__(self):
+        super().__init__(at=4, what="obs")
+
+
+class InfiniteActionBoundsEnv(_Base):
+    def __init__(self):
+        super().__init__()
+        self.action_space = spaces.Box(-np.inf, np.inf, (2,), np.float32)
+
+
+class DictObsEnv(_Base):
+    def __init__(self):
+        super().__init__()
+        self.observation_space = spaces.Dict({"pos": spaces.Box(-1.0, 1.0, (2,), np.float32)})
+
+    def _obs(self):
+        return {"pos": np.zeros(2, np.float32)}
+
+
+class OldGymBox:
+    """Stands for ``gym.spaces.Box`` (the old, unmaintained package) without installing gym."""
+
+    __module__ = "gym.spaces.box"
+
+    def __init__(self, shape):
+        self.shape = shape
+        self.low = -np.ones(shape, np.float32)
+        self.high = np.ones(shape, np.float32)
+
+    def sample(self):
+        return np.zeros(self.shape, np.float32)
+
+    def __repr__(self):
+        return f"Box(-1.0, 1.0, {self.shape}, float32)"
+
+
+class GymSpaceEnv(_Base):
+    def __init__(self):
+        super().__init__()
+        self.observation_space = OldGymBox((3,))
+
+
+class OldGymEnv:
+    """Stands for a ``gym.Env`` subclass (the old package)."""
+
+    def __init__(self):
+        self.observation_space = OldGymBox((3,))
+        self.action_space = OldGymBox((1,))
+
+    def reset(self):
+        return np.zeros(3, np.float32)
+
+    def step(self, action):
+        return np.zeros(3, np.float32), 0.0, False, {}
+
+
+OldGymEnv.__module__ = "gym.core"
+
+
+def returns_class():
+    """A factory that forgot the parentheses."""
+    return CountEnv
+
+
+class ThreeProblemsEnv(_Base):
+    """reset returns only obs, step returns four values, and the observation has the wrong shape."""
+
+    def _obs(self):
+        return np.zeros(4, np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self._obs()
+
+    def step(self, action):
+        return self._obs(), 0.0, False, {}
+
+
+class UnseededEnv(_Base):
+    """Draws its start state from the global numpy RNG: not reproducible from reset(seed)."""
+
+    def _obs(self):
+        return np.random.uniform(-1, 1, 3).astype(np.float32)
+
+
+class InPlaceEnv(gymnasium.Env):
+    """Returns its own state buffer, updated in place (also by reset): obs = [t]; ends after 3 steps."""
+
+    def __init__(self):
+        self.observation_space = spaces.Box(-np.inf, np.inf, (1,), np.float32)
+        self.action_space = spaces.Discrete(2)
+        self.state = np.zeros(1, np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.state[:] = 0.0
+        return self.state, {}
+
+    def step(self, action):
+        self.state += 1.0
+        return self.state, 1.0, bool(self.state[0] >= 3), False, {}
