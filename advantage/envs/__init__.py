@@ -19,3 +19,5 @@ __all__ = [
     "registered_ids",
     "spec",
 ]
+
+from advantage.envs import probes  # noqa: E402,F401  (registers the probe/... environments)

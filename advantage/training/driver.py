@@ -75,14 +75,18 @@ def default_run_dir(algo_name: str, env: str) -> Path:
 def _make_backend(algo, algo_cfg, run: RunConfig, backend_name: str, schedule: Schedule):
     env_kwargs = json.loads(run.env_kwargs) if run.env_kwargs else {}
     chunk_iters = max(1, math.ceil(schedule.full_iters / run.n_chunks))
+    seed_batching = run.seed_batching
+    if seed_batching == "auto":
+        seed_batching = "map" if jax.default_backend() == "cpu" else "vmap"
     if backend_name == "jax":
         from advantage.training.jax_backend import JaxBackend
 
         env, env_params = registry.make(run.env, **env_kwargs)
-        return JaxBackend(algo, algo_cfg, env, env_params, schedule, chunk_iters), chunk_iters
+        return JaxBackend(algo, algo_cfg, env, env_params, schedule, chunk_iters, seed_batching), chunk_iters
     from advantage.training.gym_backend import GymnasiumBackend
 
-    return GymnasiumBackend(algo, algo_cfg, run.env, env_kwargs, run.seeds, schedule, run.async_envs), chunk_iters
+    return GymnasiumBackend(algo, algo_cfg, run.env, env_kwargs, run.seeds, schedule, run.async_envs,
+                            seed_batching), chunk_iters
 
 
 def train(algo_name: str, algo_cfg, run: RunConfig, console=None) -> dict:
@@ -235,18 +239,9 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
     if run.eval_episodes > 0:
         t0 = time.perf_counter()
         returns, lengths = backend.evaluate(runners, run.eval_episodes, run.eval_deterministic)
-        eval_s = time.perf_counter() - t0
-        per_seed = returns.mean(axis=1)
-        summary["eval_return"] = {"per_seed": per_seed.tolist(), "mean": float(per_seed.mean()),
-                                  "iqm": iqm(per_seed), "std": float(per_seed.std()),
-                                  "episodes_per_seed": run.eval_episodes,
-                                  "deterministic": run.eval_deterministic}
-        summary["eval_length_mean"] = float(lengths.mean())
-        summary["eval_time_s"] = eval_s
-        (run_dir / "eval").mkdir(exist_ok=True)
-        (run_dir / "eval" / "final.json").write_text(json.dumps([
-            {"seed": s, "returns": returns[i].tolist(), "lengths": lengths[i].tolist()} for i, s in enumerate(seeds)
-        ]))
+        summary.update(_eval_result(seeds, returns, lengths, run.eval_deterministic))
+        summary["eval_time_s"] = time.perf_counter() - t0
+        _write_eval(run_dir / "eval" / "final.json", seeds, returns, lengths)
     if hasattr(backend, "close"):
         backend.close()
     summary.update({
@@ -255,6 +250,7 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
         "run_time_s": run_time,
         "sps": steps_done() * len(seeds) / max(run_time, 1e-9) if ckpt is None else None,
         "device": jax.default_backend(),
+        "run_dir": str(run_dir),
         "versions": checkpoint.versions(),
     })
     try:
@@ -266,3 +262,60 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
         console.print(f"[yellow]could not draw the learning curve: {e}[/]")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _eval_result(seeds, returns: np.ndarray, lengths: np.ndarray, deterministic: bool) -> dict:
+    """``eval_return`` of a summary: per-seed mean returns over the evaluation episodes, their mean and IQM."""
+    per_seed = returns.mean(axis=1)
+    return {
+        "eval_return": {"per_seed": per_seed.tolist(), "mean": float(per_seed.mean()), "iqm": iqm(per_seed),
+                        "std": float(per_seed.std()), "episodes_per_seed": int(returns.shape[1]),
+                        "deterministic": deterministic},
+        "eval_length_mean": float(lengths.mean()),
+    }
+
+
+def _write_eval(path: Path, seeds, returns, lengths) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([{"seed": s, "returns": returns[i].tolist(), "lengths": lengths[i].tolist()}
+                                for i, s in enumerate(seeds)]))
+
+
+def _restore(run_dir: Path):
+    """Rebuild the back end of the run in ``run_dir`` and fill it from the last checkpoint."""
+    algo_name, algo_cfg, run = load_run_config(run_dir)
+    meta, raw = checkpoint.load_meta(run_dir / "checkpoints")
+    algo = algos.get(algo_name)
+    schedule = Schedule(run.total_steps, algo_cfg.n_envs, algo_cfg.n_steps)
+    enable_compilation_cache()
+    backend, _ = _make_backend(algo, algo_cfg, run, run.backend, schedule)
+    runners = checkpoint.restore(backend.init(list(run.seeds)), raw, str(run_dir / "checkpoints"))
+    return algo, algo_cfg, run, meta, backend, runners
+
+
+def load_agents(run_dir) -> tuple:
+    """``(algo, config, action_space, agents)`` of a finished or checkpointed run; ``agents``
+    has a leading seed axis (``jax.tree.map(lambda x: x[i], agents)`` is seed ``i``)::
+
+        algo, cfg, space, agents = load_agents("runs/ppo-CartPole-v1-...")
+        action, _, _ = algo.act(cfg, space, jax.tree.map(lambda x: x[0], agents), obs[None], key, True)
+    """
+    algo, algo_cfg, _, _, backend, runners = _restore(Path(run_dir))
+    if hasattr(backend, "close"):
+        backend.close()
+    return algo, algo_cfg, backend.action_space, runners.agent
+
+
+def evaluate_run(run_dir, episodes: int = 200, deterministic: bool = True) -> dict:
+    """Evaluate the last checkpoint of the run in ``run_dir`` again (``advantage eval``)."""
+    run_dir = Path(run_dir)
+    algo, algo_cfg, run, meta, backend, runners = _restore(run_dir)
+    returns, lengths = backend.evaluate(runners, episodes, deterministic)
+    if hasattr(backend, "close"):
+        backend.close()
+    result = {"run_dir": str(run_dir), "env_steps": meta["env_steps"], "seeds": list(run.seeds),
+              **_eval_result(run.seeds, returns, lengths, deterministic)}
+    out = run_dir / "eval" / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    _write_eval(out, run.seeds, returns, lengths)
+    result["episodes_file"] = str(out)
+    return result

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from advantage.training.jax_backend import EVAL_SEED_OFFSET
+from advantage.training.jax_backend import EVAL_SEED_OFFSET, CompileCache, batch_over_seeds
 from advantage.types import Transition
 
 EVAL_BATCH = 64  # evaluation episodes run this many at a time
@@ -40,7 +40,8 @@ def env_seed(seed: int, index: int, env_steps: int = 0) -> int:
 class GymnasiumBackend:
     name = "gymnasium"
 
-    def __init__(self, algo, config, env, env_kwargs, seeds, schedule, asynchronous: bool = False):
+    def __init__(self, algo, config, env, env_kwargs, seeds, schedule, asynchronous: bool = False,
+                 seed_batching: str = "vmap"):
         from advantage.envs.gymnasium import GymnasiumVecEnv
 
         self.algo, self.config, self.schedule = algo, config, schedule
@@ -48,7 +49,7 @@ class GymnasiumBackend:
         self.n_seeds, self.n_envs = len(seeds), config.n_envs
         self.vec = GymnasiumVecEnv(env, self.n_seeds * self.n_envs, asynchronous=asynchronous, env_kwargs=env_kwargs)
         self.obs_space, self.action_space = self.vec.observation_space, self.vec.action_space
-        self.compile_time_s = 0.0
+        self.compiled = CompileCache()
         self.timers = {"env": 0.0, "act": 0.0, "update": 0.0}
         self._obs = None
         self._seeds = list(seeds)
@@ -62,8 +63,20 @@ class GymnasiumBackend:
             agent, metrics = algo.update(config, self.action_space, agent, batch, k_update)
             return agent, key, metrics
 
-        self._act = jax.jit(jax.vmap(act_one))
-        self._update = jax.jit(jax.vmap(update_one))
+        over_seeds = self.over_seeds = batch_over_seeds(seed_batching)
+        self._act_fn = lambda agent, obs, key: over_seeds(lambda a: act_one(*a))((agent, obs, key))
+        self._update_fn = lambda agent, batch, key: over_seeds(lambda a: update_one(*a))((agent, batch, key))
+
+    @property
+    def compile_time_s(self) -> float:
+        return self.compiled.seconds
+
+    def _act(self, agent, obs, key):
+        return self.compiled.get("act", self._act_fn, agent, obs, key)(agent, obs, key)
+
+    def _update(self, agent, batch, key):
+        name = f"update{batch.reward.shape}"  # the final, shorter rollout has its own shape
+        return self.compiled.get(name, self._update_fn, agent, batch, key)(agent, batch, key)
 
     def init(self, seeds) -> HostRunner:
         def init_one(seed):
@@ -72,9 +85,8 @@ class GymnasiumBackend:
             agent = self.algo.init(k_init, self.obs_space, self.action_space, self.config, self.schedule.total_updates)
             return HostRunner(agent, key, jnp.zeros((), jnp.int32))
 
-        t0 = time.perf_counter()
-        runners = jax.jit(jax.vmap(init_one))(jnp.asarray(seeds, jnp.uint32))
-        self.compile_time_s += time.perf_counter() - t0
+        seeds = jnp.asarray(seeds, jnp.uint32)
+        runners = self.compiled.get("init", self.over_seeds(init_one), seeds)(seeds)
         self.reset_envs(runners)
         return runners
 

@@ -48,10 +48,40 @@ def episode_metrics(reward, done, ep_return, ep_length) -> dict:
     }
 
 
+def batch_over_seeds(mode: str):
+    """``fn(x) -> y`` for one seed  ->  the same over a leading seed axis of ``x``.
+
+    ``vmap`` batches the seeds into one program (fast on accelerators); ``map`` loops over
+    them inside the program, so each seed runs exactly the single-seed code: XLA's batched
+    kernels may round differently (by about one ulp per update) from unbatched ones.
+    """
+    if mode == "vmap":
+        return jax.vmap
+    if mode == "map":
+        return lambda fn: (lambda x: jax.lax.map(fn, x))
+    raise ValueError(f"seed batching must be 'vmap' or 'map', got {mode!r}")
+
+
+class CompileCache:
+    """Ahead-of-time compiled functions by name, and the seconds spent compiling them
+    (reported apart from run time)."""
+
+    def __init__(self):
+        self.functions: dict[str, Any] = {}
+        self.seconds = 0.0
+
+    def get(self, name: str, fn, *args):
+        if name not in self.functions:
+            t0 = time.perf_counter()
+            self.functions[name] = jax.jit(fn).lower(*args).compile()
+            self.seconds += time.perf_counter() - t0
+        return self.functions[name]
+
+
 class JaxBackend:
     name = "jax"
 
-    def __init__(self, algo, config, env, env_params, schedule, chunk_iters: int):
+    def __init__(self, algo, config, env, env_params, schedule, chunk_iters: int, seed_batching: str = "vmap"):
         self.algo, self.config, self.schedule = algo, config, schedule
         self.env_params = env_params
         self.base_env = env
@@ -59,8 +89,12 @@ class JaxBackend:
         self.obs_space = env.observation_space(env_params)
         self.action_space = env.action_space(env_params)
         self.chunk_iters = chunk_iters
-        self.compile_time_s = 0.0
-        self._compiled: dict[str, Any] = {}
+        self.over_seeds = batch_over_seeds(seed_batching)
+        self.compiled = CompileCache()
+
+    @property
+    def compile_time_s(self) -> float:
+        return self.compiled.seconds
 
     # ------------------------------------------------------------------ one seed
     def init_one(self, seed) -> Runner:
@@ -115,21 +149,14 @@ class JaxBackend:
         return jax.lax.scan(body, runner, jnp.arange(self.chunk_iters))
 
     # ------------------------------------------------------------------ all seeds
-    def _compile(self, name, fn, *args):
-        if name not in self._compiled:
-            t0 = time.perf_counter()
-            self._compiled[name] = jax.jit(fn).lower(*args).compile()
-            self.compile_time_s += time.perf_counter() - t0
-        return self._compiled[name]
-
     def init(self, seeds) -> Runner:
         seeds = jnp.asarray(seeds, jnp.uint32)
-        return self._compile("init", jax.vmap(self.init_one), seeds)(seeds)
+        return self.compiled.get("init", self.over_seeds(self.init_one), seeds)(seeds)
 
     def run_chunk(self, runners: Runner, n_iters: int):
         """Returns ``(runners, metrics)`` with metrics as numpy ``[n_seeds, n_iters]``."""
         n = jnp.asarray(n_iters, jnp.int32)
-        fn = self._compile("chunk", jax.vmap(self.chunk_one, in_axes=(0, None)), runners, n)
+        fn = self.compiled.get("chunk", lambda r, n: self.over_seeds(lambda x: self.chunk_one(x, n))(r), runners, n)
         runners, metrics = fn(runners, n)
         metrics = jax.device_get(metrics)
         return runners, {k: np.asarray(v)[:, :n_iters] for k, v in metrics.items()}
@@ -137,7 +164,7 @@ class JaxBackend:
     def run_partial(self, runners: Runner):
         """The final, shorter rollout that makes the budget exact."""
         steps = self.schedule.partial_steps
-        fn = self._compile("partial", jax.vmap(lambda r: self.iteration(r, steps)), runners)
+        fn = self.compiled.get("partial", self.over_seeds(lambda r: self.iteration(r, steps)), runners)
         runners, metrics = fn(runners)
         return runners, {k: np.asarray(v)[:, None] for k, v in jax.device_get(metrics).items()}
 
@@ -177,9 +204,9 @@ class JaxBackend:
         return ret, length
 
     def evaluate(self, runners: Runner, n_episodes: int, deterministic: bool):
-        fn = self._compile(
+        fn = self.compiled.get(
             f"eval{n_episodes}{deterministic}",
-            jax.vmap(lambda a: self.evaluate_one(a, n_episodes, deterministic)),
+            self.over_seeds(lambda a: self.evaluate_one(a, n_episodes, deterministic)),
             runners.agent,
         )
         ret, length = jax.device_get(fn(runners.agent))

@@ -30,6 +30,9 @@ class RunConfig:
     """Evaluate the mode of the policy (True) or sample from it (False)."""
     checkpoint_every: Optional[int] = None
     """Write a checkpoint every this many env steps per seed (default: every 10% of the run)."""
+    seed_batching: Literal["auto", "vmap", "map"] = "auto"
+    """JAX back end: run seeds as one batched program (vmap: fastest on accelerators) or one after another
+    inside it (map: seed i is bit-identical to a run of seed i alone). auto: map on CPU, vmap elsewhere."""
     n_chunks: int = 50
     """Training is compiled in chunks; logging, checkpoints and the progress bar happen between them."""
     progress: bool = True

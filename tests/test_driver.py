@@ -1,0 +1,139 @@
+"""The generic driver: exact budget, determinism, vmapped seeds, kill-and-resume, CLI errors."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from advantage.algos import ppo
+from advantage.cli import main
+from advantage.training import driver
+
+from helpers import train_run
+
+SMALL = dict(n_envs=8, n_steps=32, n_epochs=2, n_minibatches=2)
+
+
+def _rows(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_budget_is_exact_with_a_short_final_rollout(tmp_path):
+    # 1000 = 3 full rollouts of 8x32 = 768, then one of 29 steps x 8 envs = 232
+    summary, run_dir = train_run(tmp_path, "ppo", ppo.Config(**SMALL), "CartPole-v1", total_steps=1000)
+    assert summary["env_steps"] == 1000
+    steps = [int(r["step"]) for r in _rows(run_dir)]
+    assert steps == [256, 512, 768, 1000]
+    meta = json.loads((run_dir / "config.json").read_text())
+    assert meta["run"]["total_steps"] == 1000 and meta["algo_config"]["n_envs"] == 8
+
+
+def test_same_seed_same_digest_and_different_seed_differs(tmp_path):
+    a, _ = train_run(tmp_path / "a", "ppo", ppo.Config(**SMALL), "CartPole-v1", total_steps=2048)
+    b, _ = train_run(tmp_path / "b", "ppo", ppo.Config(**SMALL), "CartPole-v1", total_steps=2048)
+    c, _ = train_run(tmp_path / "c", "ppo", ppo.Config(**SMALL), "CartPole-v1", seeds=(1,), total_steps=2048)
+    assert a["params_digest"] == b["params_digest"]
+    assert a["params_digest"] != c["params_digest"]
+
+
+@pytest.mark.parametrize("backend", ["jax", "gymnasium"])
+def test_seed_i_of_a_multi_seed_run_equals_a_single_seed_run(tmp_path, backend):
+    """With seed_batching="map" (the CPU default) seeds are bit-identical to single-seed runs."""
+    kw = dict(total_steps=2048, backend=backend, seed_batching="map")
+    multi, _ = train_run(tmp_path / "m", "ppo", ppo.Config(**SMALL), "CartPole-v1", seeds=(0, 1, 2), **kw)
+    single, _ = train_run(tmp_path / "s", "ppo", ppo.Config(**SMALL), "CartPole-v1", seeds=(1,), **kw)
+    assert len(set(multi["params_digest_per_seed"])) == 3
+    assert multi["params_digest_per_seed"][1] == single["params_digest_per_seed"][0]
+
+
+def test_vmapped_seeds_run_the_same_computation_up_to_rounding(tmp_path):
+    """seed_batching="vmap" batches seeds into one program: XLA's batched kernels may round
+    differently (about one ulp), so we check equality to float tolerance after a few updates."""
+    import jax
+    import numpy as np
+
+    from advantage.training.driver import load_agents
+
+    kw = dict(total_steps=1024, seed_batching="vmap")
+    _, run_m = train_run(tmp_path / "m", "ppo", ppo.Config(**SMALL), "CartPole-v1", seeds=(0, 1, 2), **kw)
+    _, run_s = train_run(tmp_path / "s", "ppo", ppo.Config(**SMALL), "CartPole-v1", seeds=(1,), **kw)
+    multi, single = load_agents(run_m)[3], load_agents(run_s)[3]
+    for a, b in zip(jax.tree.leaves(multi.params), jax.tree.leaves(single.params)):
+        np.testing.assert_allclose(np.asarray(a)[1], np.asarray(b)[0], atol=1e-5)
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path):
+    """SIGKILL mid-run, then --resume: same params_digest and evaluation as an uninterrupted run."""
+    args = ["--env", "CartPole-v1", "--seeds", "0", "--total-steps", str(256 * 150), "--n-chunks", "75",
+            "--checkpoint-every", "512", "--eval-episodes", "20", "--n-epochs", "2", "--no-progress"]
+    ref_dir, kill_dir = tmp_path / "ref", tmp_path / "killed"
+    assert main(["train", "ppo", *args, "--run-dir", str(ref_dir)]) == 0
+    reference = json.loads((ref_dir / "summary.json").read_text())
+
+    proc = subprocess.Popen([sys.executable, "-m", "advantage.cli", "train", "ppo", *args, "--run-dir", str(kill_dir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    ckpt = kill_dir / "checkpoints" / "checkpoint.msgpack"
+    deadline = time.time() + 300
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (kill_dir / "summary.json").exists()
+
+    resumed = driver.resume(kill_dir)
+    assert resumed["params_digest"] == reference["params_digest"]
+    assert resumed["eval_return"]["per_seed"] == reference["eval_return"]["per_seed"]
+    steps = [int(r["step"]) for r in _rows(kill_dir)]
+    assert steps == sorted(set(steps)) and steps[-1] == 256 * 150  # no duplicated or missing rows
+
+
+def test_eval_command_equals_in_process_evaluation(tmp_path, capsys):
+    summary, run_dir = train_run(tmp_path, "ppo", ppo.Config(**SMALL), "CartPole-v1", total_steps=2048,
+                                 eval_episodes=30)
+    assert main(["eval", str(run_dir), "--episodes", "30"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["eval_return"]["per_seed"] == summary["eval_return"]["per_seed"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "pop"], "unknown algorithm 'pop'. Did you mean ppo"),
+    (["train", "ppo", "--env", "CartPol-v1"], "CartPole-v1"),
+    (["train", "ppo", "--backend", "jax", "--env", "Taxi-v3"], "No JAX-native environment named 'Taxi-v3'"),
+    (["train", "ppo", "--total-steps", "1001"], "use --total-steps 1000 or 1008"),
+    (["train", "ppo", "--total-steps", "-5"], "budget must be a positive"),
+    (["train", "ppo", "--n-minibatches", "3"], "cannot be split into n_minibatches=3"),
+    (["train", "--resume", "."], "is not a run folder"),
+    (["trian"], "did you mean 'train'"),
+])
+def test_bad_input_exits_2_with_a_message(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(argv)
+    except SystemExit as e:  # errors found while parsing options are reported by tyro, also with code 2
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err
+    flat = " ".join(err.replace("│", " ").split())
+    assert message in flat, err
+    assert "Traceback" not in err
+
+
+def test_damaged_checkpoint_is_reported(tmp_path, capsys):
+    _, run_dir = train_run(tmp_path, "ppo", ppo.Config(**SMALL), "CartPole-v1", total_steps=512)
+    ckpt = run_dir / "checkpoints" / "checkpoint.msgpack"
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    assert main(["train", "--resume", str(run_dir)]) == 2
+    assert "damaged" in capsys.readouterr().err
+
+
+def test_existing_run_dir_is_not_overwritten(tmp_path, capsys):
+    _, run_dir = train_run(tmp_path, "ppo", ppo.Config(**SMALL), "CartPole-v1", total_steps=512)
+    assert main(["train", "ppo", "--total-steps", "512", "--run-dir", str(run_dir), "--no-progress"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
