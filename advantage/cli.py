@@ -168,7 +168,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyError as e:  # unknown algorithm or environment: the message is the first argument
         return _fail(str(e.args[0]) if e.args else str(e))
     except KeyboardInterrupt:
-        print("\ninterrupted: the last checkpoint is kept; continue with advantage train --resume DIR", file=sys.stderr)
         return 130
 
 

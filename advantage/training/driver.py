@@ -172,6 +172,7 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
 
     def save_checkpoint():
         checkpoint.save(run_dir / "checkpoints", runners, {
+            "algo": algo.NAME, "algo_config": to_dict(algo_cfg), "run": to_dict(run),
             "iters_done": iters_done, "partial_done": partial_done, "env_steps": steps_done(),
             "wall_time_s": wall_before + time.perf_counter() - t_start,
             "compile_time_s": compile_before + backend.compile_time_s,
@@ -196,34 +197,42 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
             float(finite.mean()) if finite.size else float("nan"))
 
     run_time = 0.0
-    with _progress(console, run.progress) as progress:
-        task = progress.add_task(f"{algo.NAME} {run.env}", total=run.total_steps, completed=steps_done(),
-                                 sps="-", ret="-")
-        while iters_done < schedule.full_iters:
-            n = min(chunk_iters, schedule.full_iters - iters_done)
-            c0 = backend.compile_time_s
-            t0 = time.perf_counter()
-            runners, metrics = backend.run_chunk(runners, n)
-            dt = time.perf_counter() - t0 - (backend.compile_time_s - c0)
-            run_time += dt
-            sps = n * schedule.batch * len(seeds) / max(dt, 1e-9)
-            latest = log(metrics, iters_done * schedule.batch, schedule.batch, sps)
-            iters_done += n
-            progress.update(task, completed=steps_done(), sps=f"{sps:,.0f}", ret=f"{latest:.1f}")
-            if steps_done() >= next_ckpt and iters_done < schedule.full_iters:
-                save_checkpoint()
-                next_ckpt = (steps_done() // ckpt_every + 1) * ckpt_every
-        if schedule.partial_steps and not partial_done:
-            first = iters_done * schedule.batch
-            t0 = time.perf_counter()
-            c0 = backend.compile_time_s
-            runners, metrics = backend.run_partial(runners)
-            dt = time.perf_counter() - t0 - (backend.compile_time_s - c0)
-            run_time += dt
-            partial_done = True
-            sps = schedule.partial_steps * algo_cfg.n_envs * len(seeds) / max(dt, 1e-9)
-            log(metrics, first, schedule.partial_steps * algo_cfg.n_envs, sps)
-            progress.update(task, completed=steps_done())
+    try:
+        with _progress(console, run.progress) as progress:
+            task = progress.add_task(f"{algo.NAME} {run.env}", total=run.total_steps, completed=steps_done(),
+                                     sps="-", ret="-")
+            while iters_done < schedule.full_iters:
+                n = min(chunk_iters, schedule.full_iters - iters_done)
+                c0 = backend.compile_time_s
+                t0 = time.perf_counter()
+                new_runners, metrics = backend.run_chunk(runners, n)
+                dt = time.perf_counter() - t0 - (backend.compile_time_s - c0)
+                run_time += dt
+                sps = n * schedule.batch * len(seeds) / max(dt, 1e-9)
+                latest = log(metrics, iters_done * schedule.batch, schedule.batch, sps)
+                runners, iters_done = new_runners, iters_done + n  # together: a Ctrl-C saves a consistent pair
+                progress.update(task, completed=steps_done(), sps=f"{sps:,.0f}", ret=f"{latest:.1f}")
+                if steps_done() >= next_ckpt and iters_done < schedule.full_iters:
+                    save_checkpoint()
+                    next_ckpt = (steps_done() // ckpt_every + 1) * ckpt_every
+            if schedule.partial_steps and not partial_done:
+                first = iters_done * schedule.batch
+                t0 = time.perf_counter()
+                c0 = backend.compile_time_s
+                new_runners, metrics = backend.run_partial(runners)
+                dt = time.perf_counter() - t0 - (backend.compile_time_s - c0)
+                run_time += dt
+                sps = schedule.partial_steps * algo_cfg.n_envs * len(seeds) / max(dt, 1e-9)
+                log(metrics, first, schedule.partial_steps * algo_cfg.n_envs, sps)
+                runners, partial_done = new_runners, True
+                progress.update(task, completed=steps_done())
+    except KeyboardInterrupt:
+        save_checkpoint()  # the state after the last completed chunk: nothing finished is lost
+        console.print(f"\n[bold]interrupted[/] at {steps_done()} env steps per seed; the checkpoint is saved. "
+                      f"Continue with: advantage train --resume {run_dir}")
+        csv_writer.close()
+        tb_writer.close()
+        raise
     save_checkpoint()
     csv_writer.close()
     tb_writer.close()
