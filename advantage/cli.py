@@ -149,6 +149,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     _prepare_jax()
+    # Like `python -m`, make the current folder importable, so that `--env my_pkg.envs:MyEnv`
+    # finds a user's own package without installing it.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     from advantage.config import ConfigError
     from advantage.envs.validation import EnvError
     from advantage.training.checkpoint import CheckpointError

@@ -137,3 +137,20 @@ def test_existing_run_dir_is_not_overwritten(tmp_path, capsys):
     _, run_dir = train_run(tmp_path, "ppo", ppo.Config(**SMALL), "CartPole-v1", total_steps=512)
     assert main(["train", "ppo", "--total-steps", "512", "--run-dir", str(run_dir), "--no-progress"]) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_env_error_mid_run_keeps_a_checkpoint_and_exits_2(tmp_path, capsys):
+    """A user env that emits NaN after 400 steps: a short message naming the env and step,
+    exit code 2, and the state of the last completed update saved for --resume."""
+    from advantage.training.checkpoint import load_meta
+
+    run_dir = tmp_path / "nan"
+    code = main(["train", "ppo", "--env", "envs_for_tests:NanAtStepEnv", "--env-kwargs", '{"at": 400}',
+                 "--seeds", "0", "--total-steps", str(256 * 50), "--n-epochs", "1", "--eval-episodes", "0",
+                 "--run-dir", str(run_dir), "--no-progress"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2
+    assert "non-finite" in err and "sub-env" in err and "400" in err, err
+    assert "Traceback" not in err
+    meta, _ = load_meta(run_dir / "checkpoints")
+    assert meta["env_steps"] == 256 * 12  # step 400 of each env falls in the 13th rollout of 32 steps

@@ -38,6 +38,7 @@ from advantage.envs.spaces import Box, Discrete
 from advantage.envs.validation import (
     EnvError,
     Problem,
+    _fmt_index,
     _is_old_gym,
     check_gymnasium_env,
     format_problems,
@@ -721,6 +722,13 @@ class GymnasiumVecEnv:
                     )
                 )
         if problems:
+            shown = 3  # many sub-envs usually fail alike: show a few in full, then list the rest
+            if len(problems) > shown:
+                rest = sorted({int(p.what.split()[1]) for p in problems[shown:]})
+                problems = problems[:shown] + [
+                    f"{len(problems) - shown} more like these, in sub-env{'s' if len(rest) > 1 else ''} "
+                    f"{_fmt_index(rest)}"
+                ]
             raise EnvError(format_problems(f"Non-finite values from {self._env_name()}", problems))
 
     def _env_name(self) -> str:

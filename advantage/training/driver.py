@@ -226,12 +226,14 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
                 log(metrics, first, schedule.partial_steps * algo_cfg.n_envs, sps)
                 runners, partial_done = new_runners, True
                 progress.update(task, completed=steps_done())
-    except KeyboardInterrupt:
-        save_checkpoint()  # the state after the last completed chunk: nothing finished is lost
-        console.print(f"\n[bold]interrupted[/] at {steps_done()} env steps per seed; the checkpoint is saved. "
-                      f"Continue with: advantage train --resume {run_dir}")
+    except BaseException as e:
+        # Ctrl-C, or an error from the env or the host: keep the state after the last completed chunk.
+        save_checkpoint()
         csv_writer.close()
         tb_writer.close()
+        what = "interrupted" if isinstance(e, KeyboardInterrupt) else f"stopped by an error ({type(e).__name__})"
+        console.print(f"\n[bold]{what}[/] at {steps_done()} env steps per seed; the checkpoint is saved. "
+                      f"Continue with: advantage train --resume {run_dir}")
         raise
     save_checkpoint()
     csv_writer.close()
