@@ -256,3 +256,52 @@ class InPlaceEnv(gymnasium.Env):
     def step(self, action):
         self.state += 1.0
         return self.state, 1.0, bool(self.state[0] >= 3), False, {}
+
+
+# ---------------------------------------------------------------------------- for the training driver
+
+class MatrixObsEnv(gymnasium.Env):
+    """A 2-D Box observation (3 x 4); reward 1 for action 1. Episodes last 5 steps."""
+
+    def __init__(self):
+        self.observation_space = spaces.Box(-1.0, 1.0, (3, 4), np.float32)
+        self.action_space = spaces.Discrete(2)
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.np_random.uniform(-1, 1, (3, 4)).astype(np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        obs = self.np_random.uniform(-1, 1, (3, 4)).astype(np.float32)
+        return obs, float(action == 1), self.t >= 5, False, {}
+
+
+class EndlessEnv(gymnasium.Env):
+    """Never terminates and has no time limit: evaluation must cut it."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, np.float32), 1.0, False, False, {}
+
+
+def _jax_probe():
+    from advantage.envs.probes import ConstantReward
+
+    class UserJaxEnv(ConstantReward):
+        """A user's own JAX-native env, reached by a module:Class path."""
+
+        max_episode_steps = 1
+
+    return UserJaxEnv
+
+
+UserJaxEnv = _jax_probe()

@@ -154,3 +154,43 @@ def test_env_error_mid_run_keeps_a_checkpoint_and_exits_2(tmp_path, capsys):
     assert "Traceback" not in err
     meta, _ = load_meta(run_dir / "checkpoints")
     assert meta["env_steps"] == 256 * 12  # step 400 of each env falls in the 13th rollout of 32 steps
+
+
+def test_two_dimensional_observations_train(tmp_path):
+    summary, _ = train_run(tmp_path, "ppo", ppo.Config(**SMALL), "envs_for_tests:MatrixObsEnv", total_steps=2048,
+                           eval_episodes=10)
+    assert summary["eval_length_mean"] == 5.0
+
+
+def test_evaluation_cuts_an_env_without_time_limit(tmp_path):
+    summary, run_dir = train_run(tmp_path, "ppo", ppo.Config(**SMALL), "envs_for_tests:EndlessEnv",
+                                 total_steps=512, eval_episodes=3, eval_max_steps=50)
+    assert summary["eval_length_mean"] == 50 and summary["eval_return"]["mean"] == 50.0
+
+
+def test_users_own_jax_env_by_module_path(tmp_path):
+    summary, _ = train_run(tmp_path, "ppo", ppo.Config(**SMALL), "envs_for_tests:UserJaxEnv", total_steps=512,
+                           eval_episodes=4)
+    assert summary["backend"] == "jax" and summary["eval_return"]["mean"] == 1.0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--env-kwargs", "{bad"], "is not valid JSON"),
+    (["--env", "CartPole-v1", "--env-kwargs", '{"size": 3}'], "cannot build CartPole-v1 with --env-kwargs"),
+    (["--env", "LunarLander-v3"], "needs a package that is not installed"),
+])
+def test_bad_env_input_exits_2_and_leaves_no_run(tmp_path, capsys, argv, message):
+    run_dir = tmp_path / "r"
+    try:
+        code = main(["train", "ppo", *argv, "--run-dir", str(run_dir), "--no-progress"])
+    except SystemExit as e:
+        code = e.code
+    err = " ".join(capsys.readouterr().err.replace("│", " ").split())
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert not (run_dir / "config.json").exists()  # the same --run-dir can be used once the input is fixed
+
+
+def test_resuming_a_finished_run_says_so(tmp_path, capsys):
+    _, run_dir = train_run(tmp_path, "ppo", ppo.Config(**SMALL), "CartPole-v1", total_steps=512)
+    assert main(["train", "--resume", str(run_dir)]) == 2
+    assert "has finished" in capsys.readouterr().err

@@ -14,10 +14,10 @@ def clipped_surrogate(log_prob, old_log_prob, advantages, clip_eps):
         L^{CLIP} = -\hat{\mathbb E}_t\big[\min(r_t \hat A_t,\;
                    \operatorname{clip}(r_t, 1-\epsilon, 1+\epsilon)\hat A_t)\big]
 
-    Returns ``(loss, metrics)`` with the fraction of samples whose ratio was clipped
-    and two KL estimates between old and new policy on the batch:
-    ``approx_kl = E[(r-1) - log r]`` (unbiased, non-negative; Schulman 2020,
-    "Approximating KL divergence") and ``approx_kl_old = E[-log r]``.
+    Returns ``(loss, metrics)`` with the fraction of samples whose ratio was clipped,
+    the largest ratio, and the KL estimate between old and new policy on the batch
+    ``approx_kl = E[(r-1) - log r]`` (unbiased and non-negative; Schulman 2020,
+    "Approximating KL divergence").
     """
     log_ratio = log_prob - old_log_prob
     ratio = jnp.exp(log_ratio)
@@ -27,7 +27,6 @@ def clipped_surrogate(log_prob, old_log_prob, advantages, clip_eps):
     metrics = {
         "clip_fraction": jnp.mean((jnp.abs(ratio - 1.0) > clip_eps).astype(jnp.float32)),
         "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
-        "approx_kl_old": jnp.mean(-log_ratio),
         "ratio_max": jnp.max(ratio),
     }
     return loss, metrics

@@ -1,7 +1,7 @@
 """Environments: the functional JAX contract, wrappers, classic control and the Gymnasium bridge."""
 
 from advantage.envs.api import Environment
-from advantage.envs.registry import is_registered, make, register, registered_ids, spec
+from advantage.envs.registry import is_jax_env, is_registered, make, register, registered_ids, spec
 from advantage.envs.spaces import Box, Discrete
 from advantage.envs.wrappers import AutoReset, EpisodeStats, TimeLimit, Wrapper
 
@@ -13,6 +13,7 @@ __all__ = [
     "EpisodeStats",
     "TimeLimit",
     "Wrapper",
+    "is_jax_env",
     "is_registered",
     "make",
     "register",

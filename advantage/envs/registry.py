@@ -56,16 +56,38 @@ def _load(entry_point):
     return getattr(importlib.import_module(module), attr)
 
 
-def make(env_id: str, **kwargs) -> tuple[Environment, object]:
-    """Build the JAX-native environment ``env_id`` with its registered time limit.
+def _user_env_class(env_id: str):
+    """The ``Environment`` subclass named by a ``"module:Class"`` path, or None if it names none."""
+    if ":" not in env_id:
+        return None
+    try:
+        obj = _load(env_id)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    return obj if isinstance(obj, type) and issubclass(obj, Environment) else None
 
+
+def is_jax_env(env_id: str) -> bool:
+    """True for a registered id, or a ``"module:Class"`` path to an ``Environment`` subclass."""
+    return env_id in _REGISTRY or _user_env_class(env_id) is not None
+
+
+def make(env_id: str, **kwargs) -> tuple[Environment, object]:
+    """Build the JAX-native environment ``env_id`` with its time limit.
+
+    ``env_id`` is a registered id, or a ``"module:Class"`` path to an ``Environment``
+    subclass (its class attribute ``max_episode_steps``, if set, is the time limit).
     Returns ``(env, params)`` where ``params = env.default_params()``; keyword
     arguments go to the environment's constructor.
     """
-    s = spec(env_id)
-    env = _load(s.entry_point)(**kwargs)
-    if s.max_episode_steps is not None:
-        env = TimeLimit(env, s.max_episode_steps)
+    cls = None if env_id in _REGISTRY else _user_env_class(env_id)
+    if cls is not None:
+        env, limit = cls(**kwargs), getattr(cls, "max_episode_steps", None)
+    else:
+        s = spec(env_id)
+        env, limit = _load(s.entry_point)(**kwargs), s.max_episode_steps
+    if limit is not None:
+        env = TimeLimit(env, limit)
     return env, env.default_params()
 
 

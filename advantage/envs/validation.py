@@ -712,8 +712,8 @@ def check_gymnasium_env(env: Any, *, steps: int = 20, seed: int = 0) -> None:
             format_problems(
                 f"Environment check failed for {_env_title(env)}",
                 problems,
-                footer="(Pass validate=False to skip this check; the problems will then surface later, "
-                "usually as harder-to-read errors.)",
+                footer="(To skip this check: --no-env-check, RunConfig(env_check=False) or validate=False; "
+                "the problems will then surface later, usually as harder-to-read errors.)",
             )
         )
 

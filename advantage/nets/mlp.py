@@ -13,6 +13,12 @@ from advantage.core.distributions import Categorical, DiagGaussian
 ACTIVATIONS: dict[str, Callable] = {"tanh": nn.tanh, "relu": nn.relu, "elu": nn.elu, "gelu": nn.gelu}
 
 
+def flatten_obs(obs, obs_shape: tuple[int, ...]):
+    """``[..., *obs_shape] -> [..., prod(obs_shape)]``: MLPs see a flat feature vector."""
+    lead = obs.shape[: obs.ndim - len(obs_shape)]
+    return obs.reshape(lead + (-1,)) if len(obs_shape) != 1 else obs
+
+
 def ortho(scale: float):
     return nn.initializers.orthogonal(scale)
 

@@ -33,11 +33,14 @@ def learning_curve(metrics_csv: Path, out_png: Path, metric: str = "train/episod
     if len(curves) > 1 and grid is not None:
         mean = np.mean([np.interp(grid, s, v) for s, v in curves], axis=0)
         ax.plot(grid, mean, color="black", lw=2, label="mean over seeds")
+    if not series:
+        ax.text(0.5, 0.5, "no episode ended during training", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("environment steps (per seed)")
     ax.set_ylabel(metric)
     ax.set_title(title or metric)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if series:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out_png)
     plt.close(fig)

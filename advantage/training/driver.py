@@ -39,12 +39,18 @@ def enable_compilation_cache() -> None:
 
 def resolve_backend(run: RunConfig) -> str:
     if run.backend == "jax":
-        if not registry.is_registered(run.env):
+        if not registry.is_jax_env(run.env):
             registry.spec(run.env)  # raises with suggestions
         return "jax"
     if run.backend == "gymnasium":
         return "gymnasium"
-    return "jax" if registry.is_registered(run.env) else "gymnasium"
+    return "jax" if registry.is_jax_env(run.env) else "gymnasium"
+
+
+def resolve_seed_batching(run: RunConfig) -> str:
+    if run.seed_batching != "auto":
+        return run.seed_batching
+    return "map" if jax.default_backend() == "cpu" else "vmap"
 
 
 def params_digest(tree) -> str:
@@ -75,18 +81,25 @@ def default_run_dir(algo_name: str, env: str) -> Path:
 def _make_backend(algo, algo_cfg, run: RunConfig, backend_name: str, schedule: Schedule):
     env_kwargs = json.loads(run.env_kwargs) if run.env_kwargs else {}
     chunk_iters = max(1, math.ceil(schedule.full_iters / run.n_chunks))
-    seed_batching = run.seed_batching
-    if seed_batching == "auto":
-        seed_batching = "map" if jax.default_backend() == "cpu" else "vmap"
-    if backend_name == "jax":
-        from advantage.training.jax_backend import JaxBackend
+    seed_batching = resolve_seed_batching(run)
+    try:
+        if backend_name == "jax":
+            from advantage.training.jax_backend import JaxBackend
 
-        env, env_params = registry.make(run.env, **env_kwargs)
-        return JaxBackend(algo, algo_cfg, env, env_params, schedule, chunk_iters, seed_batching), chunk_iters
-    from advantage.training.gym_backend import GymnasiumBackend
+            env, env_params = registry.make(run.env, **env_kwargs)
+            return JaxBackend(algo, algo_cfg, env, env_params, schedule, chunk_iters, seed_batching), chunk_iters
+        from advantage.training.gym_backend import GymnasiumBackend
 
-    return GymnasiumBackend(algo, algo_cfg, run.env, env_kwargs, run.seeds, schedule, run.async_envs,
-                            seed_batching), chunk_iters
+        return GymnasiumBackend(algo, algo_cfg, run.env, env_kwargs, run.seeds, schedule, run.async_envs,
+                                seed_batching, validate=run.env_check), chunk_iters
+    except TypeError as e:  # the env's constructor rejected --env-kwargs
+        raise RunError(f"cannot build {run.env} with --env-kwargs {run.env_kwargs}: {e}") from None
+    except Exception as e:
+        import gymnasium
+
+        if isinstance(e, (ImportError, gymnasium.error.DependencyNotInstalled)):  # Box2D, MuJoCo, ...
+            raise RunError(f"{run.env} needs a package that is not installed: {e}") from None
+        raise
 
 
 def train(algo_name: str, algo_cfg, run: RunConfig, console=None) -> dict:
@@ -95,14 +108,11 @@ def train(algo_name: str, algo_cfg, run: RunConfig, console=None) -> dict:
     backend_name = resolve_backend(run)
     total = run.total_steps or algo.DEFAULT_STEPS.get(run.env, 100_000)
     schedule = Schedule(total, algo_cfg.n_envs, algo_cfg.n_steps)
-    run = dataclasses.replace(run, total_steps=total, backend=backend_name,
+    run = dataclasses.replace(run, total_steps=total, backend=backend_name, seed_batching=resolve_seed_batching(run),
                               run_dir=str(run.run_dir or default_run_dir(algo_name, run.env)))
     run_dir = Path(run.run_dir)
     if (run_dir / "config.json").exists():
         raise RunError(f"{run_dir} already holds a run; choose another --run-dir, or continue it with --resume {run_dir}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = {"algo": algo_name, "algo_config": to_dict(algo_cfg), "run": to_dict(run), "versions": checkpoint.versions()}
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
     return _run(algo, algo_cfg, run, schedule, run_dir, console=console)
 
 
@@ -122,9 +132,14 @@ def load_run_config(run_dir) -> tuple[str, object, RunConfig]:
 
 
 def resume(run_dir, console=None) -> dict:
-    """Continue the run in ``run_dir`` from its checkpoint, to the same result as an uninterrupted run."""
+    """Continue the run in ``run_dir`` from its checkpoint. On the JAX back end the result is the
+    same, bit for bit, as an uninterrupted run's; on the Gymnasium back end the environments are
+    re-seeded (their internal state is not saved), so the continuation differs."""
     algo_name, algo_cfg, run = load_run_config(run_dir)
     meta, raw = checkpoint.load_meta(Path(run_dir) / "checkpoints")
+    if meta["env_steps"] >= run.total_steps and (Path(run_dir) / "summary.json").exists():
+        raise RunError(f"{run_dir} has finished ({meta['env_steps']} env steps per seed); "
+                       f"evaluate it again with: advantage eval {run_dir}")
     algo = algos.get(algo_name)
     schedule = Schedule(run.total_steps, algo_cfg.n_envs, algo_cfg.n_steps)
     return _run(algo, algo_cfg, run, schedule, Path(run_dir), ckpt=(meta, raw), console=console)
@@ -151,6 +166,11 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
     backend, chunk_iters = _make_backend(algo, algo_cfg, run, run.backend, schedule)
     seeds = list(run.seeds)
     runners = backend.init(seeds)
+    if ckpt is None:  # written once the env and agent are built, so a failed start leaves no half-made run
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config = {"algo": algo.NAME, "algo_config": to_dict(algo_cfg), "run": to_dict(run),
+                  "versions": checkpoint.versions()}
+        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
     iters_done, partial_done, wall_before, compile_before = 0, False, 0.0, 0.0
     if ckpt is not None:
         meta, raw = ckpt
@@ -178,7 +198,7 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
             "compile_time_s": compile_before + backend.compile_time_s,
         })
 
-    def log(metrics: dict, first_step: int, step_size: int, sps: float):
+    def log(metrics: dict, first_step: int, step_size: int, sps: float, timers_before: dict):
         n = next(iter(metrics.values())).shape[1]
         rows = []
         for si, seed in enumerate(seeds):
@@ -188,6 +208,8 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
                 if i == n - 1:
                     row["perf/sps"] = sps
                     row["perf/compile_s"] = compile_before + backend.compile_time_s
+                    for k, v in getattr(backend, "timers", {}).items():  # host back end: where the time went
+                        row[f"perf/{k}_s"] = v - timers_before[k]
                 rows.append(row)
         csv_writer.write_rows(rows)
         tb_writer.write_rows(rows)
@@ -203,13 +225,13 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
                                      sps="-", ret="-")
             while iters_done < schedule.full_iters:
                 n = min(chunk_iters, schedule.full_iters - iters_done)
-                c0 = backend.compile_time_s
+                c0, timers0 = backend.compile_time_s, dict(getattr(backend, "timers", {}))
                 t0 = time.perf_counter()
                 new_runners, metrics = backend.run_chunk(runners, n)
                 dt = time.perf_counter() - t0 - (backend.compile_time_s - c0)
                 run_time += dt
                 sps = n * schedule.batch * len(seeds) / max(dt, 1e-9)
-                latest = log(metrics, iters_done * schedule.batch, schedule.batch, sps)
+                latest = log(metrics, iters_done * schedule.batch, schedule.batch, sps, timers0)
                 runners, iters_done = new_runners, iters_done + n  # together: a Ctrl-C saves a consistent pair
                 progress.update(task, completed=steps_done(), sps=f"{sps:,.0f}", ret=f"{latest:.1f}")
                 if steps_done() >= next_ckpt and iters_done < schedule.full_iters:
@@ -218,12 +240,12 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
             if schedule.partial_steps and not partial_done:
                 first = iters_done * schedule.batch
                 t0 = time.perf_counter()
-                c0 = backend.compile_time_s
+                c0, timers0 = backend.compile_time_s, dict(getattr(backend, "timers", {}))
                 new_runners, metrics = backend.run_partial(runners)
                 dt = time.perf_counter() - t0 - (backend.compile_time_s - c0)
                 run_time += dt
                 sps = schedule.partial_steps * algo_cfg.n_envs * len(seeds) / max(dt, 1e-9)
-                log(metrics, first, schedule.partial_steps * algo_cfg.n_envs, sps)
+                log(metrics, first, schedule.partial_steps * algo_cfg.n_envs, sps, timers0)
                 runners, partial_done = new_runners, True
                 progress.update(task, completed=steps_done())
     except BaseException as e:
@@ -249,7 +271,7 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
     }
     if run.eval_episodes > 0:
         t0 = time.perf_counter()
-        returns, lengths = backend.evaluate(runners, run.eval_episodes, run.eval_deterministic)
+        returns, lengths = backend.evaluate(runners, run.eval_episodes, run.eval_deterministic, run.eval_max_steps)
         summary.update(_eval_result(seeds, returns, lengths, run.eval_deterministic))
         summary["eval_time_s"] = time.perf_counter() - t0
         _write_eval(run_dir / "eval" / "final.json", seeds, returns, lengths)
@@ -317,11 +339,11 @@ def load_agents(run_dir) -> tuple:
     return algo, algo_cfg, backend.action_space, runners.agent
 
 
-def evaluate_run(run_dir, episodes: int = 200, deterministic: bool = True) -> dict:
+def evaluate_run(run_dir, episodes: int = 200, deterministic: bool = True, max_steps: int | None = None) -> dict:
     """Evaluate the last checkpoint of the run in ``run_dir`` again (``advantage eval``)."""
     run_dir = Path(run_dir)
     algo, algo_cfg, run, meta, backend, runners = _restore(run_dir)
-    returns, lengths = backend.evaluate(runners, episodes, deterministic)
+    returns, lengths = backend.evaluate(runners, episodes, deterministic, max_steps or run.eval_max_steps)
     if hasattr(backend, "close"):
         backend.close()
     result = {"run_dir": str(run_dir), "env_steps": meta["env_steps"], "seeds": list(run.seeds),

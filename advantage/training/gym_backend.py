@@ -2,7 +2,7 @@
 
 All seeds share one vector env of ``n_seeds * n_envs`` sub-environments (sub-env ``j``
 of seed ``i`` is ``i * n_envs + j``); acting and updating are the algorithm's own
-``act`` and ``update``, jitted and ``vmap``-ed over seeds exactly as on the JAX path.
+``act`` and ``update``, compiled and batched over seeds exactly as on the JAX path.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from advantage.training.jax_backend import EVAL_SEED_OFFSET, CompileCache, batch_over_seeds
+from advantage.training.jax_backend import DEFAULT_EVAL_MAX_STEPS, EVAL_SEED_OFFSET, CompileCache, batch_over_seeds
 from advantage.types import Transition
 
 EVAL_BATCH = 64  # evaluation episodes run this many at a time
@@ -41,13 +41,14 @@ class GymnasiumBackend:
     name = "gymnasium"
 
     def __init__(self, algo, config, env, env_kwargs, seeds, schedule, asynchronous: bool = False,
-                 seed_batching: str = "vmap"):
+                 seed_batching: str = "vmap", validate: bool = True):
         from advantage.envs.gymnasium import GymnasiumVecEnv
 
         self.algo, self.config, self.schedule = algo, config, schedule
         self.env_spec, self.env_kwargs, self.asynchronous = env, env_kwargs, asynchronous
         self.n_seeds, self.n_envs = len(seeds), config.n_envs
-        self.vec = GymnasiumVecEnv(env, self.n_seeds * self.n_envs, asynchronous=asynchronous, env_kwargs=env_kwargs)
+        self.vec = GymnasiumVecEnv(env, self.n_seeds * self.n_envs, asynchronous=asynchronous, env_kwargs=env_kwargs,
+                                   validate=validate)
         self.obs_space, self.action_space = self.vec.observation_space, self.vec.action_space
         self.compiled = CompileCache()
         self.timers = {"env": 0.0, "act": 0.0, "update": 0.0}
@@ -160,13 +161,16 @@ class GymnasiumBackend:
         runners, m = self.iteration(runners, self.schedule.partial_steps)
         return runners, {k: v[:, None] for k, v in m.items()}
 
-    def evaluate(self, runners: HostRunner, n_episodes: int, deterministic: bool):
+    def evaluate(self, runners: HostRunner, n_episodes: int, deterministic: bool, max_steps: int | None = None):
         """``n_episodes`` per seed on fresh env instances, episode ``i`` reset with seed
-        ``EVAL_SEED_OFFSET + i`` (the same for every training seed)."""
+        ``EVAL_SEED_OFFSET + i`` and actions sampled from the same key stream, for every training
+        seed. Episodes still running after ``max_steps`` (default: the env's time limit, else
+        ``DEFAULT_EVAL_MAX_STEPS``) count with the return and length they had reached."""
         from advantage.envs.gymnasium import GymnasiumVecEnv
 
         n_par = min(n_episodes, EVAL_BATCH)
         vec = GymnasiumVecEnv(self.env_spec, n_par, env_kwargs=self.env_kwargs, validate=False)
+        max_steps = max_steps or vec.max_episode_steps or DEFAULT_EVAL_MAX_STEPS
         act = jax.jit(lambda agent, obs, key: self.algo.act(self.config, self.action_space, agent, obs, key,
                                                             deterministic)[0])
         returns = np.zeros((self.n_seeds, n_episodes), np.float32)
@@ -174,20 +178,26 @@ class GymnasiumBackend:
         try:
             for s in range(self.n_seeds):
                 agent = jax.tree.map(lambda x: x[s], runners.agent)
-                key = jax.random.PRNGKey(EVAL_SEED_OFFSET + s)
+                key = jax.random.PRNGKey(EVAL_SEED_OFFSET)
                 for start in range(0, n_episodes, n_par):
                     idx = list(range(start, min(start + n_par, n_episodes)))
                     obs = vec.reset([EVAL_SEED_OFFSET + i for i in idx] + [0] * (n_par - len(idx)))
                     finished = np.zeros(n_par, bool)
                     finished[len(idx):] = True
-                    while not finished.all():
+                    running = np.zeros(n_par, np.float64)
+                    for t in range(max_steps):
+                        if finished.all():
+                            break
                         key, k = jax.random.split(key)
-                        obs, _, _, _, info = vec.step(np.asarray(act(agent, obs, k)))
+                        obs, reward, _, _, info = vec.step(np.asarray(act(agent, obs, k)))
+                        running += reward
                         ended = info["episode_done"] & ~finished
                         for j in np.flatnonzero(ended):
                             returns[s, start + j] = info["episode_return"][j]
                             lengths[s, start + j] = info["episode_length"][j]
                         finished |= ended
+                    for j in np.flatnonzero(~finished):  # cut by max_steps
+                        returns[s, start + j], lengths[s, start + j] = running[j], max_steps
         finally:
             vec.close()
         return returns, lengths

@@ -1,5 +1,5 @@
 """JAX-native back end: env step, rollout and update in one compiled ``lax.scan``,
-``vmap``-ed over seeds.
+batched over seeds (``vmap``, or ``lax.map`` for bit-exact single-seed equality).
 
 A *chunk* is ``chunk_iters`` training iterations (rollout + update) compiled once;
 the host loop in ``driver.py`` logs, checkpoints and draws progress between chunks.
@@ -18,6 +18,9 @@ from flax import struct
 from advantage.envs.spaces import is_discrete, scale_action
 from advantage.envs.wrappers import AutoReset, EpisodeStats
 from advantage.types import Transition
+
+#: Evaluation episodes of an env without a time limit are cut after this many steps.
+DEFAULT_EVAL_MAX_STEPS = 10_000
 
 #: Evaluation episode ``i`` resets from ``PRNGKey(EVAL_SEED_OFFSET + i)`` for every training seed;
 #: training streams all derive from ``PRNGKey(seed)`` by splitting, so the two never coincide.
@@ -169,16 +172,13 @@ class JaxBackend:
         return runners, {k: np.asarray(v)[:, None] for k, v in jax.device_get(metrics).items()}
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate_one(self, agent, n_episodes: int, deterministic: bool):
+    def evaluate_one(self, agent, n_episodes: int, deterministic: bool, max_steps: int):
         """Run ``n_episodes`` complete episodes (batched) with frozen agent statistics.
 
         Episode ``i`` starts from ``PRNGKey(EVAL_SEED_OFFSET + i)``, the same for every
         training seed. Returns raw (undiscounted, unnormalised) returns and lengths.
         """
         env, cfg = EpisodeStats(self.base_env), self.config
-        max_steps = getattr(self.base_env, "max_episode_steps", None)
-        if max_steps is None:
-            raise ValueError(f"{self.base_env.name} has no time limit; evaluation needs one (wrap it in TimeLimit)")
         keys = jax.vmap(jax.random.PRNGKey)(EVAL_SEED_OFFSET + jnp.arange(n_episodes, dtype=jnp.uint32))
         obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, self.env_params)
         keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
@@ -200,13 +200,17 @@ class JaxBackend:
             return (obs, state, keys, done | ended, ret, length), None
 
         init = (obs, state, keys, jnp.zeros(n_episodes, bool), jnp.zeros(n_episodes), jnp.zeros(n_episodes, jnp.int32))
-        (_, _, _, done, ret, length), _ = jax.lax.scan(step, init, None, length=max_steps)
-        return ret, length
+        (_, state, _, done, ret, length), _ = jax.lax.scan(step, init, None, length=max_steps)
+        # episodes cut by max_steps count with the return and length they had reached
+        return jnp.where(done, ret, state.episode_return), jnp.where(done, length, state.episode_length)
 
-    def evaluate(self, runners: Runner, n_episodes: int, deterministic: bool):
+    def evaluate(self, runners: Runner, n_episodes: int, deterministic: bool, max_steps: int | None = None):
+        """Returns and lengths ``[n_seeds, n_episodes]``. Episodes still running after ``max_steps``
+        (default: the env's time limit, else ``DEFAULT_EVAL_MAX_STEPS``) count with what they had."""
+        max_steps = max_steps or getattr(self.base_env, "max_episode_steps", None) or DEFAULT_EVAL_MAX_STEPS
         fn = self.compiled.get(
-            f"eval{n_episodes}{deterministic}",
-            self.over_seeds(lambda a: self.evaluate_one(a, n_episodes, deterministic)),
+            f"eval{n_episodes}{deterministic}{max_steps}",
+            self.over_seeds(lambda a: self.evaluate_one(a, n_episodes, deterministic, max_steps)),
             runners.agent,
         )
         ret, length = jax.device_get(fn(runners.agent))

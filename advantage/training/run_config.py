@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Literal, Optional
 
 from advantage.config import ConfigError
@@ -22,16 +23,20 @@ class RunConfig:
     """auto: the JAX-native env when one exists, else Gymnasium."""
     env_kwargs: str = "{}"
     """JSON dict of keyword arguments for the environment constructor."""
+    env_check: bool = True
+    """Gymnasium back end: check the env's API, spaces and values before training (one message lists every problem)."""
     async_envs: bool = False
     """Gymnasium back end: step sub-environments in worker processes (AsyncVectorEnv)."""
     eval_episodes: int = 200
     """Episodes of the final evaluation, per training seed."""
     eval_deterministic: bool = True
     """Evaluate the mode of the policy (True) or sample from it (False)."""
+    eval_max_steps: Optional[int] = None
+    """Cut evaluation episodes after this many steps (default: the env's time limit, or 10000 if it has none)."""
     checkpoint_every: Optional[int] = None
     """Write a checkpoint every this many env steps per seed (default: every 10% of the run)."""
     seed_batching: Literal["auto", "vmap", "map"] = "auto"
-    """JAX back end: run seeds as one batched program (vmap: fastest on accelerators) or one after another
+    """Run the seeds' agents as one batched program (vmap: fastest on accelerators) or one after another
     inside it (map: seed i is bit-identical to a run of seed i alone). auto: map on CPU, vmap elsewhere."""
     n_chunks: int = 50
     """Training is compiled in chunks; logging, checkpoints and the progress bar happen between them."""
@@ -51,6 +56,15 @@ class RunConfig:
             raise ConfigError(f"--eval-episodes {self.eval_episodes}: must be >= 0 (0 skips the final evaluation)")
         if self.checkpoint_every is not None and self.checkpoint_every <= 0:
             raise ConfigError(f"--checkpoint-every {self.checkpoint_every}: must be a positive number of env steps")
+        if self.eval_max_steps is not None and self.eval_max_steps <= 0:
+            raise ConfigError(f"--eval-max-steps {self.eval_max_steps}: must be a positive number of steps")
+        try:
+            kwargs = json.loads(self.env_kwargs or "{}")
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"--env-kwargs {self.env_kwargs!r} is not valid JSON ({e.msg}); "
+                              """write a JSON object, e.g. --env-kwargs '{"size": 8}'""") from None
+        if not isinstance(kwargs, dict):
+            raise ConfigError(f"--env-kwargs {self.env_kwargs!r} must be a JSON object, e.g. '{{\"size\": 8}}'")
         if self.n_chunks < 1:
             raise ConfigError(f"--n-chunks {self.n_chunks}: must be >= 1")
 
