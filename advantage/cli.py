@@ -3,7 +3,8 @@
     advantage train ALGO --env ID [--seeds 0 1 2] [--total-steps N] [--run-dir DIR]
                          [--backend auto|jax|gymnasium] [every field of ALGO's Config]
     advantage train --resume DIR
-    advantage eval DIR [--episodes N] [--stochastic]
+    advantage eval DIR [--episodes N] [--stochastic] [--video [PATH]]
+    advantage report DIR [DIR ...] [--out OUT]
     advantage envs
 
 Options are generated from the ``RunConfig`` and algorithm ``Config`` dataclasses;
@@ -26,6 +27,10 @@ commands:
   train --resume DIR              continue an interrupted run to the same result
   eval DIR [--episodes N] [--stochastic]
                                   evaluate the final checkpoint of a run again
+  eval DIR --video [PATH]         render the trained agent to a GIF (default DIR/videos/agent.gif) or .mp4
+  report DIR [DIR ...] [--out OUT]
+                                  statistics over seeds (mean, median, IQM, bootstrap CIs), learning
+                                  curves and a Markdown summary of one or many runs
   envs                            list the built-in JAX-native environments
 """
 
@@ -118,6 +123,42 @@ class EvalArgs:
     """Evaluation episodes per training seed."""
     stochastic: bool = False
     """Sample actions from the policy instead of taking its mode."""
+    video: Optional[str] = None
+    """Instead of evaluating, render the agent to this .gif or .mp4 (mp4 needs imageio[ffmpeg]); `--video` alone
+    writes RUN_DIR/videos/agent.gif. Video episode i is evaluation episode i."""
+    video_episodes: int = 1
+    """Episodes in the video."""
+    video_seed_index: int = 0
+    """Which training seed's agent to film: an index into the run's seeds."""
+    max_frames: int = 1000
+    """At most this many frames in the video (all are held in memory until written)."""
+
+
+_VIDEO_DEFAULT = "__default__"
+
+
+def _video_option(args: list[str]) -> list[str]:
+    """``--video`` may come without a value: then it is given the default path. A following word is
+    taken as the path only if it ends in a video suffix, so `advantage eval --video RUN_DIR` works."""
+    out = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--video":
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            if nxt is not None and not nxt.startswith("-") and nxt.lower().endswith((".gif", ".mp4")):
+                out += ["--video", nxt]
+                i += 2
+                continue
+            if nxt is not None and not nxt.startswith("-") and "." in os.path.basename(nxt) and not os.path.isdir(nxt):
+                out += ["--video", nxt]  # a file name with another suffix: let record() say what is allowed
+                i += 2
+                continue
+            out += ["--video", _VIDEO_DEFAULT]
+        else:
+            out.append(a)
+        i += 1
+    return out
 
 
 def _eval(args: list[str]) -> int:
@@ -125,11 +166,71 @@ def _eval(args: list[str]) -> int:
 
     from advantage.training import driver
 
-    parsed = tyro.cli(tyro.conf.PositionalRequiredArgs[EvalArgs], args=args, prog="advantage eval")
+    parsed = tyro.cli(tyro.conf.PositionalRequiredArgs[EvalArgs], args=_video_option(args), prog="advantage eval")
+    if parsed.video is not None:
+        return _video(parsed)
     if parsed.episodes <= 0:
         return _fail(f"--episodes {parsed.episodes}: evaluate at least one episode")
     result = driver.evaluate_run(parsed.run_dir, parsed.episodes, deterministic=not parsed.stochastic)
     print(json.dumps({k: v for k, v in result.items() if k != "episodes"}, indent=2))
+    return 0
+
+
+def _video(parsed: EvalArgs) -> int:
+    from advantage.report import video
+
+    if parsed.video_episodes <= 0:
+        return _fail(f"--video-episodes {parsed.video_episodes}: record at least one episode")
+    path = video.default_path(parsed.run_dir) if parsed.video == _VIDEO_DEFAULT else parsed.video
+    video.check_path(path)  # a bad suffix or a missing mp4 writer fails before the (slow) rollout
+    r = video.rollout(parsed.run_dir, parsed.video_episodes, parsed.video_seed_index,
+                      deterministic=not parsed.stochastic, max_frames=parsed.max_frames)
+    out = video.write_video(r.frames, path, r.fps)
+    episodes = ", ".join(f"return {ret:g} in {n} steps" for ret, n in zip(r.returns, r.lengths))
+    print(f"video of seed {r.seed} ({'stochastic' if parsed.stochastic else 'deterministic'} policy), "
+          f"{len(r.frames)} frames at {r.fps} fps: {out}")
+    print(f"episodes: {episodes}" + (f" (cut at --max-frames {parsed.max_frames})" if r.cut_by_max_frames else ""))
+    return 0
+
+
+@dataclasses.dataclass
+class ReportArgs:
+    run_dirs: tuple[str, ...]
+    """Run folders written by `advantage train` (one or many; runs of the same env are compared side by side)."""
+    out: str = "report"
+    """Folder for report.md, report.json and the figures."""
+    n_boot: int = 2000
+    """Bootstrap resamples for the confidence intervals."""
+    confidence: float = 0.95
+    """Confidence level of the intervals."""
+    bootstrap_seed: int = 0
+    """Seed of the bootstrap resampling (the same seed gives the same report)."""
+
+
+def _report_cmd(args: list[str]) -> int:
+    import tyro
+
+    from advantage.report.report import make_report
+
+    with_value = {"--out", "--n-boot", "--confidence", "--bootstrap-seed"}
+    words = [a for i, a in enumerate(args) if not a.startswith("-") and (i == 0 or args[i - 1] not in with_value)]
+    if not words and not any(a in ("-h", "--help") for a in args):
+        return _fail("no runs given: advantage report RUN_DIR [RUN_DIR ...] --out DIR")
+    parsed = tyro.cli(tyro.conf.PositionalRequiredArgs[ReportArgs], args=args, prog="advantage report")
+    if not 0 < parsed.confidence < 1:
+        return _fail(f"--confidence {parsed.confidence}: give a level strictly between 0 and 1, e.g. 0.95")
+    report = make_report(parsed.run_dirs, parsed.out, n_boot=parsed.n_boot, alpha=1 - parsed.confidence,
+                         seed=parsed.bootstrap_seed)
+    for r in report["runs"]:
+        f = r["final_return"]
+        if f is None:
+            print(f"{r['label']}: no evaluation")
+            continue
+        iqm = f["iqm"]
+        ci = "1 seed, no CI" if f["n_seeds"] < 2 else f"{parsed.confidence:.0%} CI [{iqm['lo']:.1f}, {iqm['hi']:.1f}]"
+        print(f"{r['label']}: IQM {iqm['estimate']:.1f} ({ci}), mean {f['mean']['estimate']:.1f} over "
+              f"{f['n_seeds']} seed(s)")
+    print(f"report: {os.path.join(parsed.out, 'report.md')} (every number in report.json)")
     return 0
 
 
@@ -157,8 +258,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     from advantage.envs.validation import EnvError
     from advantage.training.checkpoint import CheckpointError
     from advantage.training.driver import RunError
+    from advantage.training.health import NonFiniteError
+    from advantage.report.report import ReportError
 
-    commands = {"train": _train, "eval": _eval, "envs": _envs}
+    commands = {"train": _train, "eval": _eval, "report": _report_cmd, "envs": _envs}
     command, rest = argv[0], argv[1:]
     if command not in commands:
         import difflib
@@ -167,8 +270,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         return _fail(f"unknown command {command!r}" + (f"; did you mean {close[0]!r}?" if close else "") + "\n" + USAGE)
     try:
         return commands[command](rest)
-    except (ConfigError, RunError, CheckpointError, EnvError) as e:
+    except (ConfigError, RunError, CheckpointError, EnvError, ReportError) as e:
         return _fail(str(e))
+    except NonFiniteError as e:  # training diverged: not bad input, but no traceback from inside jit either
+        print(f"advantage: stopped: {e}", file=sys.stderr)
+        return 1
     except KeyError as e:  # unknown algorithm or environment: the message is the first argument
         return _fail(str(e.args[0]) if e.args else str(e))
     except KeyboardInterrupt:

@@ -305,3 +305,24 @@ def _jax_probe():
 
 
 UserJaxEnv = _jax_probe()
+
+
+def _nan_jax_env():
+    import jax.numpy as jnp
+
+    from advantage.envs.probes import EndlessReward
+
+    class NanAfter50(EndlessReward):
+        """A JAX-native env whose observation becomes NaN from its 50th step on."""
+
+        max_episode_steps = 1000
+
+        def step(self, key, state, action, params):
+            obs, st, reward, term, trunc, info = super().step(key, state, action, params)
+            obs = jnp.where(st.t >= 50, jnp.nan, obs)
+            return obs, st.replace(obs=obs), reward, term, trunc, info
+
+    return NanAfter50
+
+
+NanAfter50 = _nan_jax_env()

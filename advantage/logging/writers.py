@@ -15,7 +15,7 @@ class CSVWriter:
     def __init__(self, path: Path, resume_step: int | None = None):
         self.path = Path(path)
         self.fields: list[str] | None = None
-        if resume_step is not None and self.path.exists():
+        if resume_step is not None and self.path.exists() and self.path.stat().st_size > 0:
             # Drop rows written after the checkpoint we resume from: they will be produced again.
             with open(self.path, newline="") as f:
                 reader = csv.DictReader(f)

@@ -22,6 +22,8 @@ from advantage import algos
 from advantage.config import ConfigError, from_dict, to_dict
 from advantage.envs import registry
 from advantage.training import checkpoint
+from advantage.envs.spaces import action_dim, is_discrete
+from advantage.training.health import HealthMonitor, NonFiniteError
 from advantage.training.run_config import RunConfig, Schedule
 
 
@@ -183,9 +185,27 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
     steps_done = lambda: iters_done * schedule.batch + (schedule.partial_steps * algo_cfg.n_envs if partial_done else 0)  # noqa: E731
     resume_step = steps_done() if ckpt is not None else None
     csv_writer = CSVWriter(run_dir / "metrics.csv", resume_step=resume_step)
+    (run_dir / "eval").mkdir(parents=True, exist_ok=True)
+    eval_csv = CSVWriter(run_dir / "eval" / "history.csv", resume_step=resume_step)
     tb_writer = TensorBoardWriter(run_dir / "tb", seeds, resume_step=resume_step)
     ckpt_every = run.checkpoint_every or max(schedule.batch, run.total_steps // 10)
     next_ckpt = (steps_done() // ckpt_every + 1) * ckpt_every
+    next_eval = (steps_done() // run.eval_every + 1) * run.eval_every if run.eval_every else None
+    monitor = HealthMonitor(seeds, console, run_dir / "warnings.log", discrete=is_discrete(backend.action_space),
+                            action_dim=action_dim(backend.action_space))
+
+    def evaluate(step: int, name: str) -> dict:
+        """Evaluate all seeds now; write eval/NAME.json (+ .npz episodes) and the eval/ metrics."""
+        returns, lengths, trajectories = backend.evaluate(runners, run.eval_episodes, run.eval_deterministic,
+                                                          run.eval_max_steps, run.eval_record)
+        result = _eval_result(seeds, returns, lengths, run.eval_deterministic)
+        _write_eval(run_dir / "eval" / f"{name}.json", seeds, returns, lengths, step, trajectories)
+        rows = [{"step": step, "seed": seed, "eval/return_mean": float(returns[i].mean()),
+                 "eval/return_iqm": iqm(returns[i]), "eval/return_std": float(returns[i].std()),
+                 "eval/length_mean": float(lengths[i].mean())} for i, seed in enumerate(seeds)]
+        tb_writer.write_rows(rows)
+        eval_csv.write_rows(rows)
+        return result
 
     console.print(f"[bold]{algo.NAME}[/] on [bold]{run.env}[/] ({backend.name} back end, {jax.default_backend()}), "
                   f"seeds {seeds}: {schedule.describe()}; run folder {run_dir}")
@@ -218,6 +238,23 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
         return float(np.mean(returns[:, -1])) if np.all(np.isfinite(returns[:, -1])) else (
             float(finite.mean()) if finite.size else float("nan"))
 
+    def check_health(metrics, steps, reproduce):
+        """Warn about unhealthy metrics; on a non-finite value save the offending batch and stop."""
+        try:
+            monitor.check(metrics, steps)
+        except NonFiniteError:
+            try:
+                found = reproduce() if run.backend == "jax" else (None, getattr(backend, "last_batch", None), None)
+                if found is not None and found[1] is not None:
+                    (run_dir / "debug").mkdir(exist_ok=True)
+                    batch = found[1]
+                    flat = {f: np.asarray(getattr(batch, f)) for f in batch.__dataclass_fields__}
+                    np.savez_compressed(run_dir / "debug" / "nonfinite_batch.npz", **flat)
+                    console.print(f"the offending rollout batch is saved in {run_dir / 'debug' / 'nonfinite_batch.npz'}")
+            except Exception as e:  # noqa: BLE001 - the diagnosis must not hide the error itself
+                console.print(f"[yellow]could not save the offending batch: {e}[/]")
+            raise
+
     run_time = 0.0
     try:
         with _progress(console, run.progress) as progress:
@@ -232,8 +269,15 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
                 run_time += dt
                 sps = n * schedule.batch * len(seeds) / max(dt, 1e-9)
                 latest = log(metrics, iters_done * schedule.batch, schedule.batch, sps, timers0)
+                steps = iters_done * schedule.batch + schedule.batch * np.arange(1, n + 1)
+                check_health(metrics, steps, lambda: backend.first_nonfinite_batch(runners, n)
+                             if hasattr(backend, "first_nonfinite_batch") else None)
                 runners, iters_done = new_runners, iters_done + n  # together: a Ctrl-C saves a consistent pair
                 progress.update(task, completed=steps_done(), sps=f"{sps:,.0f}", ret=f"{latest:.1f}")
+                if next_eval and steps_done() >= next_eval and iters_done < schedule.full_iters:
+                    ev = evaluate(steps_done(), f"step_{steps_done()}")
+                    console.print(f"evaluation at {steps_done()} steps: mean return {ev['eval_return']['mean']:.1f}")
+                    next_eval = (steps_done() // run.eval_every + 1) * run.eval_every
                 if steps_done() >= next_ckpt and iters_done < schedule.full_iters:
                     save_checkpoint()
                     next_ckpt = (steps_done() // ckpt_every + 1) * ckpt_every
@@ -246,6 +290,7 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
                 run_time += dt
                 sps = schedule.partial_steps * algo_cfg.n_envs * len(seeds) / max(dt, 1e-9)
                 log(metrics, first, schedule.partial_steps * algo_cfg.n_envs, sps, timers0)
+                check_health(metrics, np.array([first + schedule.partial_steps * algo_cfg.n_envs]), lambda: None)
                 runners, partial_done = new_runners, True
                 progress.update(task, completed=steps_done())
     except BaseException as e:
@@ -253,13 +298,13 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
         save_checkpoint()
         csv_writer.close()
         tb_writer.close()
+        eval_csv.close()
         what = "interrupted" if isinstance(e, KeyboardInterrupt) else f"stopped by an error ({type(e).__name__})"
         console.print(f"\n[bold]{what}[/] at {steps_done()} env steps per seed; the checkpoint is saved. "
                       f"Continue with: advantage train --resume {run_dir}")
         raise
     save_checkpoint()
     csv_writer.close()
-    tb_writer.close()
 
     summary = {
         "algo": algo.NAME, "env": run.env, "backend": backend.name, "seeds": seeds,
@@ -271,10 +316,12 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
     }
     if run.eval_episodes > 0:
         t0 = time.perf_counter()
-        returns, lengths = backend.evaluate(runners, run.eval_episodes, run.eval_deterministic, run.eval_max_steps)
-        summary.update(_eval_result(seeds, returns, lengths, run.eval_deterministic))
+        summary.update(evaluate(steps_done(), "final"))
         summary["eval_time_s"] = time.perf_counter() - t0
-        _write_eval(run_dir / "eval" / "final.json", seeds, returns, lengths)
+    tb_writer.close()
+    eval_csv.close()
+    if monitor.warned:
+        summary["warnings"] = list(monitor.warned.values())
     if hasattr(backend, "close"):
         backend.close()
     summary.update({
@@ -308,10 +355,23 @@ def _eval_result(seeds, returns: np.ndarray, lengths: np.ndarray, deterministic:
     }
 
 
-def _write_eval(path: Path, seeds, returns, lengths) -> None:
+def _write_eval(path: Path, seeds, returns, lengths, step: int | None = None, trajectories=None) -> None:
+    """``path`` (JSON): per training seed, the evaluation seeds and every episode's return and length.
+    With ``trajectories``, ``path.npz`` keeps the recorded episodes: ``obs``, ``actions``, ``rewards``
+    ``[n_seeds, n_recorded, T, ...]`` (zero after each episode's length) and ``lengths``."""
+    from advantage.training.jax_backend import EVAL_SEED_OFFSET
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([{"seed": s, "returns": returns[i].tolist(), "lengths": lengths[i].tolist()}
+    n = returns.shape[1]
+    path.write_text(json.dumps([{"seed": s, "step": step, "eval_seeds": list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + n)),
+                                 "returns": returns[i].tolist(), "lengths": lengths[i].tolist()}
                                 for i, s in enumerate(seeds)]))
+    if trajectories is not None:
+        r = trajectories["obs"].shape[1]
+        t_max = max(1, int(lengths[:, :r].max()))
+        arrays = {k: np.asarray(v)[:, :, :t_max] for k, v in trajectories.items()}
+        np.savez_compressed(path.with_suffix(".npz"), seeds=np.asarray(seeds), lengths=lengths[:, :r],
+                            eval_seeds=np.arange(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + r), **arrays)
 
 
 def _restore(run_dir: Path):
@@ -343,7 +403,7 @@ def evaluate_run(run_dir, episodes: int = 200, deterministic: bool = True, max_s
     """Evaluate the last checkpoint of the run in ``run_dir`` again (``advantage eval``)."""
     run_dir = Path(run_dir)
     algo, algo_cfg, run, meta, backend, runners = _restore(run_dir)
-    returns, lengths = backend.evaluate(runners, episodes, deterministic, max_steps or run.eval_max_steps)
+    returns, lengths, _ = backend.evaluate(runners, episodes, deterministic, max_steps or run.eval_max_steps)
     if hasattr(backend, "close"):
         backend.close()
     result = {"run_dir": str(run_dir), "env_steps": meta["env_steps"], "seeds": list(run.seeds),

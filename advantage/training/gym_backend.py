@@ -15,7 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from advantage.training.jax_backend import DEFAULT_EVAL_MAX_STEPS, EVAL_SEED_OFFSET, CompileCache, batch_over_seeds
+from advantage.training.jax_backend import (
+    DEFAULT_EVAL_MAX_STEPS,
+    EVAL_SEED_OFFSET,
+    CompileCache,
+    batch_over_seeds,
+    count_nonfinite,
+)
 from advantage.types import Transition
 
 EVAL_BATCH = 64  # evaluation episodes run this many at a time
@@ -138,8 +144,12 @@ class GymnasiumBackend:
             terminated=seed_major(term_buf), truncated=seed_major(trunc_buf), next_obs=seed_major(next_buf),
             log_prob=seed_major(jnp.stack(log_probs)), value=seed_major(jnp.stack(values)),
         )
+        self.last_batch = batch  # kept (by reference) so a non-finite update can be inspected
         agent, key, metrics = self._update(runners.agent, batch, key)
         metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+        metrics["health/nonfinite_params"] = np.asarray(
+            [float(count_nonfinite(self.algo.policy_params(jax.tree.map(lambda x: x[i], agent))))
+             for i in range(S)], np.float32)
         self.timers["update"] += time.perf_counter() - t0
         n_done = done_buf.sum(axis=(0, 2))
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -147,6 +157,8 @@ class GymnasiumBackend:
             metrics["train/episode_length"] = np.where(n_done > 0, (len_buf * done_buf).sum(axis=(0, 2)) / n_done, np.nan)
         metrics["train/episodes"] = n_done.astype(np.float32)
         metrics["train/reward_per_step"] = rew_buf.mean(axis=(0, 2))
+        metrics["train/reward_std"] = rew_buf.std(axis=(0, 2))
+        metrics["train/terminations"] = term_buf.sum(axis=(0, 2)).astype(np.float32)
         runners = HostRunner(agent, key, runners.env_steps + n_steps * N)
         return runners, metrics
 
@@ -161,24 +173,29 @@ class GymnasiumBackend:
         runners, m = self.iteration(runners, self.schedule.partial_steps)
         return runners, {k: v[:, None] for k, v in m.items()}
 
-    def evaluate(self, runners: HostRunner, n_episodes: int, deterministic: bool, max_steps: int | None = None):
+    def evaluate(self, runners: HostRunner, n_episodes: int, deterministic: bool, max_steps: int | None = None,
+                 record: int = 0):
         """``n_episodes`` per seed on fresh env instances, episode ``i`` reset with seed
         ``EVAL_SEED_OFFSET + i`` and actions sampled from the same key stream, for every training
         seed. Episodes still running after ``max_steps`` (default: the env's time limit, else
-        ``DEFAULT_EVAL_MAX_STEPS``) count with the return and length they had reached."""
+        ``DEFAULT_EVAL_MAX_STEPS``) count with the return and length they had reached. Also returns
+        the observations, actions and rewards of the first ``record`` episodes (see ``JaxBackend.evaluate``)."""
         from advantage.envs.gymnasium import GymnasiumVecEnv
 
         n_par = min(n_episodes, EVAL_BATCH)
+        record = min(record, n_par)
         vec = GymnasiumVecEnv(self.env_spec, n_par, env_kwargs=self.env_kwargs, validate=False)
         max_steps = max_steps or vec.max_episode_steps or DEFAULT_EVAL_MAX_STEPS
         act = jax.jit(lambda agent, obs, key: self.algo.act(self.config, self.action_space, agent, obs, key,
                                                             deterministic)[0])
         returns = np.zeros((self.n_seeds, n_episodes), np.float32)
         lengths = np.zeros((self.n_seeds, n_episodes), np.int32)
+        recorded = {"obs": [], "actions": [], "rewards": []}
         try:
             for s in range(self.n_seeds):
                 agent = jax.tree.map(lambda x: x[s], runners.agent)
                 key = jax.random.PRNGKey(EVAL_SEED_OFFSET)
+                steps = {"obs": [], "actions": [], "rewards": []}
                 for start in range(0, n_episodes, n_par):
                     idx = list(range(start, min(start + n_par, n_episodes)))
                     obs = vec.reset([EVAL_SEED_OFFSET + i for i in idx] + [0] * (n_par - len(idx)))
@@ -189,7 +206,15 @@ class GymnasiumBackend:
                         if finished.all():
                             break
                         key, k = jax.random.split(key)
-                        obs, reward, _, _, info = vec.step(np.asarray(act(agent, obs, k)))
+                        action = np.asarray(act(agent, obs, k))
+                        if start == 0 and record:  # steps after an episode's end are padding: zeros
+                            alive = ~finished[:record]
+                            keep = lambda x: np.where(alive.reshape(alive.shape + (1,) * (x.ndim - 1)), x, 0)  # noqa: E731
+                            steps["obs"].append(keep(obs[:record]))
+                            steps["actions"].append(keep(action[:record]))
+                        obs, reward, _, _, info = vec.step(action)
+                        if start == 0 and record:
+                            steps["rewards"].append(keep(reward[:record]))
                         running += reward
                         ended = info["episode_done"] & ~finished
                         for j in np.flatnonzero(ended):
@@ -198,9 +223,16 @@ class GymnasiumBackend:
                         finished |= ended
                     for j in np.flatnonzero(~finished):  # cut by max_steps
                         returns[s, start + j], lengths[s, start + j] = running[j], max_steps
+                for k in recorded:
+                    recorded[k].append(np.swapaxes(np.stack(steps[k]), 0, 1) if steps[k] else None)
         finally:
             vec.close()
-        return returns, lengths
+        if not record:
+            return returns, lengths, None
+        # pad every seed's recording to the longest one: [n_seeds, record, T, ...]
+        t_max = max(r.shape[1] for r in recorded["obs"])
+        pad = lambda x: np.concatenate([x, np.zeros((x.shape[0], t_max - x.shape[1]) + x.shape[2:], x.dtype)], 1)  # noqa: E731
+        return returns, lengths, {k: np.stack([pad(x) for x in v]) for k, v in recorded.items()}
 
     def close(self):
         self.vec.close()

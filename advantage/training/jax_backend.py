@@ -38,7 +38,7 @@ class Runner:
     env_steps: jax.Array
 
 
-def episode_metrics(reward, done, ep_return, ep_length) -> dict:
+def episode_metrics(reward, done, ep_return, ep_length, terminated) -> dict:
     """Mean return/length of the episodes that ended during a rollout (NaN if none did)."""
     n = jnp.sum(done)
     safe = jnp.maximum(n, 1)
@@ -48,6 +48,21 @@ def episode_metrics(reward, done, ep_return, ep_length) -> dict:
         "train/episode_length": jnp.where(n > 0, jnp.sum(ep_length * done) / safe, nan),
         "train/episodes": n.astype(jnp.float32),
         "train/reward_per_step": jnp.mean(reward),
+        "train/reward_std": jnp.std(reward),
+        "train/terminations": jnp.sum(terminated).astype(jnp.float32),
+    }
+
+
+def count_nonfinite(tree) -> jax.Array:
+    return sum(jnp.sum(~jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating))
+
+
+def health_metrics(batch: Transition, policy_params) -> dict:
+    """Counts of non-finite values where they can enter: env observations, rewards, parameters."""
+    return {
+        "health/nonfinite_obs": count_nonfinite((batch.obs, batch.next_obs)).astype(jnp.float32),
+        "health/nonfinite_reward": count_nonfinite(batch.reward).astype(jnp.float32),
+        "health/nonfinite_params": count_nonfinite(policy_params).astype(jnp.float32),
     }
 
 
@@ -114,8 +129,9 @@ class JaxBackend:
             return action
         return scale_action(action, jnp.asarray(self.action_space.low), jnp.asarray(self.action_space.high))
 
-    def iteration(self, runner: Runner, n_steps: int):
-        """Collect ``n_steps`` from every env, then one ``algo.update``."""
+    def iteration(self, runner: Runner, n_steps: int, return_batch: bool = False):
+        """Collect ``n_steps`` from every env, then one ``algo.update``
+        (``return_batch``: also return the rollout, to save it when debugging)."""
         cfg, algo, env = self.config, self.algo, self.env
 
         def env_step(carry, _):
@@ -135,9 +151,11 @@ class JaxBackend:
         )
         key, k_update = jax.random.split(key)
         agent, metrics = algo.update(cfg, self.action_space, agent, batch, k_update)
-        metrics.update(episode_metrics(batch.reward, done, ep_ret, ep_len))
+        metrics.update(episode_metrics(batch.reward, done, ep_ret, ep_len, batch.terminated))
+        metrics.update(health_metrics(batch, algo.policy_params(agent)))
         env_steps = runner.env_steps + n_steps * cfg.n_envs
-        return Runner(agent, env_state, obs, key, env_steps), metrics
+        out = Runner(agent, env_state, obs, key, env_steps), metrics
+        return out + (batch,) if return_batch else out
 
     def chunk_one(self, runner: Runner, n_iters):
         """``chunk_iters`` iterations, of which the first ``n_iters`` run (a shorter last chunk
@@ -171,47 +189,73 @@ class JaxBackend:
         runners, metrics = fn(runners)
         return runners, {k: np.asarray(v)[:, None] for k, v in jax.device_get(metrics).items()}
 
+    def first_nonfinite_batch(self, runners: Runner, n_iters: int):
+        """Re-run the iterations of a chunk one at a time from its (finite) start state and
+        return ``(index, batch, metrics)`` of the first whose metrics hold a non-finite value."""
+        steps = self.config.n_steps
+        fn = self.compiled.get("debug", self.over_seeds(lambda r: self.iteration(r, steps, return_batch=True)), runners)
+        for i in range(n_iters):
+            runners, metrics, batch = fn(runners)
+            metrics = jax.device_get(metrics)
+            if any(not np.all(np.isfinite(v)) or (k.startswith("health/") and np.any(v > 0))
+                   for k, v in metrics.items() if k.startswith(("loss/", "grad/", "health/"))):
+                return i, jax.device_get(batch), metrics
+        return None
+
     # ------------------------------------------------------------------ evaluation
-    def evaluate_one(self, agent, n_episodes: int, deterministic: bool, max_steps: int):
+    def evaluate_one(self, agent, n_episodes: int, deterministic: bool, max_steps: int, record: int = 0):
         """Run ``n_episodes`` complete episodes (batched) with frozen agent statistics.
 
         Episode ``i`` starts from ``PRNGKey(EVAL_SEED_OFFSET + i)``, the same for every
-        training seed. Returns raw (undiscounted, unnormalised) returns and lengths.
+        training seed. Returns raw (undiscounted, unnormalised) returns and lengths, and the
+        observations, actions and rewards of the first ``record`` episodes ``[record, max_steps, ...]``
+        (steps past an episode's length are padding).
         """
         env, cfg = EpisodeStats(self.base_env), self.config
         keys = jax.vmap(jax.random.PRNGKey)(EVAL_SEED_OFFSET + jnp.arange(n_episodes, dtype=jnp.uint32))
         obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, self.env_params)
         keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
 
+        def act_one(o, k):
+            action, _, _ = self.algo.act(cfg, self.action_space, agent, o[None], k, deterministic)
+            return action[0]
+
         def step(carry, _):
             obs, state, keys, done, ret, length = carry
-            keys, k_act, k_env = jnp.split(jax.vmap(lambda k: jax.random.split(k, 3))(keys), 3, axis=1)
-            keys, k_act, k_env = keys[:, 0], k_act[:, 0], k_env[:, 0]
-            action, _, _ = jax.vmap(
-                lambda o, k: jax.tree.map(lambda x: x[0], self.algo.act(cfg, self.action_space, agent, o[None], k,
-                                                                        deterministic))
-            )(obs, k_act)
-            obs, state, reward, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            split = jax.vmap(lambda k: jax.random.split(k, 3))(keys)
+            keys, k_act, k_env = split[:, 0], split[:, 1], split[:, 2]
+            action = jax.vmap(act_one)(obs, k_act)
+            next_obs, state, reward, _, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
                 k_env, state, self._to_env(action), self.env_params
             )
             ended = jnp.logical_and(~done, info["episode_done"])
             ret = jnp.where(ended, info["episode_return"], ret)
             length = jnp.where(ended, info["episode_length"], length)
-            return (obs, state, keys, done | ended, ret, length), None
+            alive = ~done[:record]  # steps after an episode's end are padding: zeros
+            mask = lambda x: jnp.where(alive.reshape(alive.shape + (1,) * (x.ndim - 1)), x, 0)  # noqa: E731
+            trajectory = (mask(obs[:record]), mask(action[:record]), mask(reward[:record]))
+            return (next_obs, state, keys, done | ended, ret, length), trajectory
 
         init = (obs, state, keys, jnp.zeros(n_episodes, bool), jnp.zeros(n_episodes), jnp.zeros(n_episodes, jnp.int32))
-        (_, state, _, done, ret, length), _ = jax.lax.scan(step, init, None, length=max_steps)
+        (_, state, _, done, ret, length), trajectory = jax.lax.scan(step, init, None, length=max_steps)
         # episodes cut by max_steps count with the return and length they had reached
-        return jnp.where(done, ret, state.episode_return), jnp.where(done, length, state.episode_length)
+        ret = jnp.where(done, ret, state.episode_return)
+        length = jnp.where(done, length, state.episode_length)
+        return ret, length, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), trajectory)
 
-    def evaluate(self, runners: Runner, n_episodes: int, deterministic: bool, max_steps: int | None = None):
-        """Returns and lengths ``[n_seeds, n_episodes]``. Episodes still running after ``max_steps``
-        (default: the env's time limit, else ``DEFAULT_EVAL_MAX_STEPS``) count with what they had."""
+    def evaluate(self, runners: Runner, n_episodes: int, deterministic: bool, max_steps: int | None = None,
+                 record: int = 0):
+        """Returns and lengths ``[n_seeds, n_episodes]``, and the trajectories ``{"obs", "actions",
+        "rewards"}: [n_seeds, record, T, ...]`` of the first ``record`` episodes (``None`` if 0).
+        Episodes still running after ``max_steps`` (default: the env's time limit, else
+        ``DEFAULT_EVAL_MAX_STEPS``) count with the return and length they had reached."""
         max_steps = max_steps or getattr(self.base_env, "max_episode_steps", None) or DEFAULT_EVAL_MAX_STEPS
+        record = min(record, n_episodes)
         fn = self.compiled.get(
-            f"eval{n_episodes}{deterministic}{max_steps}",
-            self.over_seeds(lambda a: self.evaluate_one(a, n_episodes, deterministic, max_steps)),
+            f"eval{n_episodes}{deterministic}{max_steps}{record}",
+            self.over_seeds(lambda a: self.evaluate_one(a, n_episodes, deterministic, max_steps, record)),
             runners.agent,
         )
-        ret, length = jax.device_get(fn(runners.agent))
-        return np.asarray(ret), np.asarray(length)
+        ret, length, (obs, actions, rewards) = jax.device_get(fn(runners.agent))
+        trajectories = {"obs": obs, "actions": actions, "rewards": rewards} if record else None
+        return np.asarray(ret), np.asarray(length), trajectories

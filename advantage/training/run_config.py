@@ -28,7 +28,11 @@ class RunConfig:
     async_envs: bool = False
     """Gymnasium back end: step sub-environments in worker processes (AsyncVectorEnv)."""
     eval_episodes: int = 200
-    """Episodes of the final evaluation, per training seed."""
+    """Episodes of each evaluation, per training seed (0 skips evaluation)."""
+    eval_every: Optional[int] = None
+    """Also evaluate every this many env steps per seed during training (default: only at the end)."""
+    eval_record: int = 10
+    """Keep the observations, actions and rewards of this many evaluation episodes per seed (eval/*.npz)."""
     eval_deterministic: bool = True
     """Evaluate the mode of the policy (True) or sample from it (False)."""
     eval_max_steps: Optional[int] = None
@@ -54,6 +58,10 @@ class RunConfig:
             raise ConfigError(f"--total-steps {self.total_steps}: the budget must be a positive number of env steps")
         if self.eval_episodes < 0:
             raise ConfigError(f"--eval-episodes {self.eval_episodes}: must be >= 0 (0 skips the final evaluation)")
+        if self.eval_every is not None and self.eval_every <= 0:
+            raise ConfigError(f"--eval-every {self.eval_every}: must be a positive number of env steps")
+        if self.eval_record < 0:
+            raise ConfigError(f"--eval-record {self.eval_record}: must be >= 0")
         if self.checkpoint_every is not None and self.checkpoint_every <= 0:
             raise ConfigError(f"--checkpoint-every {self.checkpoint_every}: must be a positive number of env steps")
         if self.eval_max_steps is not None and self.eval_max_steps <= 0:
