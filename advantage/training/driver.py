@@ -23,6 +23,7 @@ from advantage.config import ConfigError, from_dict, to_dict
 from advantage.envs import registry
 from advantage.training import checkpoint
 from advantage.envs.spaces import action_dim, is_discrete
+from advantage.report.stats import iqm
 from advantage.training.health import HealthMonitor, NonFiniteError
 from advantage.training.run_config import RunConfig, Schedule
 
@@ -64,14 +65,6 @@ def params_digest(tree) -> str:
         h.update(str(a.shape).encode())
         h.update(a.tobytes())
     return h.hexdigest()
-
-
-def iqm(x) -> float:
-    """Interquartile mean: the mean of the middle 50% (scipy.stats.trim_mean(x, 0.25))."""
-    x = np.sort(np.asarray(x, np.float64).ravel())
-    n = len(x)
-    cut = int(0.25 * n)
-    return float(np.mean(x[cut: n - cut]))
 
 
 def default_run_dir(algo_name: str, env: str) -> Path:
