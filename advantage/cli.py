@@ -110,6 +110,8 @@ def _report(summary: dict) -> int:
     run_dir = summary.get("run_dir")
     if summary.get("learning_curve"):
         console.print(f"learning curve: {summary['learning_curve']}")
+    if summary.get("video"):
+        console.print(f"video of the trained agent: {summary['video']}")
     if run_dir:
         console.print(f"run folder: {run_dir} (summary.json, metrics.csv, tb/, checkpoints/)")
     return 0

@@ -333,6 +333,13 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
                                                        title=f"{algo.NAME} on {run.env}"))
     except Exception as e:  # noqa: BLE001 - a plot must never lose a finished run
         console.print(f"[yellow]could not draw the learning curve: {e}[/]")
+    if run.video:
+        try:
+            from advantage.report.video import record
+
+            summary["video"] = str(record(run_dir))
+        except Exception as e:  # noqa: BLE001 - a video must never lose a finished run
+            console.print(f"[yellow]no video: {e}[/]")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

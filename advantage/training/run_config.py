@@ -37,6 +37,8 @@ class RunConfig:
     """Evaluate the mode of the policy (True) or sample from it (False)."""
     eval_max_steps: Optional[int] = None
     """Cut evaluation episodes after this many steps (default: the env's time limit, or 10000 if it has none)."""
+    video: bool = True
+    """At the end, render one evaluation episode of the trained agent (seed index 0) to videos/agent.gif."""
     checkpoint_every: Optional[int] = None
     """Write a checkpoint every this many env steps per seed (default: every 10% of the run)."""
     seed_batching: Literal["auto", "vmap", "map"] = "auto"
