@@ -1,4 +1,8 @@
-"""Proximal Policy Optimization (Schulman et al. 2017), clipped objective.
+"""Proximal Policy Optimization (Schulman et al. 2017): clipped objective, adaptive KL penalty, or both.
+
+``objective`` picks the policy loss: ``clip`` (paper eq. 7, the default), ``kl`` (the
+adaptive KL penalty of sec. 4, eq. 8) or ``clip-kl`` (clipping plus the penalty); every
+variant adds the entropy bonus, and ``target_kl`` optionally stops an update's epochs early.
 
 Read top to bottom: ``Config`` -> ``AgentState`` -> ``init`` -> ``act`` -> the loss
 -> ``update``. The same ``act`` and ``update`` serve both back ends: the JAX-native
@@ -53,6 +57,8 @@ class Config:
     """Decay the clip range linearly to 0 over the run (RL Zoo's ``lin_0.2``)."""
     clip_value: bool = static(False)
     """Clip the value update to +-clip_eps around the old value (baselines' value clipping)."""
+    objective: str = static("clip")
+    """Policy objective: clip (L^CLIP), kl (ratio * A minus an adaptive KL penalty) or clip-kl (both)."""
 
     learning_rate: float = 1e-3
     """Adam step size (initial value when annealed)."""
@@ -72,6 +78,12 @@ class Config:
     """Initial log standard deviation of the Gaussian policy (continuous actions)."""
     adam_eps: float = 1e-5
     """Adam epsilon."""
+    kl_beta: float = 1.0
+    """Initial KL-penalty coefficient beta (objectives kl and clip-kl); adapted after every update."""
+    kl_target: float = 0.01
+    """Target KL d_targ of the adaptive penalty: beta halves when KL < d_targ/1.5 and doubles when KL > 1.5 d_targ."""
+    target_kl: float | None = None
+    """Early stopping: skip the rest of an update once a minibatch's approx KL exceeds 1.5 * target_kl (None: off)."""
 
     def __post_init__(self):
         check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
@@ -85,6 +97,11 @@ class Config:
         check(self, "gae_lambda", lambda v: 0 <= v <= 1, "gae_lambda must lie in [0, 1]")
         check(self, "clip_eps", lambda v: v > 0, "the clip range must be positive")
         check(self, "max_grad_norm", lambda v: v > 0, "the clipping threshold must be positive")
+        check(self, "objective", lambda v: v in OBJECTIVES, f"choose one of {', '.join(OBJECTIVES)}")
+        check(self, "kl_beta", lambda v: v > 0, "the initial KL coefficient must be positive (the paper uses 1)")
+        check(self, "kl_target", lambda v: v > 0, "the target KL must be positive (the paper's best: 0.01)")
+        if self.target_kl is not None:
+            check(self, "target_kl", lambda v: v > 0, "use a positive KL (e.g. 0.01), or None for no early stopping")
         batch = self.n_envs * self.n_steps
         if batch % self.n_minibatches != 0:
             raise ConfigError(
@@ -98,6 +115,13 @@ class Config:
         """Samples per update: n_envs * n_steps."""
         return self.n_envs * self.n_steps
 
+    @property
+    def uses_kl_penalty(self) -> bool:
+        return self.objective in ("kl", "clip-kl")
+
+
+#: The policy objectives ``Config.objective`` accepts.
+OBJECTIVES = ("clip", "kl", "clip-kl")
 
 #: Per-environment defaults. CartPole-v1 is the RL Zoo's ``ppo.yml`` entry. Pendulum-v1 follows the
 #: Zoo's entry without gSDE (plain Gaussian exploration), so it adds observation normalisation
@@ -122,6 +146,7 @@ class AgentState:
     obs_rms: RunningMeanStd
     update_count: jax.Array  # updates done so far: the schedules' position
     total_updates: jax.Array  # updates planned for the run: the schedules' horizon
+    kl_beta: jax.Array  # the adaptive KL-penalty coefficient (constant unless the objective has the penalty)
 
 
 def network(config: Config, action_space) -> ActorCritic:
@@ -149,6 +174,7 @@ def init(key, obs_space, action_space, config: Config, total_updates: int) -> Ag
         obs_rms=RunningMeanStd.create(obs_space.shape),
         update_count=jnp.zeros((), jnp.int32),
         total_updates=jnp.asarray(total_updates, jnp.int32),
+        kl_beta=jnp.asarray(config.kl_beta, jnp.float32),
     )
 
 
@@ -177,15 +203,61 @@ def schedule(config: Config, state: AgentState):
     return lr, clip_eps
 
 
-def loss_fn(params, config: Config, action_space, obs, mb, clip_eps):
-    """PPO's total loss on one minibatch: ``L^CLIP + c_v L^V - c_e H[pi]`` (paper eq. 9)."""
+def importance_surrogate(log_prob, old_log_prob, advantages):
+    r"""The unclipped surrogate as a loss, :math:`-\hat{\mathbb E}_t[r_t(\theta)\hat A_t]` (paper eq. 6, "CPI")."""
+    return -jnp.mean(jnp.exp(log_prob - old_log_prob) * advantages)
+
+
+def kl_penalty(old_dist, dist, beta):
+    r"""The KL penalty term of the paper's eq. 8, with the KL in closed form per state:
+    :math:`\beta\,\hat{\mathbb E}_t[\mathrm{KL}(\pi_{\theta_\text{old}}(\cdot|s_t)\,\|\,\pi_\theta(\cdot|s_t))]`.
+    Returns ``(penalty, mean KL)``."""
+    kl = jnp.mean(old_dist.kl(dist))
+    return beta * kl, kl
+
+
+#: Bounds that keep the adaptive beta from underflowing to 0 or overflowing (0 * 2 would stay 0 forever).
+KL_BETA_MIN, KL_BETA_MAX = 1e-6, 1e6
+
+
+def adapt_kl_beta(beta, kl, kl_target):
+    r"""The adaptive KL coefficient rule of the PPO paper, sec. 4, applied after each update.
+
+    With :math:`d = \hat{\mathbb E}_t[\mathrm{KL}(\pi_{\theta_\text{old}}(\cdot|s_t)\,\|\,\pi_\theta(\cdot|s_t))]`
+    measured after the update's epochs:
+
+    * if :math:`d < d_\text{targ}/1.5`, :math:`\beta \leftarrow \beta/2`;
+    * if :math:`d > 1.5\,d_\text{targ}`, :math:`\beta \leftarrow 2\beta`;
+    * otherwise :math:`\beta` is unchanged.
+
+    The result is kept in ``[KL_BETA_MIN, KL_BETA_MAX]``.
+    """
+    beta = jnp.where(kl < kl_target / 1.5, beta / 2.0, jnp.where(kl > 1.5 * kl_target, beta * 2.0, beta))
+    return jnp.clip(beta, KL_BETA_MIN, KL_BETA_MAX)
+
+
+def loss_fn(params, config: Config, action_space, obs, mb, clip_eps, kl_beta=None):
+    """PPO's total loss on one minibatch: ``L^pi + c_v L^V - c_e H[pi]`` (paper eq. 9).
+
+    ``L^pi`` by ``config.objective``: ``clip`` -> ``L^CLIP`` (eq. 7); ``kl`` -> ``-E[r A] + beta KL``
+    (eq. 8); ``clip-kl`` -> ``L^CLIP + beta KL``. The KL variants read the old policy's
+    distribution from ``mb["old_dist"]``.
+    """
     dist, values = network(config, action_space).apply(params, obs)
     adv = losses.normalize(mb["advantages"]) if config.normalize_advantage else mb["advantages"]
-    pg_loss, pg_metrics = losses.clipped_surrogate(dist.log_prob(mb["actions"]), mb["log_probs"], adv, clip_eps)
+    log_prob = dist.log_prob(mb["actions"])
+    pg_loss, pg_metrics = losses.clipped_surrogate(log_prob, mb["log_probs"], adv, clip_eps)
+    extra = {}
+    if config.objective == "kl":
+        pg_loss = importance_surrogate(log_prob, mb["log_probs"], adv)
+    if config.uses_kl_penalty:
+        penalty, kl = kl_penalty(mb["old_dist"], dist, kl_beta)
+        pg_loss = pg_loss + penalty
+        extra = dict(kl_penalty=penalty, kl=kl)
     v_loss = losses.value_loss(values, mb["values"], mb["returns"], clip_eps if config.clip_value else None)
     entropy = jnp.mean(dist.entropy())
     total = pg_loss + config.vf_coef * v_loss - config.ent_coef * entropy
-    return total, dict(policy=pg_loss, value=v_loss, entropy=entropy, **pg_metrics)
+    return total, dict(policy=pg_loss, value=v_loss, entropy=entropy, **pg_metrics, **extra)
 
 
 def update(config: Config, action_space, state: AgentState, batch: Transition, key):
@@ -193,6 +265,9 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
 
     Observations are normalised with the statistics that were used to act, so that
     the probability ratio starts at exactly 1; the statistics then absorb the batch.
+    With a KL-penalty objective, beta is adapted from the KL measured after the epochs.
+    With ``target_kl``, a flag carried through the epochs turns the remaining minibatch
+    steps into no-ops once one minibatch's approx KL exceeds ``1.5 * target_kl``.
     """
     net = network(config, action_space)
     obs = _preprocess(config, state, batch.obs)  # [T, B, obs_dim]
@@ -213,44 +288,71 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
         "advantages": advantages.reshape(n),
         "returns": returns.reshape(n),
     }
+    if config.uses_kl_penalty:  # the old policy's distribution at every sample, for the closed-form KL
+        old_dist = net.apply(state.params, obs)[0]
+        flat["old_dist"] = jax.tree.map(lambda x: x.reshape((n,) + x.shape[2:]), old_dist)
     lr, clip_eps = schedule(config, state)
     opt = optimizer(config)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    early_stop = config.target_kl is not None
 
     def minibatch_step(carry, mb):
-        params, opt_state = carry
-        (_, aux), grads = grad_fn(params, config, action_space, mb["obs"], mb, clip_eps)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        params = optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates))
-        return (params, opt_state), dict(aux, grad_norm=losses.global_norm(grads))
+        params, opt_state, stopped = carry
+        (_, aux), grads = grad_fn(params, config, action_space, mb["obs"], mb, clip_eps, state.kl_beta)
+        updates, new_opt_state = opt.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates))
+        if early_stop:  # SB3's rule: this minibatch's approx KL (before its step) too large -> stop here
+            stopped = jnp.logical_or(stopped, aux["approx_kl"] > 1.5 * config.target_kl)
+            keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(stopped, b, a), new, old)  # noqa: E731
+            new_params, new_opt_state = keep(new_params, params), keep(new_opt_state, opt_state)
+        step_metrics = dict(aux, grad_norm=losses.global_norm(grads), done=1.0 - stopped.astype(jnp.float32))
+        return (new_params, new_opt_state, stopped), step_metrics
 
     def epoch(carry, epoch_key):
         perm = jax.random.permutation(epoch_key, n)[: n_minibatches * mb_size]
         mbs = jax.tree.map(lambda x: x[perm].reshape((n_minibatches, mb_size) + x.shape[1:]), flat)
         return jax.lax.scan(minibatch_step, carry, mbs)
 
-    (params, opt_state), m = jax.lax.scan(epoch, (state.params, state.opt_state),
-                                          jax.random.split(key, config.n_epochs))
+    (params, opt_state, _), m = jax.lax.scan(epoch, (state.params, state.opt_state, jnp.bool_(False)),
+                                             jax.random.split(key, config.n_epochs))
+    if early_stop:  # statistics over the minibatch steps that were taken (the first one always is)
+        done = m["done"]
+        m = {k: jnp.where(done > 0, v, jnp.nan) for k, v in m.items()}
+        mean, vmax = jnp.nanmean, jnp.nanmax
+    else:
+        mean, vmax = jnp.mean, jnp.max
     obs_rms = state.obs_rms.update(batch.obs) if config.normalize_obs else state.obs_rms
+    kl_beta = state.kl_beta
+    if config.uses_kl_penalty:  # d = mean KL(pi_old || pi_new) over the whole rollout, then the sec. 4 rule
+        kl_after = jnp.mean(old_dist.kl(net.apply(params, obs)[0]))
+        kl_beta = adapt_kl_beta(state.kl_beta, kl_after, config.kl_target)
     new_state = state.replace(params=params, opt_state=opt_state, obs_rms=obs_rms,
-                              update_count=state.update_count + 1)
+                              update_count=state.update_count + 1, kl_beta=kl_beta)
     metrics = {
-        "loss/policy": m["policy"].mean(),
-        "loss/value": m["value"].mean(),
-        "loss/entropy": m["entropy"].mean(),
-        "loss/approx_kl": m["approx_kl"].mean(),
-        "loss/approx_kl_max": m["approx_kl"].max(),
-        "loss/clip_fraction": m["clip_fraction"].mean(),
-        "loss/ratio_max": m["ratio_max"].max(),
+        "loss/policy": mean(m["policy"]),
+        "loss/value": mean(m["value"]),
+        "loss/entropy": mean(m["entropy"]),
+        "loss/approx_kl": mean(m["approx_kl"]),
+        "loss/approx_kl_max": vmax(m["approx_kl"]),
+        "loss/clip_fraction": mean(m["clip_fraction"]),
+        "loss/ratio_max": vmax(m["ratio_max"]),
         "value/explained_variance": losses.explained_variance(batch.value, returns),
         "value/td_error": jnp.mean(jnp.abs(td_errors)),
         "value/max": jnp.max(batch.value),
         "value/mean": jnp.mean(batch.value),
-        "grad/norm": m["grad_norm"].mean(),
+        "grad/norm": mean(m["grad_norm"]),
         "opt/learning_rate": lr,
         "opt/clip_eps": clip_eps,
         "adv/mean_abs": jnp.mean(jnp.abs(advantages)),
     }
+    if config.uses_kl_penalty:
+        metrics.update({
+            "loss/kl_penalty": mean(m["kl_penalty"]),  # beta * KL, averaged over the minibatch steps
+            "policy/kl": kl_after,  # d of the adaptive rule: mean KL(pi_old || pi_new) after the update
+            "opt/kl_beta": state.kl_beta,  # the beta this update used (the next one uses the adapted value)
+        })
+    if early_stop:
+        metrics["opt/epochs_done"] = jnp.sum(done) / n_minibatches  # minibatch steps taken, in epochs
     return new_state, metrics
 
 

@@ -1,0 +1,29 @@
+"""Natural policy gradient (Kakade 2001): TRPO's step without the line search.
+
+The whole implementation is ``advantage.algos.trpo`` (one family, one file); this module only
+names it ``npg`` and turns the line search off by default. Each update takes the full step
+``theta + sqrt(2 delta / s^T F s) s`` with ``s = F^{-1} g`` from conjugate gradient, as Spinning
+Up's ``trpo(algo='npg')`` does. See ``docs/algorithms/trpo.md``.
+"""
+
+from __future__ import annotations
+
+from flax import struct
+
+from advantage.algos import trpo
+from advantage.algos.trpo import AgentState, act, init, policy_params, update  # noqa: F401
+from advantage.config import static
+
+NAME = "npg"
+
+
+@struct.dataclass
+class Config(trpo.Config):
+    """NPG hyperparameters: TRPO's (RL Zoo CartPole-v1 defaults), without the line search."""
+
+    line_search: bool = static(False)
+    """Backtracking line search on the exact KL and the surrogate (TRPO); off: plain natural-gradient step (NPG)."""
+
+
+PRESETS = trpo.PRESETS
+DEFAULT_STEPS = trpo.DEFAULT_STEPS

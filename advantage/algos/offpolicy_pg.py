@@ -1,0 +1,393 @@
+r"""Importance-sampled off-policy policy gradient (``is-pg``): reuse the last few rollouts.
+
+The agent keeps the last ``buffer_size`` rollouts in its state, each with the log-probabilities
+of the policy that collected it (the *behaviour* policy :math:`\mu`, an older snapshot of
+:math:`\pi`). Every update appends the new rollout and takes ``n_epochs`` gradient steps on all
+stored rollouts, each step reweighted by importance ratios
+:math:`\rho_k = \pi_\theta(a_k|s_k)/\mu(a_k|s_k)`:
+
+.. math::
+    \nabla J(\theta) \approx \frac1N\sum_{\text{buffer}} w_t\,\hat A_t\,\nabla_\theta\log\pi_\theta(a_t|s_t)
+
+with the weight :math:`w_t` chosen by ``is_mode`` (see :func:`importance_weights`):
+
+* ``full`` — the slides' product over the whole (observed part of the) episode,
+  :math:`w_t = \prod_{k} \rho_k` (lecture *Actor Critic I*, ``shared/seeds/000_…``, slides
+  "Off-Policy Gradient": :math:`\mathbb E[G(\tau)\mid\theta_\pi] = \mathbb E[G(\tau)\prod_t
+  \pi(a_t|s_t;\theta_\pi)/\pi(a_t|s_t;\theta_\beta)\mid\theta_\beta]`);
+* ``per-decision`` — only the ratios up to the decision, :math:`w_t = \prod_{k\le t}\rho_k`
+  (Precup, Sutton & Singh 2000): later actions cannot affect earlier rewards;
+* ``truncated`` — per-decision with every factor truncated at :math:`\bar\rho` (``is_clip``),
+  :math:`w_t = \prod_{k\le t}\min(\bar\rho, \rho_k)`, the traces :math:`c_i` of Retrace
+  (Munos et al. 2016) and V-trace (lecture *Policy Gradient Methods*, ``shared/seeds/002_…``,
+  slide "IMPALA V-Trace").
+
+The lectures' point — "off-policy gradient does not work in most cases" because
+:math:`\prod_t \rho_t \to 0, \infty` — is what the logged weight statistics (``is/ess``,
+``is/max_ratio``, ``is/mean_log_weight``, ``is/frac_zero``) show as the behaviour policy ages.
+
+Read top to bottom: ``Config`` -> buffer -> ``AgentState`` -> ``init`` -> ``act`` -> the
+weights and the loss -> ``update``. Every detail is in ``docs/algorithms/is_pg.md``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from advantage.config import check, static
+from advantage.core import losses
+from advantage.core.returns import gae
+from advantage.envs.spaces import action_dim, is_discrete
+from advantage.nets.mlp import ActorCritic, flatten_obs
+from advantage.types import Transition
+
+NAME = "is-pg"
+
+#: The weightings ``Config.is_mode`` accepts.
+IS_MODES = ("full", "per-decision", "truncated")
+
+#: Log-weights are capped here (w <= e^20 ~ 5e8) only so that float32 sums of w and w^2 stay finite.
+LOG_WEIGHT_MAX = 20.0
+
+#: Weights below this count as "zero" in ``is/frac_zero``.
+ZERO_WEIGHT = 1e-3
+
+
+@struct.dataclass
+class Config:
+    """Importance-sampled off-policy PG hyperparameters (defaults: CartPole-v1, tuned here)."""
+
+    n_envs: int = static(8)
+    """Parallel environments per seed."""
+    n_steps: int = static(32)
+    """Steps collected from each environment per update (rollout length T)."""
+    buffer_size: int = static(4)
+    """Rollouts kept and reused, the newest included (1: on-policy, no reuse)."""
+    n_epochs: int = static(4)
+    """Gradient steps per update, each on all stored rollouts (weights recomputed at every step)."""
+    is_mode: str = static("truncated")
+    """Importance weight: full (product over the episode), per-decision (product up to t) or truncated
+    (per-decision with every ratio capped at is_clip)."""
+    hidden_sizes: tuple[int, ...] = static((64, 64))
+    """Hidden layer sizes of the actor and critic MLPs."""
+    activation: str = static("tanh")
+    """Hidden activation: tanh, relu, elu or gelu."""
+    normalize_advantage: bool = static(True)
+    """Normalise advantages to zero mean and unit std over the buffer (valid samples)."""
+    anneal_lr: bool = static(True)
+    """Decay the learning rate linearly to 0 over the run."""
+
+    is_clip: float = 1.0
+    """rho-bar: the truncation level of each ratio in is_mode=truncated."""
+    learning_rate: float = 3e-3
+    """Adam step size (initial value when annealed)."""
+    gamma: float = 0.98
+    """Discount factor."""
+    gae_lambda: float = 0.8
+    """GAE lambda of the advantages (computed with the current critic on every stored rollout)."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    vf_coef: float = 0.5
+    """Weight of the value loss (fitted on the newest rollout only)."""
+    max_grad_norm: float = 0.5
+    """Global-norm gradient clipping threshold."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of the Gaussian policy (continuous actions)."""
+    adam_eps: float = 1e-5
+    """Adam epsilon."""
+
+    def __post_init__(self):
+        check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
+        check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
+        check(self, "buffer_size", lambda v: v >= 1, "keep at least the newest rollout")
+        check(self, "n_epochs", lambda v: v >= 1, "take at least one gradient step")
+        check(self, "is_mode", lambda v: v in IS_MODES, f"choose one of {', '.join(IS_MODES)}")
+        check(self, "activation", lambda v: v in ("tanh", "relu", "elu", "gelu"), "choose tanh, relu, elu or gelu")
+        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
+        check(self, "is_clip", lambda v: v > 0, "the truncation level must be positive (e.g. 1.0)")
+        check(self, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
+        check(self, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
+        check(self, "gae_lambda", lambda v: 0 <= v <= 1, "gae_lambda must lie in [0, 1]")
+        check(self, "max_grad_norm", lambda v: v > 0, "the clipping threshold must be positive")
+
+
+#: Per-environment defaults (CartPole-v1 = the class defaults; measured in docs/algorithms/is_pg.md).
+PRESETS: dict[str, dict] = {"CartPole-v1": {}}
+#: Default budget (env steps per seed) for an env, when the user gives none.
+DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 100_000}
+
+
+# ----------------------------------------------------------------------------- the buffer
+@struct.dataclass
+class RolloutBuffer:
+    """The last ``K = buffer_size`` rollouts, ``[K, T, B, ...]``, written in a ring (slot = update % K).
+
+    ``log_prob`` is the behaviour policy's :math:`\\log\\mu(a_t|s_t)`, stored when acting.
+    ``valid`` is 0 for empty slots and for the padding of a shorter final rollout.
+    """
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    next_obs: jax.Array
+    log_prob: jax.Array
+    valid: jax.Array
+
+    @classmethod
+    def create(cls, k: int, t: int, b: int, obs_shape, act_shape, act_dtype) -> "RolloutBuffer":
+        z = lambda *s, dtype=jnp.float32: jnp.zeros((k, t, b) + tuple(s), dtype)  # noqa: E731
+        return cls(obs=z(*obs_shape), action=z(*act_shape, dtype=act_dtype), reward=z(),
+                   terminated=z(dtype=bool), truncated=z(dtype=bool), next_obs=z(*obs_shape),
+                   log_prob=z(), valid=z())
+
+    def insert(self, slot, batch: Transition) -> "RolloutBuffer":
+        """Write a rollout ``[T', B]`` into ``slot``. A shorter one (the final rollout, ``T' < T``) is
+        padded with invalid steps, and its last real step is marked truncated, so that returns and
+        importance products stop there exactly as at a rollout end (bootstrap from ``V(next_obs)``)."""
+        t_full, t = self.reward.shape[1], batch.reward.shape[0]
+        pad = t_full - t
+
+        def fill(x, v=0):
+            return jnp.concatenate([x, jnp.full((pad,) + x.shape[1:], v, x.dtype)]) if pad else x
+
+        truncated = batch.truncated.astype(bool)
+        if pad:
+            truncated = truncated.at[-1].set(True)
+        row = dict(obs=fill(batch.obs), action=fill(batch.action), reward=fill(batch.reward),
+                   terminated=fill(batch.terminated.astype(bool), True), truncated=fill(truncated, True),
+                   next_obs=fill(batch.next_obs), log_prob=fill(batch.log_prob),
+                   valid=fill(jnp.ones(batch.reward.shape, jnp.float32)))
+        return self.replace(**{k: getattr(self, k).at[slot].set(v.astype(getattr(self, k).dtype))
+                               for k, v in row.items()})
+
+
+@struct.dataclass
+class AgentState:
+    """Everything that changes during training; saved whole in every checkpoint (buffer included)."""
+
+    params: dict
+    opt_state: optax.OptState
+    buffer: RolloutBuffer
+    update_count: jax.Array
+    total_updates: jax.Array
+
+
+def network(config: Config, action_space) -> ActorCritic:
+    return ActorCritic(action_dim=action_dim(action_space), discrete=is_discrete(action_space),
+                       hidden_sizes=config.hidden_sizes, activation=config.activation, shared=False,
+                       log_std_init=config.log_std_init)
+
+
+def optimizer(config: Config) -> optax.GradientTransformation:
+    """Global-norm clipping, then Adam's scaling; the (annealed) step size is applied in ``update``."""
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.scale_by_adam(eps=config.adam_eps))
+
+
+def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+    net = network(config, action_space)
+    params = net.init(key, flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape))
+    act_shape, act_dtype = ((), jnp.int32) if is_discrete(action_space) else (action_space.shape, jnp.float32)
+    return AgentState(
+        params=params,
+        opt_state=optimizer(config).init(params),
+        buffer=RolloutBuffer.create(config.buffer_size, config.n_steps, config.n_envs, obs_space.shape,
+                                    act_shape, act_dtype),
+        update_count=jnp.zeros((), jnp.int32),
+        total_updates=jnp.asarray(total_updates, jnp.int32),
+    )
+
+
+def act(config: Config, action_space, state: AgentState, obs, key, deterministic: bool = False):
+    """Sample (or take the mode of) ``pi(.|obs)``: ``(action, log_prob, value)``; ``log_prob`` becomes
+    the behaviour log-probability ``log mu`` of the stored rollout."""
+    dist, value = network(config, action_space).apply(state.params, flatten_obs(obs, state.buffer.obs.shape[3:]))
+    action = dist.mode() if deterministic else dist.sample(key)
+    return action, dist.log_prob(action), value
+
+
+# ----------------------------------------------------------------------------- the weights and the loss
+def importance_weights(log_rho, done, mode: str, is_clip=1.0):
+    r"""Importance weights ``w [T, B]`` (and ``log w``) from per-step log-ratios of one rollout.
+
+    ``log_rho[t] = log pi(a_t|s_t) - log mu(a_t|s_t)``; ``done[t]`` ends the episode after step
+    ``t``. Products run over the *episode fragment* that holds ``t``: from the rollout's first
+    step or the step after a ``done``, to the next ``done`` or the rollout end. With ``s`` the
+    fragment's first step and ``e`` its last:
+
+    * ``full``:          :math:`w_t = \prod_{k=s}^{e}\rho_k` (the same for every step of the fragment);
+    * ``per-decision``:  :math:`w_t = \prod_{k=s}^{t}\rho_k`;
+    * ``truncated``:     :math:`w_t = \prod_{k=s}^{t}\min(\bar\rho, \rho_k)`.
+
+    Computed in log space (a forward ``scan`` of cumulative sums that restarts at each fragment,
+    and for ``full`` a backward ``scan`` that spreads the fragment's total); ``log w`` is capped at
+    ``LOG_WEIGHT_MAX``. An episode that began before the rollout starts its product at the
+    rollout's first step: the state distribution is not corrected.
+    """
+    if mode not in IS_MODES:
+        raise ValueError(f"importance_weights: mode must be one of {IS_MODES}, got {mode!r}")
+    done = jnp.asarray(done, bool)
+    if mode == "truncated":
+        log_rho = jnp.minimum(log_rho, jnp.log(is_clip))
+    starts = jnp.concatenate([jnp.ones_like(done[:1]), done[:-1]], axis=0)
+
+    def forward(acc, x):
+        lr, start = x
+        acc = jnp.where(start, 0.0, acc) + lr
+        return acc, acc
+
+    _, log_w = jax.lax.scan(forward, jnp.zeros_like(log_rho[0]), (log_rho, starts))
+    if mode == "full":
+        ends = done.at[-1].set(True)
+
+        def backward(total, x):
+            cum, end = x
+            total = jnp.where(end, cum, total)
+            return total, total
+
+        _, log_w = jax.lax.scan(backward, jnp.zeros_like(log_rho[0]), (log_w, ends), reverse=True)
+    log_w = jnp.minimum(log_w, LOG_WEIGHT_MAX)
+    return jnp.exp(log_w), log_w
+
+
+def weight_statistics(w, log_w, log_rho, valid) -> dict:
+    r"""Diagnostics of the weights over the valid samples (``N`` of them):
+
+    * ``ess`` — effective sample size, normalised: :math:`(\sum w)^2 / (N\sum w^2) \in (0, 1]`
+      (Kong 1992; 1 when all weights are equal, :math:`1/N` when one weight dominates);
+    * ``max_ratio`` — the largest single-step ratio :math:`\rho_t`;
+    * ``mean_log_weight`` — :math:`\frac1N\sum\log w_t` (0 on-policy; drifts away as the products grow or shrink);
+    * ``frac_zero`` — the fraction of weights below ``ZERO_WEIGHT`` (``1e-3``): samples that no longer count.
+    """
+    ok = valid > 0
+    n = jnp.maximum(jnp.sum(valid), 1.0)
+    w = jnp.where(ok, w, 0.0)  # invalid entries may hold anything: select, never multiply (0 * inf = nan)
+    w_max = jnp.max(w)
+    scaled = jnp.where(w_max > 0, w / jnp.where(w_max > 0, w_max, 1.0), 0.0)  # ESS is scale-free; no overflow
+    s1, s2 = jnp.sum(scaled), jnp.sum(scaled**2)
+    return {
+        "ess": jnp.where(s2 > 0, s1**2 / (n * jnp.where(s2 > 0, s2, 1.0)), 0.0),
+        "max_ratio": jnp.max(jnp.where(ok, jnp.exp(jnp.minimum(log_rho, LOG_WEIGHT_MAX)), 0.0)),
+        "mean_log_weight": jnp.sum(jnp.where(ok, log_w, 0.0)) / n,
+        "frac_zero": jnp.sum(jnp.where(ok, w < ZERO_WEIGHT, False)) / n,
+    }
+
+
+def masked_normalize(x, valid, eps=1e-8):
+    """Zero mean, unit (population) std over the entries where ``valid`` is 1."""
+    n = jnp.maximum(jnp.sum(valid), 1.0)
+    mean = jnp.sum(valid * x) / n
+    std = jnp.sqrt(jnp.sum(valid * (x - mean) ** 2) / n)
+    return (x - mean) / (std + eps)
+
+
+def loss_fn(params, config: Config, action_space, data):
+    r"""Off-policy PG loss on the whole buffer ``[K, T, B]``, plus value loss and entropy bonus.
+
+    .. math::
+        \mathcal L = -\frac1N\sum \operatorname{sg}(w_t)\,\hat A_t\log\pi_\theta(a_t|s_t)
+            + c_v\,\tfrac12\overline{(V_\phi(s_t) - \hat R_t)^2}^{\,\text{newest}} - c_e\,\bar H[\pi_\theta]
+
+    ``sg`` = stop-gradient: the weights (computed from the current ``theta``) scale the score
+    function, so the gradient is :math:`-\frac1N\sum w_t\hat A_t\nabla\log\pi_\theta(a_t|s_t)`.
+    Sums run over valid samples; the value loss over the newest rollout only (on-policy targets).
+    """
+    net = network(config, action_space)
+    dist, values = net.apply(params, data["obs"])  # [K, T, B]
+    log_pi = dist.log_prob(data["action"])
+    log_rho = jax.lax.stop_gradient(log_pi) - data["log_prob"]
+    w, log_w = jax.vmap(lambda lr, d: importance_weights(lr, d, config.is_mode, config.is_clip))(log_rho, data["done"])
+    valid = data["valid"]
+    n = jnp.maximum(jnp.sum(valid), 1.0)
+    pg_loss = -jnp.sum(valid * jax.lax.stop_gradient(w) * data["advantages"] * log_pi) / n
+    newest = data["newest"] * valid
+    v_loss = 0.5 * jnp.sum(newest * (values - data["returns"]) ** 2) / jnp.maximum(jnp.sum(newest), 1.0)
+    entropy = jnp.sum(valid * dist.entropy()) / n
+    total = pg_loss + config.vf_coef * v_loss - config.ent_coef * entropy
+    stats = weight_statistics(w, log_w, log_rho, valid)
+    oldest = data["oldest"] * valid
+    stats["ess_oldest"] = weight_statistics(w, log_w, log_rho, oldest)["ess"]
+    return total, dict(policy=pg_loss, value=v_loss, entropy=entropy, **stats)
+
+
+def update(config: Config, action_space, state: AgentState, batch: Transition, key):
+    """Store the new rollout, compute advantages with the current critic on every stored rollout,
+    then ``n_epochs`` full-buffer gradient steps with importance weights recomputed at each step.
+
+    ``key`` is unused (no minibatch sampling); it is part of the algorithm interface.
+    """
+    del key
+    k = config.buffer_size
+    slot = state.update_count % k
+    buf = state.buffer.insert(slot, batch)
+    net = network(config, action_space)
+    obs_shape = buf.obs.shape[3:]
+    obs, next_obs = flatten_obs(buf.obs, obs_shape), flatten_obs(buf.next_obs, obs_shape)
+
+    values = net.apply(state.params, obs, method=net.value)  # [K, T, B], current critic
+    next_values = net.apply(state.params, next_obs, method=net.value)
+    advantages = jax.vmap(gae, in_axes=(0, 0, 0, 0, 0, None, None))(
+        buf.reward, values, next_values, buf.terminated, buf.truncated, config.gamma, config.gae_lambda)
+    returns = advantages + values
+    adv = masked_normalize(advantages, buf.valid) if config.normalize_advantage else advantages
+    ages = (slot - jnp.arange(k)) % k  # 0 = newest rollout, k-1 = oldest slot
+    filled = jnp.sum(jnp.max(buf.valid, axis=(1, 2)) > 0)
+    data = {
+        "obs": obs, "action": buf.action, "log_prob": buf.log_prob, "valid": buf.valid,
+        "done": jnp.logical_or(buf.terminated, buf.truncated), "advantages": adv, "returns": returns,
+        "newest": jnp.broadcast_to((ages == 0)[:, None, None], buf.valid.shape).astype(jnp.float32),
+        "oldest": jnp.broadcast_to((ages == jnp.minimum(filled, k) - 1)[:, None, None],
+                                   buf.valid.shape).astype(jnp.float32),
+    }
+
+    frac = 1.0 - state.update_count / jnp.maximum(state.total_updates, 1)
+    lr = config.learning_rate * (frac if config.anneal_lr else 1.0)
+    opt = optimizer(config)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def step(carry, _):
+        params, opt_state = carry
+        (_, aux), grads = grad_fn(params, config, action_space, data)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        params = optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates))
+        return (params, opt_state), dict(aux, grad_norm=losses.global_norm(grads))
+
+    (params, opt_state), m = jax.lax.scan(step, (state.params, state.opt_state), None, length=config.n_epochs)
+    first = jax.tree.map(lambda x: x[0], m)  # the weights as this update found them
+    new_state = state.replace(params=params, opt_state=opt_state, buffer=buf, update_count=state.update_count + 1)
+    newest = data["newest"] * buf.valid
+    sel = newest > 0
+    metrics = {
+        "loss/policy": jnp.mean(m["policy"]),
+        "loss/value": jnp.mean(m["value"]),
+        "loss/entropy": jnp.mean(m["entropy"]),
+        "is/ess": first["ess"],
+        "is/ess_oldest": first["ess_oldest"],
+        "is/max_ratio": first["max_ratio"],
+        "is/mean_log_weight": first["mean_log_weight"],
+        "is/frac_zero": first["frac_zero"],
+        "is/buffer_rollouts": filled.astype(jnp.float32),
+        "value/explained_variance": _masked_explained_variance(values, returns, sel),
+        "value/mean": jnp.sum(newest * values) / jnp.maximum(jnp.sum(newest), 1.0),
+        "grad/norm": jnp.mean(m["grad_norm"]),
+        "opt/learning_rate": lr,
+        "adv/mean_abs": jnp.sum(buf.valid * jnp.abs(advantages)) / jnp.maximum(jnp.sum(buf.valid), 1.0),
+    }
+    return new_state, metrics
+
+
+def _masked_explained_variance(pred, target, mask):
+    n = jnp.maximum(jnp.sum(mask), 1)
+    var = lambda x: jnp.sum(mask * (x - jnp.sum(mask * x) / n) ** 2) / n  # noqa: E731
+    var_t = var(target)
+    return jnp.where(var_t > 0, 1.0 - var(target - pred) / jnp.maximum(var_t, 1e-12), jnp.nan)
+
+
+def policy_params(state: AgentState):
+    """What ``params_digest`` hashes: the network parameters."""
+    return {"params": state.params}
+

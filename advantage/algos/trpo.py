@@ -1,0 +1,309 @@
+"""Trust Region Policy Optimization (Schulman et al. 2015) and the natural policy gradient (Kakade 2001).
+
+One family, one file: the policy takes one natural-gradient step per rollout on the
+importance-sampled surrogate ``L = E[ratio * A]`` with GAE advantages, sized so that the
+quadratic model of the mean KL from the old policy equals ``max_kl``. With
+``line_search=True`` (TRPO) a backtracking line search then enforces the exact KL constraint
+and an improvement of the surrogate; with ``line_search=False`` the step is taken as it is
+(NPG; ``advantage.algos.npg`` is this module with that default). The critic is a separate
+network, fitted by Adam for ``n_critic_updates`` epochs of minibatches (as in SB3-contrib's
+TRPO and the RL Zoo's ``trpo.yml``).
+
+Read top to bottom: ``Config`` -> ``AgentState`` -> ``init`` -> ``act`` -> surrogate and KL
+-> ``update``. The math of the step is in ``advantage/core/natural_gradient.py``; every
+implementation detail is listed in ``docs/algorithms/trpo.md``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from jax.flatten_util import ravel_pytree
+
+from advantage.config import ConfigError, check, static
+from advantage.core import losses
+from advantage.core.natural_gradient import natural_gradient_step
+from advantage.core.normalization import RunningMeanStd
+from advantage.core.returns import gae
+from advantage.envs.spaces import action_dim, is_discrete
+from advantage.nets.mlp import ActorCritic, flatten_obs
+from advantage.types import Transition
+
+NAME = "trpo"
+
+
+@struct.dataclass
+class Config:
+    """TRPO / NPG hyperparameters. Defaults are the RL Zoo's tuned TRPO settings for CartPole-v1."""
+
+    n_envs: int = static(2)
+    """Parallel environments per seed."""
+    n_steps: int = static(512)
+    """Steps collected from each environment per update (rollout length T)."""
+    line_search: bool = static(True)
+    """Backtracking line search on the exact KL and the surrogate (TRPO); off: plain natural-gradient step (NPG)."""
+    cg_iters: int = static(15)
+    """Maximum conjugate-gradient iterations (Fisher-vector products) per update."""
+    line_search_max_iters: int = static(10)
+    """Maximum points tried by the line search (full step, then shrunk by line_search_shrink each time)."""
+    n_critic_updates: int = static(20)
+    """Epochs of Adam minibatch steps on the value loss per rollout."""
+    n_minibatches: int = static(2)
+    """Critic minibatches per epoch; the rollout (n_envs * n_steps samples) is split evenly."""
+    hidden_sizes: tuple[int, ...] = static((64, 64))
+    """Hidden layer sizes of the actor and critic MLPs (two separate networks)."""
+    activation: str = static("tanh")
+    """Hidden activation: tanh, relu, elu or gelu."""
+    normalize_obs: bool = static(False)
+    """Normalise observations with running statistics kept in the agent state."""
+    normalize_advantage: bool = static(True)
+    """Normalise advantages to zero mean and unit std over the rollout."""
+
+    max_kl: float = 0.01
+    """Trust-region size delta: the bound on the mean KL(pi_old || pi_new) of one update (SB3's target_kl)."""
+    cg_damping: float = 1e-3
+    """Damping c added to the Fisher matrix: CG solves (F + c I) s = g."""
+    cg_residual_tol: float = 1e-10
+    """CG stops once the squared residual norm |g - (F + cI) s|^2 falls below this."""
+    line_search_shrink: float = 0.8
+    """Factor by which the line search shrinks the step after each rejected point."""
+    learning_rate: float = 1e-3
+    """Adam step size of the critic."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.98
+    """GAE lambda: 0 is the one-step TD error, 1 the Monte-Carlo advantage."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of the Gaussian policy (continuous actions)."""
+    adam_eps: float = 1e-5
+    """Adam epsilon (critic)."""
+
+    def __post_init__(self):
+        name = type(self).__module__.split(".")[-1]
+        check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
+        check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
+        check(self, "cg_iters", lambda v: v >= 1, "run at least one conjugate-gradient iteration")
+        check(self, "line_search_max_iters", lambda v: v >= 1, "try at least one point")
+        check(self, "n_critic_updates", lambda v: v >= 0, "use 0 or more critic epochs")
+        check(self, "n_minibatches", lambda v: v >= 1, "use at least one minibatch")
+        check(self, "activation", lambda v: v in ("tanh", "relu", "elu", "gelu"), "choose tanh, relu, elu or gelu")
+        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
+        check(self, "max_kl", lambda v: v > 0, "the trust region must be positive (e.g. 0.01)")
+        check(self, "cg_damping", lambda v: v >= 0, "the damping must be >= 0 (e.g. 0.1)")
+        check(self, "cg_residual_tol", lambda v: v >= 0, "the tolerance must be >= 0")
+        check(self, "line_search_shrink", lambda v: 0 < v < 1, "the shrink factor must lie in (0, 1), e.g. 0.8")
+        check(self, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
+        check(self, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
+        check(self, "gae_lambda", lambda v: 0 <= v <= 1, "gae_lambda must lie in [0, 1]")
+        batch = self.n_envs * self.n_steps
+        if batch % self.n_minibatches != 0:
+            raise ConfigError(
+                f"{name}: n_envs * n_steps = {self.n_envs} * {self.n_steps} = {batch} samples cannot be split "
+                f"into n_minibatches={self.n_minibatches} equal critic minibatches; choose n_minibatches from "
+                f"{[m for m in range(1, min(batch, 64) + 1) if batch % m == 0]}."
+            )
+
+    @property
+    def batch_size(self) -> int:
+        """Samples per update: n_envs * n_steps."""
+        return self.n_envs * self.n_steps
+
+
+#: Per-environment defaults from the RL Zoo's ``hyperparams/trpo.yml`` (sb3-contrib TRPO); fields the
+#: Zoo leaves out take SB3-contrib's defaults. ``n_minibatches`` is the Zoo's ``batch_size`` expressed
+#: as a count: CartPole 1024 / 512 = 2; Pendulum 2048 / 128 (SB3 default) = 16. Pendulum-v1 replaces
+#: the Zoo's gSDE exploration by observation normalisation (see docs/algorithms/trpo.md).
+PRESETS: dict[str, dict] = {
+    "CartPole-v1": dict(n_envs=2, n_steps=512, n_minibatches=2, cg_damping=1e-3, gae_lambda=0.98, gamma=0.99,
+                        learning_rate=1e-3, n_critic_updates=20),
+    "Pendulum-v1": dict(n_envs=2, n_steps=1024, n_minibatches=16, gamma=0.9, gae_lambda=0.95, cg_damping=0.1,
+                        learning_rate=1e-3, n_critic_updates=15, normalize_obs=True),
+}
+#: Default budget (env steps per seed) for an env, when the user gives none.
+DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 100_000, "Pendulum-v1": 100_000}
+
+
+@struct.dataclass
+class AgentState:
+    """Everything that changes during training; saved whole in every checkpoint."""
+
+    params: dict  # ActorCritic parameters: actor_torso + policy_head (the policy), critic_torso + value_head
+    critic_opt_state: optax.OptState  # Adam state of the critic's parameters only
+    obs_rms: RunningMeanStd
+    update_count: jax.Array
+    total_updates: jax.Array
+
+
+def network(config: Config, action_space) -> ActorCritic:
+    return ActorCritic(
+        action_dim=action_dim(action_space),
+        discrete=is_discrete(action_space),
+        hidden_sizes=config.hidden_sizes,
+        activation=config.activation,
+        shared=False,  # the KL constraint must only see the policy's parameters
+        log_std_init=config.log_std_init,
+    )
+
+
+POLICY_MODULES = ("actor_torso", "policy_head")
+
+
+def split_params(params: dict) -> tuple[dict, dict]:
+    """``ActorCritic`` parameters -> ``(policy part, critic part)``; :func:`merge_params` inverts it."""
+    inner = params["params"]
+    actor = {k: v for k, v in inner.items() if k in POLICY_MODULES}
+    critic = {k: v for k, v in inner.items() if k not in POLICY_MODULES}
+    return actor, critic
+
+
+def merge_params(actor: dict, critic: dict) -> dict:
+    return {"params": {**actor, **critic}}
+
+
+def critic_optimizer(config: Config) -> optax.GradientTransformation:
+    """Adam on the critic's parameters (no gradient clipping, as in SB3-contrib's TRPO)."""
+    return optax.adam(config.learning_rate, eps=config.adam_eps)
+
+
+def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+    net = network(config, action_space)
+    params = net.init(key, flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape))
+    return AgentState(
+        params=params,
+        critic_opt_state=critic_optimizer(config).init(split_params(params)[1]),
+        obs_rms=RunningMeanStd.create(obs_space.shape),
+        update_count=jnp.zeros((), jnp.int32),
+        total_updates=jnp.asarray(total_updates, jnp.int32),
+    )
+
+
+def _preprocess(config: Config, state: AgentState, obs):
+    obs = state.obs_rms.normalize(obs) if config.normalize_obs else obs
+    return flatten_obs(obs, state.obs_rms.mean.shape)
+
+
+def act(config: Config, action_space, state: AgentState, obs, key, deterministic: bool = False):
+    """Sample (or take the mode of) ``pi(.|obs)`` for a batch ``obs [B, ...]``: ``(action, log_prob, value)``."""
+    dist, value = network(config, action_space).apply(state.params, _preprocess(config, state, obs))
+    action = dist.mode() if deterministic else dist.sample(key)
+    return action, dist.log_prob(action), value
+
+
+def surrogate(dist, actions, old_log_prob, advantages):
+    r"""The importance-sampled surrogate to *maximise* (TRPO eq. 14, sample form):
+
+    .. math::
+        L_{\theta_\text{old}}(\theta) = \hat{\mathbb E}_t\Big[
+            \frac{\pi_\theta(a_t|s_t)}{\pi_{\theta_\text{old}}(a_t|s_t)}\hat A_t\Big]
+
+    Its gradient at :math:`\theta_\text{old}` is the policy gradient
+    :math:`\hat{\mathbb E}[\nabla\log\pi_\theta(a_t|s_t)\hat A_t]`.
+    """
+    return jnp.mean(jnp.exp(dist.log_prob(actions) - old_log_prob) * advantages)
+
+
+def mean_kl(old_dist, dist):
+    r"""The mean KL from the old policy, closed form per state:
+
+    .. math::
+        \overline{\mathrm{KL}} = \hat{\mathbb E}_t\big[
+            \mathrm{KL}(\pi_{\theta_\text{old}}(\cdot|s_t)\,\|\,\pi_\theta(\cdot|s_t))\big]
+    """
+    return jnp.mean(old_dist.kl(dist))
+
+
+def update(config: Config, action_space, state: AgentState, batch: Transition, key):
+    """One update on a rollout ``batch [T, B]``: GAE with the old critic, one natural-gradient
+    policy step (with or without line search), then the critic's Adam epochs.
+
+    ``key`` permutes the critic's minibatches. Observations are normalised with the statistics
+    used to act; the statistics absorb the batch at the end (as in PPO).
+    """
+    net = network(config, action_space)
+    obs = _preprocess(config, state, batch.obs)
+    next_values = net.apply(state.params, _preprocess(config, state, batch.next_obs), method=net.value)
+    advantages = gae(batch.reward, batch.value, next_values, batch.terminated, batch.truncated,
+                     config.gamma, config.gae_lambda)
+    returns = advantages + batch.value
+    td_errors = batch.reward + config.gamma * (1.0 - batch.terminated) * next_values - batch.value
+
+    n = batch.reward.size
+    flat_obs = obs.reshape((n, -1))
+    actions = batch.action.reshape((n,) + batch.action.shape[2:])
+    old_log_prob = batch.log_prob.reshape(n)
+    adv = advantages.reshape(n)
+    adv = losses.normalize(adv) if config.normalize_advantage else adv
+
+    # ---- policy: one natural-gradient step on the flattened policy parameters
+    actor, critic = split_params(state.params)
+    theta_old, unravel = ravel_pytree(actor)
+
+    def policy(theta):
+        return net.apply(merge_params(unravel(theta), critic), flat_obs)[0]
+
+    old_dist = jax.tree.map(jax.lax.stop_gradient, policy(theta_old))
+    theta_new, info = natural_gradient_step(
+        objective_fn=lambda th: surrogate(policy(th), actions, old_log_prob, adv),
+        kl_fn=lambda th: mean_kl(old_dist, policy(th)),
+        theta_old=theta_old, max_kl=config.max_kl, damping=config.cg_damping, cg_iters=config.cg_iters,
+        cg_residual_tol=config.cg_residual_tol, line_search=config.line_search,
+        line_search_max_iters=config.line_search_max_iters, line_search_shrink=config.line_search_shrink,
+    )
+    actor = unravel(theta_new)
+
+    # ---- critic: n_critic_updates epochs of Adam minibatch steps on 1/2 (V - R)^2
+    n_minibatches = min(config.n_minibatches, n)
+    mb_size = n // n_minibatches
+    data = {"obs": flat_obs, "returns": returns.reshape(n)}
+    opt = critic_optimizer(config)
+
+    def value_loss(critic_params, mb):
+        v = net.apply(merge_params(actor, critic_params), mb["obs"], method=net.value)
+        return losses.value_loss(v, None, mb["returns"])
+
+    def minibatch_step(carry, mb):
+        critic_params, opt_state = carry
+        loss, grads = jax.value_and_grad(value_loss)(critic_params, mb)
+        updates, opt_state = opt.update(grads, opt_state, critic_params)
+        return (optax.apply_updates(critic_params, updates), opt_state), loss
+
+    def epoch(carry, epoch_key):
+        perm = jax.random.permutation(epoch_key, n)[: n_minibatches * mb_size]
+        mbs = jax.tree.map(lambda x: x[perm].reshape((n_minibatches, mb_size) + x.shape[1:]), data)
+        return jax.lax.scan(minibatch_step, carry, mbs)
+
+    (critic, critic_opt_state), v_losses = jax.lax.scan(
+        epoch, (critic, state.critic_opt_state), jax.random.split(key, config.n_critic_updates))
+
+    obs_rms = state.obs_rms.update(batch.obs) if config.normalize_obs else state.obs_rms
+    new_state = state.replace(params=merge_params(actor, critic), critic_opt_state=critic_opt_state,
+                              obs_rms=obs_rms, update_count=state.update_count + 1)
+    metrics = {
+        "loss/policy": -info["surrogate"],
+        "loss/value": jnp.mean(v_losses),
+        "loss/entropy": jnp.mean(old_dist.entropy()),
+        "policy/kl": info["kl"],
+        "trpo/surrogate_improvement": info["surrogate"] - info["surrogate_old"],
+        "trpo/step_size": info["step_size"],
+        "trpo/step_fraction": info["step_fraction"],
+        "trpo/line_search_steps": info["line_search_steps"],
+        "trpo/accepted": info["accepted"],
+        "trpo/cg_residual": info["cg_residual"],
+        "trpo/cg_iterations": info["cg_iterations"],
+        "trpo/cg_nonpositive_curvature": info["cg_nonpositive_curvature"],
+        "trpo/curvature": info["curvature"],
+        "value/explained_variance": losses.explained_variance(batch.value, returns),
+        "value/td_error": jnp.mean(jnp.abs(td_errors)),
+        "value/mean": jnp.mean(batch.value),
+        "grad/norm": info["grad_norm"],
+        "opt/learning_rate": jnp.asarray(config.learning_rate, jnp.float32),
+        "adv/mean_abs": jnp.mean(jnp.abs(advantages)),
+    }
+    return new_state, metrics
+
+
+def policy_params(state: AgentState):
+    """What ``params_digest`` hashes: the network parameters and the normalisation statistics."""
+    return {"params": state.params, "obs_rms": state.obs_rms}

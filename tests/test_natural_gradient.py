@@ -1,0 +1,179 @@
+"""The natural-gradient machinery: CG, Fisher-vector products, the step length and the line search."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from advantage.core import natural_gradient as ng
+from advantage.core.distributions import Categorical, DiagGaussian
+
+
+# ----------------------------------------------------------------------------- conjugate gradient
+def test_cg_matches_a_direct_solve():
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(8, 8)).astype(np.float32)
+    a = m @ m.T + 0.5 * np.eye(8, dtype=np.float32)  # symmetric positive definite
+    b = rng.normal(size=8).astype(np.float32)
+    x, info = ng.conjugate_gradient(lambda v: jnp.asarray(a) @ v, jnp.asarray(b), max_iters=30, residual_tol=1e-12)
+    np.testing.assert_allclose(np.asarray(x), np.linalg.solve(a.astype(np.float64), b), rtol=1e-3, atol=1e-4)
+    assert not bool(info.nonpositive_curvature)
+    assert float(info.residual) < 1e-3
+    # exact arithmetic needs at most n = 8 iterations; the tolerance stops it there
+    assert int(info.iterations) <= 12
+
+
+def test_cg_stops_at_the_residual_tolerance_and_after_max_iters():
+    x, info = ng.conjugate_gradient(lambda v: 2.0 * v, jnp.ones(5), max_iters=10)
+    np.testing.assert_allclose(x, 0.5 * np.ones(5), rtol=1e-6)  # A = 2I: one iteration solves it
+    assert int(info.iterations) == 1
+    a = jnp.diag(jnp.arange(1.0, 11.0))
+    _, info = ng.conjugate_gradient(lambda v: a @ v, jnp.ones(10), max_iters=3, residual_tol=0.0)
+    assert int(info.iterations) == 3
+
+
+@pytest.mark.parametrize("sign", [0.0, -1.0])
+def test_cg_reports_nonpositive_curvature_without_nan(sign):
+    x, info = ng.conjugate_gradient(lambda v: sign * v, jnp.ones(4), max_iters=10)
+    assert bool(info.nonpositive_curvature)
+    assert np.all(np.isfinite(np.asarray(x))) and np.all(np.asarray(x) == 0.0)  # the bad direction is not taken
+    beta, shs = ng.max_step_length(x, sign * x, 0.01)
+    assert float(beta) == 0.0 and np.isfinite(float(shs))
+    beta, _ = ng.max_step_length(jnp.ones(4), -jnp.ones(4), 0.01)  # negative curvature along s: no step, no NaN
+    assert float(beta) == 0.0
+
+
+# ----------------------------------------------------------------------------- Fisher-vector products
+def _tiny_policy(discrete: bool):
+    """A linear policy on 5 states of dimension 2: softmax over 3 actions, or a 2-d Gaussian."""
+    key = jax.random.PRNGKey(0)
+    obs = jax.random.normal(key, (5, 2))
+    params = {"w": 0.5 * jax.random.normal(jax.random.fold_in(key, 1), (2, 3 if discrete else 2)),
+              "b": 0.1 * jnp.arange(3.0 if discrete else 2.0)}
+    if not discrete:
+        params["log_std"] = jnp.array([-0.3, 0.2])
+    theta, unravel = ravel_pytree(params)
+
+    def dist(th):
+        p = unravel(th)
+        out = obs @ p["w"] + p["b"]
+        return Categorical(out) if discrete else DiagGaussian(out, jnp.broadcast_to(p["log_std"], out.shape))
+
+    old = jax.tree.map(jax.lax.stop_gradient, dist(theta))
+    return theta, dist, (lambda th: jnp.mean(old.kl(dist(th))))
+
+
+def _explicit_fisher(theta, dist, discrete):
+    """F = mean_s E_{a~pi(.|s)}[grad log pi(a|s) grad log pi(a|s)^T], in closed form.
+
+    Softmax: the exact sum over the 3 actions. Gaussian: F = J_mu^T diag(1/sigma^2) J_mu + 2 J_ls^T J_ls
+    per state (J_mu, J_ls: Jacobians of the mean and the log-std with respect to theta)."""
+    d = dist(theta)
+    per_state = []
+    for s in range(5):
+        if discrete:
+            probs = jnp.exp(d.log_probs[s])
+            scores = jnp.stack([jax.grad(lambda th: dist(th).log_prob(jnp.full(5, a))[s])(theta) for a in range(3)])
+            per_state.append(jnp.einsum("a,ai,aj->ij", probs, scores, scores))
+        else:
+            j_mu = jax.jacobian(lambda th: dist(th).mean[s])(theta)
+            j_ls = jax.jacobian(lambda th: dist(th).log_std[s])(theta)
+            per_state.append(j_mu.T @ jnp.diag(jnp.exp(-2 * d.log_std[s])) @ j_mu + 2.0 * j_ls.T @ j_ls)
+    return sum(per_state) / 5
+
+
+@pytest.mark.parametrize("discrete", [True, False])
+def test_fisher_vector_product_matches_the_explicit_kl_hessian_and_fisher(discrete):
+    theta, dist, kl_fn = _tiny_policy(discrete)
+    hessian = np.asarray(jax.hessian(kl_fn)(theta))
+    damping = 0.1
+    fvp = ng.fisher_vector_product(kl_fn, theta, damping)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        v = rng.normal(size=theta.shape).astype(np.float32)
+        np.testing.assert_allclose(np.asarray(fvp(jnp.asarray(v))), hessian @ v + damping * v, rtol=1e-4, atol=1e-5)
+    # at theta_old the KL's Hessian is the Fisher information matrix
+    np.testing.assert_allclose(hessian, np.asarray(_explicit_fisher(theta, dist, discrete)), rtol=1e-4, atol=1e-5)
+
+
+def test_step_length_puts_the_quadratic_kl_on_the_boundary():
+    theta, dist, kl_fn = _tiny_policy(True)
+    fvp = ng.fisher_vector_product(kl_fn, theta, 0.0)
+    g = jnp.asarray(np.random.default_rng(2).normal(size=theta.shape).astype(np.float32))
+    s, _ = ng.conjugate_gradient(fvp, g, 10)
+    delta = 1e-4
+    beta, shs = ng.max_step_length(s, fvp(s), delta)
+    step = beta * s
+    np.testing.assert_allclose(0.5 * float(step @ fvp(step)), delta, rtol=1e-4)
+    np.testing.assert_allclose(float(shs), float(s @ fvp(s)), rtol=1e-6)
+    # for a small delta the true KL is close to its quadratic model
+    np.testing.assert_allclose(float(kl_fn(theta + step)), delta, rtol=0.1)
+
+
+# ----------------------------------------------------------------------------- line search
+def _quadratic_problem(direction):
+    """L(theta) = g . theta (maximise), KL(theta) = 0.5 |theta - theta_old|^2."""
+    theta_old = jnp.array([0.3, -0.2, 0.1])
+    g = jnp.array([1.0, 2.0, -1.0])
+    f = lambda th: (g @ th, 0.5 * jnp.sum((th - theta_old) ** 2))  # noqa: E731
+    return theta_old, f, direction * g / jnp.linalg.norm(g)
+
+
+def test_line_search_accepts_the_full_step_when_it_is_good():
+    theta_old, f, d = _quadratic_problem(+1.0)
+    new, info = ng.backtracking_line_search(f, theta_old, 0.1 * d, max_kl=0.01, max_iters=10, shrink=0.8)
+    assert bool(info.accepted) and int(info.steps) == 1
+    np.testing.assert_allclose(new, theta_old + 0.1 * d, rtol=1e-6)
+
+
+def test_line_search_backtracks_until_the_kl_constraint_holds():
+    theta_old, f, d = _quadratic_problem(+1.0)
+    # |step| = 0.2 -> KL 0.02 > 0.01; 0.8 * 0.2 = 0.16 -> 0.0128 > 0.01; 0.64 * 0.2 = 0.128 -> 0.0082: accepted
+    new, info = ng.backtracking_line_search(f, theta_old, 0.2 * d, max_kl=0.01, max_iters=10, shrink=0.8)
+    assert bool(info.accepted) and int(info.steps) == 3
+    np.testing.assert_allclose(float(info.fraction), 0.64, rtol=1e-6)
+    assert float(info.kl) <= 0.01
+
+
+@pytest.mark.parametrize("case", ["violates_kl", "lowers_surrogate"])
+def test_line_search_rejection_restores_the_old_parameters_exactly(case):
+    if case == "violates_kl":
+        theta_old, f, d = _quadratic_problem(+1.0)
+        step = 10.0 * d  # still KL > 0.01 after 0.8**4 shrinking
+    else:
+        theta_old, f, d = _quadratic_problem(-1.0)
+        step = 0.05 * d  # inside the trust region but downhill
+    new, info = ng.backtracking_line_search(f, theta_old, step, max_kl=0.01, max_iters=5, shrink=0.8)
+    assert not bool(info.accepted) and int(info.steps) == 5
+    assert np.array_equal(np.asarray(new), np.asarray(theta_old))  # bit for bit
+    assert float(info.fraction) == 0.0 and float(info.kl) == 0.0
+
+
+def test_trpo_step_respects_the_kl_and_npg_step_is_taken_as_is():
+    theta, dist, kl_fn = _tiny_policy(True)
+    adv = jnp.array([1.0, -0.5, 2.0, -1.0, 0.3])
+    actions = jnp.array([0, 1, 2, 1, 0])
+    old_logp = dist(theta).log_prob(actions)
+    objective = lambda th: jnp.mean(jnp.exp(dist(th).log_prob(actions) - old_logp) * adv)  # noqa: E731
+    new, info = ng.natural_gradient_step(objective, kl_fn, theta, max_kl=0.01, damping=1e-3, cg_iters=10)
+    assert float(info["accepted"]) == 1.0
+    assert float(kl_fn(new)) <= 0.01 and float(objective(new)) > float(objective(theta))
+    new_npg, info_npg = ng.natural_gradient_step(objective, kl_fn, theta, max_kl=0.01, damping=1e-3, cg_iters=10,
+                                                 line_search=False)
+    assert float(info_npg["line_search_steps"]) == 0.0 and float(info_npg["step_fraction"]) == 1.0
+    np.testing.assert_allclose(float(info_npg["kl"]), 0.01, rtol=0.3)  # the quadratic model's KL, roughly
+
+
+def test_zero_gradient_and_zero_curvature_give_no_nan():
+    theta = jnp.array([0.5, -0.5])
+    # constant surrogate: g = 0, CG returns 0, beta = 0; the line search rejects (no improvement)
+    new, info = ng.natural_gradient_step(lambda th: jnp.float32(1.0) + 0.0 * th.sum(),
+                                         lambda th: 0.5 * jnp.sum((th - theta) ** 2), theta, 0.01, 0.0, 10)
+    assert np.array_equal(np.asarray(new), np.asarray(theta))
+    assert all(np.isfinite(float(v)) for v in info.values())
+    # flat KL (H = 0) and no damping: non-positive curvature is reported, nothing becomes NaN
+    new, info = ng.natural_gradient_step(lambda th: th[0], lambda th: 0.0 * th.sum(), theta, 0.01, 0.0, 10,
+                                         line_search=False)
+    assert float(info["cg_nonpositive_curvature"]) == 1.0
+    assert np.all(np.isfinite(np.asarray(new))) and all(np.isfinite(float(v)) for v in info.values())

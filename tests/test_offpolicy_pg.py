@@ -1,0 +1,162 @@
+"""Importance-sampled off-policy PG: the weights by hand, the buffer, probes, and CartPole."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from advantage import algos
+from advantage.algos import offpolicy_pg as ispg
+from advantage.config import ConfigError
+from advantage.envs import Box, Discrete
+from advantage.types import Transition
+
+from helpers import first_agent, train_run
+
+
+# ----------------------------------------------------------------------------- the weights, by hand
+RATIOS = np.array([2.0, 0.5, 3.0, 0.1], np.float32)  # one env, 4 steps; the episode ends after step 1
+DONE = np.array([False, True, False, False])
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("per-decision", [2.0, 1.0, 3.0, 0.3]),  # prod_{k <= t} rho_k, restarting after the episode end
+    ("full", [1.0, 1.0, 0.3, 0.3]),          # the fragment's whole product, for every step of it
+    ("truncated", [1.0, 0.5, 1.0, 0.1]),     # prod_{k <= t} min(1, rho_k)
+])
+def test_importance_weights_by_hand(mode, expected):
+    w, log_w = ispg.importance_weights(jnp.log(RATIOS)[:, None], DONE[:, None], mode, is_clip=1.0)
+    np.testing.assert_allclose(np.asarray(w[:, 0]), expected, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(log_w[:, 0]), np.log(expected), atol=1e-5)
+
+
+def test_truncation_level_and_the_log_weight_cap():
+    w, _ = ispg.importance_weights(jnp.log(RATIOS)[:, None], DONE[:, None], "truncated", is_clip=2.5)
+    np.testing.assert_allclose(np.asarray(w[:, 0]), [2.0, 1.0, 2.5, 0.25], rtol=1e-5)
+    w, log_w = ispg.importance_weights(jnp.full((100, 1), 1.0), jnp.zeros((100, 1), bool), "per-decision")
+    assert float(log_w.max()) == ispg.LOG_WEIGHT_MAX and np.all(np.isfinite(np.asarray(w)))
+
+
+def test_weight_statistics_by_hand():
+    valid = jnp.ones(4)
+    s = ispg.weight_statistics(jnp.ones(4), jnp.zeros(4), jnp.zeros(4), valid)
+    got = [s["ess"], s["mean_log_weight"], s["frac_zero"], s["max_ratio"]]
+    np.testing.assert_allclose(got, [1, 0, 0, 1], atol=1e-6)
+    w = jnp.array([1.0, 1e-4, 1e-5, 0.0])
+    s = ispg.weight_statistics(w, jnp.log(jnp.maximum(w, 1e-30)), jnp.log(jnp.array([1.0, 2.0, 0.5, 0.1])), valid)
+    np.testing.assert_allclose(s["ess"], (w.sum() ** 2) / (4 * (w**2).sum()), rtol=1e-5)  # ~ 1/4: one sample counts
+    np.testing.assert_allclose(s["frac_zero"], 0.75)
+    np.testing.assert_allclose(s["max_ratio"], 2.0, rtol=1e-6)
+    # invalid samples are ignored
+    s = ispg.weight_statistics(w, jnp.zeros(4), jnp.zeros(4), jnp.array([1.0, 0.0, 0.0, 0.0]))
+    np.testing.assert_allclose([s["ess"], s["frac_zero"]], [1.0, 0.0], atol=1e-6)
+    # all valid weights 0 (underflow) while invalid entries are huge: finite statistics, no 0 * inf
+    big = jnp.array([0.0, 0.0, 5e8, 5e8])
+    s = ispg.weight_statistics(big, jnp.array([-300.0, -200.0, 20.0, 20.0]), jnp.array([0.0, 0.0, 90.0, 90.0]),
+                               jnp.array([1.0, 1.0, 0.0, 0.0]))
+    assert float(s["ess"]) == 0.0 and float(s["frac_zero"]) == 1.0 and float(s["max_ratio"]) == 1.0
+    assert all(np.isfinite(float(v)) for v in s.values())
+
+
+def test_full_products_degenerate_faster_than_per_decision_ones():
+    """The slides' point: prod_t rho_t -> 0 or infinity, so fewer and fewer samples keep any weight.
+
+    Ratios with log rho ~ N(0, 0.3^2): the full product over 16 steps has log w ~ N(0, 16 * 0.09), whose
+    ESS is about exp(-1.44) = 0.24; per-decision products are shorter on average, truncated ones bounded."""
+    def ess(mode, t, seed=0):
+        log_rho = 0.3 * jax.random.normal(jax.random.PRNGKey(seed), (t, 256))
+        w, log_w = ispg.importance_weights(log_rho, jnp.zeros((t, 256), bool), mode)
+        return float(ispg.weight_statistics(w, log_w, log_rho, jnp.ones_like(w))["ess"])
+
+    assert ess("full", 16) < ess("per-decision", 16) < ess("truncated", 16) < 1.0
+    assert 0.15 < ess("full", 16) < 0.4
+    assert ess("full", 64) < ess("full", 16) < ess("full", 4)  # longer products, fewer effective samples
+
+
+# ----------------------------------------------------------------------------- buffer and update
+def test_config_and_registry():
+    assert algos.get("is-pg") is ispg and ispg.NAME == "is-pg"
+    with pytest.raises(ConfigError, match="offpolicy_pg.is_mode"):
+        ispg.Config(is_mode="weighted")
+    with pytest.raises(ConfigError, match="offpolicy_pg.buffer_size"):
+        ispg.Config(buffer_size=0)
+
+
+def _batch(cfg, state, act_space, key, t=None):
+    t = t or cfg.n_steps
+    obs = jax.random.normal(key, (t, cfg.n_envs, 3))
+    action, logp, value = jax.vmap(lambda o, k: ispg.act(cfg, act_space, state, o, k))(obs, jax.random.split(key, t))
+    reward = (action == 1).astype(jnp.float32)
+    term = jax.random.bernoulli(jax.random.fold_in(key, 1), 0.1, (t, cfg.n_envs))
+    return Transition(obs, action, reward, term, jnp.zeros_like(term), obs, logp, value)
+
+
+def test_buffer_ring_and_the_shorter_final_rollout():
+    cfg = ispg.Config(n_envs=2, n_steps=4, buffer_size=3)
+    space = Discrete(2)
+    state = ispg.init(jax.random.PRNGKey(0), Box(-1, 1, (3,)), space, cfg, total_updates=10)
+    update = jax.jit(lambda s, b: ispg.update(cfg, space, s, b, jax.random.PRNGKey(0)))
+    batches = [_batch(cfg, state, space, jax.random.PRNGKey(i)) for i in range(4)]
+    for i, b in enumerate(batches):
+        state, m = update(state, b)
+        assert float(m["is/buffer_rollouts"]) == min(i + 1, 3)
+    # the 4th rollout overwrote slot 0; slots 1, 2 hold rollouts 2 and 3
+    np.testing.assert_array_equal(state.buffer.obs[0], batches[3].obs)
+    np.testing.assert_array_equal(state.buffer.log_prob[1], batches[1].log_prob)
+    # a 2-step final rollout is padded: valid 0 after it, its last real step cut like a rollout end
+    short = _batch(cfg, state, space, jax.random.PRNGKey(9), t=2)
+    state, _ = jax.jit(lambda s, b: ispg.update(cfg, space, s, b, jax.random.PRNGKey(0)))(state, short)
+    slot = 4 % 3
+    np.testing.assert_array_equal(state.buffer.valid[slot], [[1, 1], [1, 1], [0, 0], [0, 0]])
+    assert bool(jnp.all(state.buffer.truncated[slot, 1] | state.buffer.terminated[slot, 1]))
+
+
+def test_on_policy_weights_are_one_and_old_rollouts_lose_weight():
+    cfg = ispg.Config(n_envs=4, n_steps=16, buffer_size=4, n_epochs=4, learning_rate=3e-2, is_mode="per-decision",
+                      anneal_lr=False)
+    space = Discrete(2)
+    state = ispg.init(jax.random.PRNGKey(0), Box(-1, 1, (3,)), space, cfg, total_updates=10)
+    update = jax.jit(lambda s, b: ispg.update(cfg, space, s, b, jax.random.PRNGKey(0)))
+    state, m = update(state, _batch(cfg, state, space, jax.random.PRNGKey(0)))
+    np.testing.assert_allclose([m["is/ess"], m["is/max_ratio"], m["is/mean_log_weight"]], [1, 1, 0], atol=1e-5)
+    for i in range(1, 4):
+        state, m = update(state, _batch(cfg, state, space, jax.random.PRNGKey(i)))
+    assert float(m["is/ess"]) < 0.99 and float(m["is/ess_oldest"]) < float(m["is/ess"])
+    assert abs(float(m["is/mean_log_weight"])) > 1e-3 and float(m["is/max_ratio"]) > 1.0
+
+
+# ----------------------------------------------------------------------------- probe environments
+#: lr and epochs above the CartPole defaults: the continuous bandit's optimum is 0.5 * obs only once the
+#: Gaussian is narrow (with a wide one, clipping actions to [-1, 1] moves the optimum outwards).
+PROBE_CFG = dict(n_envs=8, n_steps=16, buffer_size=2, n_epochs=8, learning_rate=1e-2, gamma=0.9, gae_lambda=0.95)
+
+
+def test_probe_two_step_value(tmp_path):
+    """The critic learns V(s0) = gamma and V(s1) = 1 (discounting through a bootstrap)."""
+    _, run_dir = train_run(tmp_path, "is-pg", ispg.Config(**PROBE_CFG), "probe/TwoStep-v0", total_steps=128 * 40)
+    _, cfg, space, agent = first_agent(run_dir)
+    _, v = ispg.network(cfg, space).apply(agent.params, jnp.array([[-1.0], [1.0]]))
+    np.testing.assert_allclose(np.asarray(v), [0.9, 1.0], atol=0.05)
+
+
+@pytest.mark.parametrize("continuous", [False, True], ids=["discrete", "continuous"])
+def test_probe_policy_finds_the_best_action_per_context(tmp_path, continuous):
+    env = "probe/ContextualBandit" + ("Continuous-v0" if continuous else "-v0")
+    _, run_dir = train_run(tmp_path, "is-pg", ispg.Config(**PROBE_CFG), env, total_steps=128 * 60)
+    _, cfg, space, agent = first_agent(run_dir)
+    dist, _ = ispg.network(cfg, space).apply(agent.params, jnp.array([[-1.0], [1.0]]))
+    if continuous:
+        np.testing.assert_allclose(np.asarray(dist.mean[:, 0]), [-0.5, 0.5], atol=0.1)
+    else:
+        p = np.exp(np.asarray(dist.log_probs))
+        assert p[0, 0] > 0.95 and p[1, 1] > 0.95, p
+
+
+# ----------------------------------------------------------------------------- learning
+@pytest.mark.slow
+def test_is_pg_learns_cartpole(tmp_path):
+    """The CartPole-v1 defaults (truncated per-decision weights, 4 rollouts), 100k steps per seed, 3 seeds."""
+    summary, _ = train_run(tmp_path, "is-pg", ispg.Config(**ispg.PRESETS["CartPole-v1"]), "CartPole-v1",
+                           seeds=(0, 1, 2), eval_episodes=100)
+    assert summary["env_steps"] == 100_000
+    assert summary["eval_return"]["mean"] >= 300, summary["eval_return"]
