@@ -137,5 +137,6 @@ class HealthMonitor:
             if big.any():
                 si, ui = np.argwhere(big)[0]
                 self._warn("large-kl", f"approx KL reached {kl[si, ui]:.2f} in one minibatch at env step "
-                           f"{int(steps[ui])} (seed {self.seeds[si]}); healthy PPO updates stay below ~0.05. "
-                           f"Lower the learning rate or the number of epochs.")
+                           f"{int(steps[ui])} (seed {self.seeds[si]}); clipped PPO updates usually stay below ~0.05 "
+                           f"(an unclipped KL-penalty objective may go higher while its beta adapts). "
+                           f"If learning is unstable, lower the learning rate or the number of epochs.")
