@@ -40,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -118,6 +119,35 @@ def machine_info() -> dict:
 # ---------------------------------------------------------------- hyperparameters
 
 
+def child_env(extra: dict | None = None) -> dict:
+    """The environment of every child process: with --snapshot, the extracted revision comes first on the path."""
+    env = dict(os.environ)
+    if SNAPSHOT_DIR is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SNAPSHOT_DIR), env.get("PYTHONPATH")) if p)
+    env.update(extra or {})
+    return env
+
+
+def extract_snapshot(rev: str, dest: Path) -> dict:
+    """``git archive REV`` into ``dest`` (the repository itself is not touched): a fixed version of the code."""
+    dest.mkdir(parents=True)
+    commit = subprocess.run(["git", "rev-parse", rev], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    archive = subprocess.run(["git", "archive", commit, "advantage"], cwd=REPO, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    check = subprocess.run([sys.executable, "-c", "import advantage; print(advantage.__file__)"],
+                           env=child_env(), capture_output=True, text=True, cwd=dest.parent)
+    where = check.stdout.strip()
+    if not where.startswith(str(dest)):
+        raise SystemExit(f"--snapshot: child processes import advantage from {where!r}, not from {dest}")
+    return {"rev": rev, "commit": commit, "path": str(dest), "advantage_imported_from": where}
+
+
+SNAPSHOT_DIR: Path | None = None
+#: Children run outside the repository, so that ``python -c`` (whose sys.path starts with the current
+#: folder) imports the installed package or the --snapshot, never ./advantage by accident.
+CHILD_CWD: Path = Path(tempfile.gettempdir())
+
+
 def our_hyperparameters() -> dict:
     """The CartPole-v1 preset, read from the code (not copied), in a short-lived child process."""
     code = (
@@ -130,7 +160,8 @@ def our_hyperparameters() -> dict:
         "d['total_steps'] = ppo.DEFAULT_STEPS['CartPole-v1']\n"
         "print(json.dumps(d, default=list))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=CHILD_CWD, timeout=300,
+                         env=child_env())
     if out.returncode != 0:
         return {"error": out.stderr[-2000:]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -203,15 +234,22 @@ def wait_for_quiet(threshold: float, max_wait: float, poll: float = 10.0) -> tup
 
 
 def timed(cmd: list[str], env: dict, timeout: float) -> dict:
-    t0 = time.perf_counter()
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout)
-        rc, out, err = p.returncode, p.stdout, p.stderr
-    except subprocess.TimeoutExpired as e:
-        rc, out, err = "timeout", e.stdout or "", e.stderr or ""
-        out = out.decode() if isinstance(out, bytes) else out
-        err = err.decode() if isinstance(err, bytes) else err
-    return {"process_time_s": time.perf_counter() - t0, "returncode": rc, "stdout": out, "stderr": err}
+    """Run ``cmd``; wall time from launch to exit, and the CPU time (user + sys) of it and its children."""
+    with tempfile.TemporaryFile("w+") as fout, tempfile.TemporaryFile("w+") as ferr:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=fout, stderr=ferr, text=True, env=env, cwd=CHILD_CWD)
+        timer = threading.Timer(timeout, p.kill)
+        timer.start()
+        _, status, ru = os.wait4(p.pid, 0)
+        elapsed = time.perf_counter() - t0
+        timer.cancel()
+        p.returncode = os.waitstatus_to_exitcode(status)
+        fout.seek(0)
+        ferr.seek(0)
+        out, err = fout.read(), ferr.read()
+    rc = p.returncode if elapsed < timeout else "timeout"
+    return {"process_time_s": elapsed, "returncode": rc, "stdout": out, "stderr": err,
+            "cpu_user_s": ru.ru_utime, "cpu_sys_s": ru.ru_stime, "max_rss_mib": ru.ru_maxrss / 1024}
 
 
 def parse_sb3(stdout: str) -> dict | None:
@@ -255,10 +293,40 @@ class Bench:
         self.out_path = Path(args.out)
         self.measurements: list[dict] = []
         self.machine = machine_info()
+        if args.snapshot:
+            global SNAPSHOT_DIR
+            SNAPSHOT_DIR = self.tmp / "code"
+            self.machine["code_snapshot"] = extract_snapshot(args.snapshot, SNAPSHOT_DIR)
+        else:
+            self.machine["code_snapshot"] = None
         self.ours_hp = our_hyperparameters()
         self.sb3_hp = None
         self.budget = args.total_steps or (2048 if args.quick else None)
         self.eval_episodes = 5 if args.quick else 200
+        self.first_repeat = 0
+        self.sessions = [self.session_info()]
+        if args.append and self.out_path.exists():
+            self.load_previous()
+
+    def session_info(self) -> dict:
+        return {"started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                "argv": sys.argv[1:], "code_snapshot": self.machine.get("code_snapshot"),
+                "git": self.machine.get("git")}
+
+    def load_previous(self) -> None:
+        """--append: keep the measurements of an earlier invocation (same budget and code) and add repeats."""
+        data = json.loads(self.out_path.read_text())
+        if data["budget_env_steps_per_seed"] != (self.budget or 100_000) or data["quick"] != self.args.quick:
+            raise SystemExit(f"--append: {self.out_path} was measured with another budget; use another --out")
+        old = (data["machine"].get("code_snapshot") or {}).get("commit")
+        new = (self.machine.get("code_snapshot") or {}).get("commit")
+        if old != new:
+            raise SystemExit(f"--append: {self.out_path} measured code {old}, this run {new}; give --snapshot {old}")
+        self.measurements = data["measurements"]
+        self.sb3_hp = data.get("sb3_config")
+        self.first_repeat = 1 + max((m["repeat"] for m in self.measurements), default=-1)
+        self.sessions = data.get("sessions", []) + self.sessions
+        self.machine = data["machine"]
 
     @classmethod
     def from_json(cls, path: str, args) -> "Bench":
@@ -278,8 +346,7 @@ class Bench:
 
     def measure(self, config: str, variant: str, repeat: int, cmd: list[str], env_extra: dict | None = None) -> tuple[dict, dict]:
         load, waited = wait_for_quiet(self.args.load_threshold, self.args.max_wait)
-        env = dict(os.environ)
-        env.update(env_extra or {})
+        env = child_env(env_extra)
         print(f"[{time.strftime('%H:%M:%S')}] {config:5s} {variant:5s} repeat {repeat}: load "
               f"{load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}" + (f" (waited {waited:.0f} s)" if waited >= 1 else ""),
               file=sys.stderr, flush=True)
@@ -287,11 +354,13 @@ class Bench:
         m = {"config": config, "variant": variant, "repeat": repeat, "cmd": cmd,
              "env": env_extra or {}, "loadavg_before": list(load), "load_wait_s": waited,
              "loadavg_after": list(os.getloadavg()), "process_time_s": r["process_time_s"],
-             "returncode": r["returncode"]}
+             "cpu_time_s": r["cpu_user_s"] + r["cpu_sys_s"], "cpu_user_s": r["cpu_user_s"],
+             "cpu_sys_s": r["cpu_sys_s"], "max_rss_mib": r["max_rss_mib"], "returncode": r["returncode"]}
         if r["returncode"] != 0:
             m["stderr_tail"] = r["stderr"][-3000:]
             m["stdout_tail"] = r["stdout"][-2000:]
-        print(f"           -> {r['process_time_s']:.1f} s (rc {r['returncode']})", file=sys.stderr, flush=True)
+        print(f"           -> {r['process_time_s']:.1f} s, CPU {r['cpu_user_s'] + r['cpu_sys_s']:.1f} s "
+              f"(rc {r['returncode']})", file=sys.stderr, flush=True)
         return m, r
 
     def record(self, m: dict) -> None:
@@ -321,7 +390,8 @@ class Bench:
             # Final return: evaluate_policy in a separate, untimed process.
             ev = subprocess.run([sys.executable, str(SB3_SCRIPT), "--eval", str(model),
                                  "--eval-episodes", str(self.eval_episodes)],
-                                capture_output=True, text=True, cwd=REPO, timeout=self.args.timeout)
+                                capture_output=True, text=True, cwd=CHILD_CWD, timeout=self.args.timeout,
+                                env=child_env())
             evr = parse_sb3(ev.stdout) if ev.returncode == 0 else None
             if evr:
                 m.update(eval_return=evr["eval_return_mean"], eval_return_std=evr["eval_return_std"],
@@ -368,7 +438,7 @@ class Bench:
 
     def run(self) -> None:
         configs = self.args.only or list(CONFIGS)
-        for repeat in range(self.args.repeats):
+        for repeat in range(self.first_repeat, self.first_repeat + self.args.repeats):
             for config in configs:
                 if config.startswith("sb3"):
                     self.run_sb3(config, repeat)
@@ -381,8 +451,8 @@ class Bench:
 
     def stats(self) -> dict:
         out = {}
-        keys = ("process_time_s", "training_time_s", "compile_time_s", "non_training_s", "sps", "eval_return",
-                "train_return_last100")
+        keys = ("process_time_s", "cpu_time_s", "training_time_s", "compile_time_s", "non_training_s", "sps",
+                "eval_return", "train_return_last100")
         groups: dict[tuple, list] = {}
         for m in self.measurements:
             if m["returncode"] == 0:
@@ -400,24 +470,28 @@ class Bench:
         return out
 
     def targets(self, stats: dict) -> list[dict]:
-        def med(key):
-            e = stats.get(key, {}).get("process_time_s")
+        """The targets on the median whole-process wall time (the brief's measure), and, as a check that is
+        less sensitive to other work on the machine, on the median CPU time (user + sys) of the process."""
+        def med(key, metric):
+            e = stats.get(key, {}).get(metric)
             return e["median"] if e else None
         rows = []
-        for ref in ("sb3/train", "sb3t1/train"):
-            ref_t = med(ref)
-            if ref_t is None:
-                continue
-            for name, key, factor in (("JAX path, 1 seed <= 1/3 of SB3", "jax1", 1 / 3),
-                                      ("JAX path, 8 seeds <= SB3 (1 seed)", "jax8", 1.0),
-                                      ("Gymnasium path, 1 seed <= 1/2 of SB3", "gym", 1 / 2)):
-                for variant in ("cold", "warm"):
-                    t = med(f"{key}/{variant}")
-                    if t is None:
-                        continue
-                    rows.append({"target": name, "reference": ref, "ours": f"{key}/{variant}",
-                                 "ours_median_s": t, "limit_s": ref_t * factor, "ratio_to_reference": t / ref_t,
-                                 "result": "PASS" if t <= ref_t * factor else "FAIL"})
+        for metric in ("process_time_s", "cpu_time_s"):
+            for ref in ("sb3/train", "sb3t1/train"):
+                ref_t = med(ref, metric)
+                if ref_t is None:
+                    continue
+                for name, key, factor in (("JAX path, 1 seed <= 1/3 of SB3", "jax1", 1 / 3),
+                                          ("JAX path, 8 seeds <= SB3 (1 seed)", "jax8", 1.0),
+                                          ("Gymnasium path, 1 seed <= 1/2 of SB3", "gym", 1 / 2)):
+                    for variant in ("cold", "warm"):
+                        t = med(f"{key}/{variant}", metric)
+                        if t is None:
+                            continue
+                        rows.append({"target": name, "metric": metric, "reference": ref, "ours": f"{key}/{variant}",
+                                     "ours_median_s": t, "reference_median_s": ref_t, "limit_s": ref_t * factor,
+                                     "ratio_to_reference": t / ref_t,
+                                     "result": "PASS" if t <= ref_t * factor else "FAIL"})
         return rows
 
     def write(self) -> None:
@@ -427,7 +501,7 @@ class Bench:
             "quick": self.args.quick, "budget_env_steps_per_seed": self.budget or 100_000,
             "repeats_requested": self.args.repeats,
             "load_threshold": self.args.load_threshold, "max_load_wait_s": self.args.max_wait,
-            "machine": self.machine,
+            "machine": self.machine, "sessions": getattr(self, "sessions", []),
             "hyperparameters": hyperparameter_table(self.ours_hp, self.sb3_hp, self.budget),
             "ours_config": self.ours_hp, "sb3_config": self.sb3_hp,
             "stats": stats, "targets": self.targets(stats),
@@ -450,9 +524,9 @@ class Bench:
                 s += f" ({fmt.format(e['min'])}-{fmt.format(e['max'])})"
             return s
 
-        lines = ["| configuration | run | n | process time s | training time s | compile time s | "
+        lines = ["| configuration | run | n | process time s | process CPU s | training time s | compile time s | "
                  "process - training s | SPS | final return (eval) | train return (last 100 ep.) | load1 before |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|"]
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         order = [(c, v) for c in CONFIGS for v in (("train",) if c.startswith("sb3") else ("cold", "warm", "eval"))]
         for c, v in order:
             e = stats.get(f"{c}/{v}")
@@ -461,13 +535,15 @@ class Bench:
             variant = {"train": "-", "cold": "cold cache, no eval", "warm": "warm cache, no eval",
                        "eval": "warm cache, 200-ep eval"}[v]
             load = ", ".join(f"{x:.1f}" for x in e["load1_before"])
-            lines.append(f"| {LABELS[c]} | {variant} | {e['n']} | {cell(e, 'process_time_s')} | "
+            lines.append(f"| {LABELS[c]} | {variant} | {e['n']} | {cell(e, 'process_time_s')} | {cell(e, 'cpu_time_s')} | "
                          f"{cell(e, 'training_time_s')} | {cell(e, 'compile_time_s')} | {cell(e, 'non_training_s')} | "
                          f"{cell(e, 'sps', '{:,.0f}')} | "
                          f"{cell(e, 'eval_return')} | {cell(e, 'train_return_last100')} | {load} |")
-        lines += ["", "| target | reference | ours | ours median s | limit s | ratio | result |", "|---|---|---|---|---|---|---|"]
+        lines += ["", "| target | measure | reference | ours | ours median s | limit s | ratio | result |",
+                  "|---|---|---|---|---|---|---|---|"]
         for t in self.targets(stats):
-            lines.append(f"| {t['target']} | {t['reference']} | {t['ours']} | {t['ours_median_s']:.1f} | "
+            measure = "process wall time" if t["metric"] == "process_time_s" else "process CPU time"
+            lines.append(f"| {t['target']} | {measure} | {t['reference']} | {t['ours']} | {t['ours_median_s']:.1f} | "
                          f"{t['limit_s']:.1f} | {t['ratio_to_reference']:.2f} | **{t['result']}** |")
         lines += ["", "| hyperparameter | ours | SB3 | note |", "|---|---|---|---|"]
         for h in hyperparameter_table(self.ours_hp, self.sb3_hp, self.budget):
@@ -489,7 +565,12 @@ def main() -> int:
                    help="wait before a measurement while the 1-minute load average is above this")
     p.add_argument("--max-wait", type=float, default=180.0, help="longest wait for the load to drop, s")
     p.add_argument("--timeout", type=float, default=1800.0, help="limit for one process, s")
+    p.add_argument("--append", action="store_true",
+                   help="add --repeats more repeats to the measurements already in --out (same budget and code)")
     p.add_argument("--keep-runs", action="store_true", help="keep the run folders and caches (printed temp dir)")
+    p.add_argument("--snapshot", metavar="REV", default=None,
+                   help="benchmark the package as committed at git revision REV (extracted to a temp dir and put "
+                        "first on PYTHONPATH) instead of the working tree, e.g. while others are editing it")
     p.add_argument("--from-json", metavar="RESULTS_JSON", default=None,
                    help="measure nothing: print the tables of an existing results file")
     args = p.parse_args()
