@@ -1,0 +1,265 @@
+r"""Q actor-critic (QAC): one-step actor-critic with an action-value critic trained by SARSA.
+
+The lectures' "Algorithm 1 Q Actor Critic" (*Actor Critic and PPO*, after Lilian Weng's
+"Policy Gradient Algorithms") and "One step Actor Critic (QAC)" (*Policy Search*):
+
+.. math::
+    \theta &\leftarrow \theta + \alpha_\theta\, Q_w(s, a)\, \nabla_\theta \log\pi_\theta(a|s) \\
+    \delta &= r + \gamma\, Q_w(s', a') - Q_w(s, a), \qquad a' \sim \pi_\theta(\cdot|s') \\
+    w &\leftarrow w + \alpha_w\, \delta\, \nabla_w Q_w(s, a)
+
+The actor is weighted by the critic's :math:`Q_w(s,a)` (the "Q Actor-Critic" line of the slide
+"Policy Gradient Theorem (IV)"), the critic is on-policy TD(0) on action values (SARSA).
+``actor_weight="advantage"`` subtracts the state value :math:`V(s) = \sum_b \pi_\theta(b|s) Q_w(s,b)`
+(a baseline: the slides' "Advantage Actor Critic (AAC)" with both values from one Q critic).
+
+**Batched.** The slides update after every step of one environment. Here each update takes a
+rollout of ``n_steps`` steps from ``n_envs`` parallel environments, and makes one actor and one
+critic step on the mean over its ``T x B`` transitions (``n_envs = n_steps = 1`` is the slides'
+online algorithm, with Adam instead of plain SGD unless ``optimizer="sgd"``). Both steps use
+the critic as it was when the rollout was collected, as in Algorithm 1 (actor step with
+:math:`Q_w`, then :math:`\delta` with the same :math:`w`).
+
+**The next action** :math:`a'` is the action actually taken at the next step of the rollout
+when there is one in the same episode (SARSA). At the rollout's last step, and at a truncation
+(where no action was taken from the true final observation), :math:`a'` is sampled from
+:math:`\pi_\theta(\cdot|s')`. A termination has no next action: :math:`\delta = r - Q_w(s,a)`.
+
+Discrete actions only (``Q_w(s, .)`` has one output per action). Read top to bottom:
+``Config`` -> ``AgentState`` -> networks -> ``init`` / ``act`` -> losses -> ``update``.
+Details: ``docs/algorithms/actor_critic.md``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from advantage.config import ConfigError, check, static
+from advantage.core import losses
+from advantage.core.returns import td_errors
+from advantage.envs.spaces import action_dim, is_discrete
+from advantage.nets.linear import FEATURES, Critic, FeatureMap, Policy, make_feature_map
+from advantage.nets.mlp import flatten_obs
+from advantage.types import Transition
+
+NAME = "qac"
+
+
+@struct.dataclass
+class Config:
+    """Q actor-critic hyperparameters (discrete actions). Defaults: the CartPole-v1 preset."""
+
+    n_envs: int = static(32)
+    """Parallel environments per seed."""
+    n_steps: int = static(8)
+    """Steps collected from each environment per update."""
+    actor_weight: str = static("q")
+    """What weights grad log pi(a|s): 'q' (Q_w(s,a), the slides' Algorithm 1) or 'advantage' (Q_w(s,a) - sum_b pi(b|s) Q_w(s,b))."""
+    features: str = static("mlp")
+    """Function approximation: 'mlp', or linear in features 'linear-raw', 'linear-onehot', 'linear-tiles'."""
+    hidden_sizes: tuple[int, ...] = static((64, 64))
+    """Hidden layer sizes of the policy and Q MLPs."""
+    activation: str = static("tanh")
+    """Hidden activation: tanh, relu, elu or gelu."""
+    tile_low: tuple[float, ...] = static(())
+    """Tile coding: lower end of each observation dimension (empty: the observation space's bounds)."""
+    tile_high: tuple[float, ...] = static(())
+    """Tile coding: upper end of each observation dimension (empty: the observation space's bounds)."""
+    n_tilings: int = static(8)
+    """Tile coding: number of offset tilings."""
+    tiles_per_dim: int = static(8)
+    """Tile coding: tiles per dimension in each tiling."""
+    optimizer: str = static("adam")
+    """Optimiser of actor and critic: 'adam' or 'sgd' (plain stochastic gradient steps, as in the slides)."""
+
+    learning_rate: float = 3e-4
+    """Actor step size alpha_theta."""
+    critic_learning_rate: float = 2e-3
+    """Critic step size alpha_w."""
+    gamma: float = 0.99
+    """Discount factor."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    max_grad_norm: float = 0.5
+    """Global-norm gradient clipping threshold (actor and critic each)."""
+
+    def __post_init__(self):
+        check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
+        check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
+        check(self, "actor_weight", lambda v: v in ("q", "advantage"), "choose 'q' or 'advantage'")
+        check(self, "features", lambda v: v in FEATURES, f"choose one of {', '.join(FEATURES)}")
+        check(self, "activation", lambda v: v in ("tanh", "relu", "elu", "gelu"), "choose tanh, relu, elu or gelu")
+        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
+        check(self, "n_tilings", lambda v: v >= 1, "use at least one tiling")
+        check(self, "tiles_per_dim", lambda v: v >= 1, "use at least one tile per dimension")
+        check(self, "optimizer", lambda v: v in ("adam", "sgd"), "choose 'adam' or 'sgd'")
+        check(self, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
+        check(self, "critic_learning_rate", lambda v: v > 0, "the learning rate must be positive")
+        check(self, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
+        check(self, "max_grad_norm", lambda v: v > 0, "the clipping threshold must be positive")
+        if len(self.tile_low) != len(self.tile_high):
+            raise ConfigError(f"qac.tile_low and tile_high need the same length, got {len(self.tile_low)} "
+                              f"and {len(self.tile_high)}.")
+
+
+#: Per-environment defaults (docs/algorithms/actor_critic.md, "Presets"): tuned here. The Q-weighted actor
+#: needs large batches (32 envs x 8 steps) and an actor slower than its critic (3e-4 vs 2e-3); with
+#: 8 x 8 and equal step sizes of 1e-3, one seed in three collapsed to a deterministic policy.
+PRESETS: dict[str, dict] = {
+    "CartPole-v1": dict(n_envs=32, n_steps=8, actor_weight="q", learning_rate=3e-4, critic_learning_rate=2e-3,
+                        gamma=0.99),
+}
+#: Default budget (env steps per seed) for an env, when the user gives none.
+DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 400_000}
+
+
+@struct.dataclass
+class AgentState:
+    """Everything that changes during training; ``fmap`` (static) is the linear feature map, if any."""
+
+    params: dict  # {"policy": ..., "critic": ...}
+    policy_opt: optax.OptState
+    critic_opt: optax.OptState
+    update_count: jax.Array
+    total_updates: jax.Array
+    fmap: FeatureMap | None = struct.field(pytree_node=False, default=None)
+
+
+def networks(config: Config, action_space, fmap) -> tuple[Policy, Critic]:
+    """The softmax policy ``pi_theta`` and the critic ``Q_w(s, .)`` (one output per action)."""
+    n = action_dim(action_space)
+    return (Policy(n, True, fmap, config.hidden_sizes, config.activation),
+            Critic(n, fmap, config.hidden_sizes, config.activation))
+
+
+def _optimizer(config: Config, lr) -> optax.GradientTransformation:
+    base = optax.adam(lr) if config.optimizer == "adam" else optax.sgd(lr)
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), base)
+
+
+def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+    if not is_discrete(action_space):
+        raise ConfigError(f"qac needs a Discrete action space (its critic has one output per action); this "
+                          f"environment's actions are a Box of shape {tuple(action_space.shape)}. Use a2c or "
+                          "reinforce for continuous actions.")
+    fmap = make_feature_map(config.features, obs_space, config.tile_low, config.tile_high, config.n_tilings,
+                            config.tiles_per_dim, algo=NAME)
+    policy, critic = networks(config, action_space, fmap)
+    k_pi, k_q = jax.random.split(key)
+    obs = flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape)
+    params = {"policy": policy.init(k_pi, obs), "critic": critic.init(k_q, obs)}
+    return AgentState(params=params,
+                      policy_opt=_optimizer(config, config.learning_rate).init(params["policy"]),
+                      critic_opt=_optimizer(config, config.critic_learning_rate).init(params["critic"]),
+                      update_count=jnp.zeros((), jnp.int32), total_updates=jnp.asarray(total_updates, jnp.int32),
+                      fmap=fmap)
+
+
+def _take(q, a):
+    """``Q(s, a)`` from ``Q(s, .) [..., A]`` and ``a [...]``."""
+    return jnp.take_along_axis(q, a[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+
+def act(config: Config, action_space, state: AgentState, obs, key, deterministic: bool = False):
+    """Sample (or take the mode of) ``pi(.|obs)`` for ``obs [B, ...]``; ``value`` is ``Q_w(obs, action)``."""
+    policy, critic = networks(config, action_space, state.fmap)
+    obs = obs.reshape((obs.shape[0], -1))
+    dist = policy.apply(state.params["policy"], obs)
+    action = dist.mode() if deterministic else dist.sample(key)
+    return action, dist.log_prob(action), _take(critic.apply(state.params["critic"], obs), action)
+
+
+# ----------------------------------------------------------------------------- next actions and losses
+def next_actions(actions, terminated, truncated, sampled_next):
+    r"""SARSA's :math:`a'_t` ``[T, B]``: ``actions[t+1]`` inside an episode, else ``sampled_next[t]``.
+
+    ``sampled_next[t] ~ pi(.|s'_t)`` is used at the rollout's last step and where the episode
+    ended (at a truncation it is the action the policy would take from the true final
+    observation; at a termination it is multiplied by 0 in the target anyway).
+    """
+    done = jnp.logical_or(jnp.asarray(terminated, bool), jnp.asarray(truncated, bool))
+    following = jnp.concatenate([actions[1:], sampled_next[-1:]], axis=0)
+    return jnp.where(done, sampled_next, following)
+
+
+def sarsa_targets(rewards, next_q, terminated, gamma):
+    r"""SARSA's TD target :math:`y_t = r_t + \gamma (1 - \text{term}_t)\, Q_w(s'_t, a'_t)`, ``[T, B]``.
+
+    With ``core.returns.td_errors`` this is ``td_errors(r, 0, next_q, term, gamma)``: the TD error
+    :math:`\delta_t = y_t - Q_w(s_t, a_t)` of the slide (Algorithm 1), with the true final
+    observation at a truncation.
+    """
+    return td_errors(rewards, jnp.zeros_like(rewards), next_q, terminated, gamma)
+
+
+def critic_loss(q_sa, targets):
+    r"""Semi-gradient TD(0) loss :math:`\tfrac12\hat{\mathbb E}[(Q_w(s,a) - y)^2]`, ``y`` a constant.
+
+    Its negative gradient is :math:`\hat{\mathbb E}[\delta\, \nabla_w Q_w(s,a)]`, the slide's
+    critic step :math:`w \leftarrow w + \alpha_w \delta \nabla_w Q_w(s,a)`.
+    """
+    return 0.5 * jnp.mean((q_sa - jax.lax.stop_gradient(targets)) ** 2)
+
+
+def actor_loss(log_prob, weights):
+    r"""Actor loss :math:`-\hat{\mathbb E}[\log\pi_\theta(a|s)\, \Psi]`, ``Psi`` (``Q_w(s,a)`` or the advantage) a constant.
+
+    Its negative gradient is the slide's actor step :math:`Q_w(s,a)\nabla_\theta\log\pi_\theta(a|s)`.
+    """
+    return -jnp.mean(log_prob * jax.lax.stop_gradient(weights))
+
+
+# ----------------------------------------------------------------------------- update
+def update(config: Config, action_space, state: AgentState, batch: Transition, key):
+    """One QAC update on ``batch [T, B]``: the actor step weighted by ``Q_w``, the critic's SARSA step."""
+    policy, critic = networks(config, action_space, state.fmap)
+    T, B = batch.reward.shape
+    obs = batch.obs.reshape((T, B, -1))
+    next_obs = batch.next_obs.reshape((T, B, -1))
+    p_pi, p_q = state.params["policy"], state.params["critic"]
+
+    q_all = critic.apply(p_q, obs)  # [T, B, A]
+    q_sa = _take(q_all, batch.action)
+    sampled_next = policy.apply(p_pi, next_obs).sample(key)
+    a_next = next_actions(batch.action, batch.terminated, batch.truncated, sampled_next)
+    next_q = _take(critic.apply(p_q, next_obs), a_next)
+    targets = sarsa_targets(batch.reward, next_q, batch.terminated, config.gamma)
+
+    def policy_objective(p):
+        dist = policy.apply(p, obs)
+        if config.actor_weight == "q":
+            weights = q_sa
+        else:
+            weights = q_sa - jnp.sum(jnp.exp(dist.log_probs) * q_all, axis=-1)
+        entropy = jnp.mean(dist.entropy())
+        return actor_loss(dist.log_prob(batch.action), weights) - config.ent_coef * entropy, (entropy, weights)
+
+    (pi_loss, (entropy, weights)), g_pi = jax.value_and_grad(policy_objective, has_aux=True)(p_pi)
+    q_loss, g_q = jax.value_and_grad(lambda p: critic_loss(_take(critic.apply(p, obs), batch.action), targets))(p_q)
+    u_pi, policy_opt = _optimizer(config, config.learning_rate).update(g_pi, state.policy_opt, p_pi)
+    u_q, critic_opt = _optimizer(config, config.critic_learning_rate).update(g_q, state.critic_opt, p_q)
+    new_state = state.replace(
+        params={"policy": optax.apply_updates(p_pi, u_pi), "critic": optax.apply_updates(p_q, u_q)},
+        policy_opt=policy_opt, critic_opt=critic_opt, update_count=state.update_count + 1)
+    metrics = {
+        "loss/policy": pi_loss,
+        "loss/value": q_loss,
+        "loss/entropy": entropy,
+        "value/explained_variance": losses.explained_variance(q_sa, targets),
+        "value/td_error": jnp.mean(jnp.abs(targets - q_sa)),
+        "value/max": jnp.max(q_all),
+        "value/mean": jnp.mean(q_sa),
+        "grad/norm": losses.global_norm(g_pi),
+        "grad/critic_norm": losses.global_norm(g_q),
+        "opt/learning_rate": jnp.asarray(config.learning_rate, jnp.float32),
+        "adv/mean_abs": jnp.mean(jnp.abs(weights)),
+    }
+    return new_state, metrics
+
+
+def policy_params(state: AgentState):
+    """What ``params_digest`` hashes: the policy's parameters."""
+    return {"params": state.params["policy"]}
