@@ -338,6 +338,8 @@ class Bench:
                                           "max_wait": data["max_load_wait_s"]})
         self.out_path = Path(path)
         self.measurements, self.machine = data["measurements"], data["machine"]
+        if getattr(args, "max_load_before", None) is not None:
+            self.measurements = [m for m in self.measurements if m["loadavg_before"][0] <= args.max_load_before]
         self.ours_hp, self.sb3_hp = data["ours_config"], data["sb3_config"]
         self.budget = None if data["budget_env_steps_per_seed"] == 100_000 else data["budget_env_steps_per_seed"]
         return self
@@ -573,6 +575,8 @@ def main() -> int:
                         "first on PYTHONPATH) instead of the working tree, e.g. while others are editing it")
     p.add_argument("--from-json", metavar="RESULTS_JSON", default=None,
                    help="measure nothing: print the tables of an existing results file")
+    p.add_argument("--max-load-before", type=float, default=None,
+                   help="with --from-json: only the measurements that started at a 1-minute load average <= this")
     args = p.parse_args()
     if args.from_json:
         print(Bench.from_json(args.from_json, args).markdown())
