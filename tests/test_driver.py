@@ -34,6 +34,20 @@ def test_budget_is_exact_with_a_short_final_rollout(tmp_path):
     assert meta["run"]["total_steps"] == 1000 and meta["algo_config"]["n_envs"] == 8
 
 
+def test_log_every_averages_the_updates_in_between(tmp_path):
+    # 8 updates of 256 steps in one chunk; --log-every 512 writes the mean of each pair of updates
+    cfg = ppo.Config(**SMALL)
+    _, every = train_run(tmp_path / "a", "ppo", cfg, "CartPole-v1", total_steps=2048, n_chunks=1)
+    _, paired = train_run(tmp_path / "b", "ppo", cfg, "CartPole-v1", total_steps=2048, n_chunks=1, log_every=512)
+    rows, pairs = _rows(every), _rows(paired)
+    assert [int(r["step"]) for r in rows] == [256 * i for i in range(1, 9)]
+    assert [int(r["step"]) for r in pairs] == [512, 1024, 1536, 2048]
+    for j, r in enumerate(pairs):
+        for key in ("loss/policy", "loss/value", "loss/entropy"):
+            expected = (float(rows[2 * j][key]) + float(rows[2 * j + 1][key])) / 2
+            assert float(r[key]) == pytest.approx(expected, rel=1e-6), key
+
+
 def test_same_seed_same_digest_and_different_seed_differs(tmp_path):
     a, _ = train_run(tmp_path / "a", "ppo", ppo.Config(**SMALL), "CartPole-v1", total_steps=2048)
     b, _ = train_run(tmp_path / "b", "ppo", ppo.Config(**SMALL), "CartPole-v1", total_steps=2048)

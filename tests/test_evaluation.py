@@ -99,6 +99,23 @@ def test_explained_variance_rule_needs_a_long_streak():
     assert list(m.warned) == ["negative-ev"]
 
 
+def test_algorithm_nan_metrics_are_allowed_but_nonfinite_params_still_stop():
+    nan_loss = {"loss/critic": np.full(30, np.nan), "q/mean": np.full(30, np.nan)}
+    with pytest.raises(NonFiniteError, match="loss/critic"):
+        HealthMonitor([0]).check(_metrics(**nan_loss), np.arange(30))
+    m = HealthMonitor([0], nan_allowed=("loss/", "q/"))  # an off-policy learner before learning_starts
+    m.check(_metrics(**nan_loss), np.arange(30))
+    with pytest.raises(NonFiniteError, match="parameters"):
+        m.check(_metrics(**nan_loss, **{"health/nonfinite_params": np.r_[np.zeros(29), 3.0]}), np.arange(30))
+
+
+def test_constant_reward_rule_needs_two_steps_per_update():
+    # one env step per update (SAC, TD3): the std of a single reward is 0 whatever the reward function
+    m = HealthMonitor([0], steps_per_update=1)
+    m.check(_metrics(**{"train/reward_std": np.zeros(30)}), np.arange(30))
+    assert m.warned == {}
+
+
 def test_constant_reward_with_terminations_is_a_signal():
     m = HealthMonitor([0])  # CartPole: reward 1 on every step, episodes terminate
     m.check(_metrics(**{"train/reward_std": np.zeros(30), "train/terminations": np.ones(30)}), np.arange(30))

@@ -150,6 +150,13 @@ def _progress(console, enabled: bool):
     )
 
 
+def _nanmean(x) -> float:
+    """Mean of the finite-or-infinite values, ignoring NaN (NaN when all are NaN)."""
+    x = np.asarray(x, np.float64)
+    keep = ~np.isnan(x)
+    return float(x[keep].mean()) if keep.any() else float("nan")
+
+
 def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt=None, console=None) -> dict:
     from rich.console import Console
 
@@ -185,7 +192,8 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
     next_ckpt = (steps_done() // ckpt_every + 1) * ckpt_every
     next_eval = (steps_done() // run.eval_every + 1) * run.eval_every if run.eval_every else None
     monitor = HealthMonitor(seeds, console, run_dir / "warnings.log", discrete=is_discrete(backend.action_space),
-                            action_dim=action_dim(backend.action_space))
+                            action_dim=action_dim(backend.action_space),
+                            nan_allowed=tuple(getattr(algo, "NAN_METRICS", ())), steps_per_update=schedule.batch)
 
     def evaluate(step: int, name: str) -> dict:
         """Evaluate all seeds now; write eval/NAME.json (+ .npz episodes) and the eval/ metrics."""
@@ -211,19 +219,26 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
             "compile_time_s": compile_before + backend.compile_time_s,
         })
 
+    group = schedule.log_group(run.log_every)
+
     def log(metrics: dict, first_step: int, step_size: int, sps: float, timers_before: dict):
+        """One row per seed per ``group`` updates (NaN-aware means), and one at the end of every chunk."""
         n = next(iter(metrics.values())).shape[1]
+        first_update = first_step // schedule.batch
+        ends = [i for i in range(n) if (first_update + i + 1) % group == 0 or i == n - 1]
         rows = []
         for si, seed in enumerate(seeds):
-            for i in range(n):
+            start = 0
+            for i in ends:
                 row = {"step": first_step + (i + 1) * step_size, "seed": seed}
-                row.update({k: float(v[si, i]) for k, v in metrics.items()})
+                row.update({k: _nanmean(v[si, start:i + 1]) for k, v in metrics.items()})
                 if i == n - 1:
                     row["perf/sps"] = sps
                     row["perf/compile_s"] = compile_before + backend.compile_time_s
                     for k, v in getattr(backend, "timers", {}).items():  # host back end: where the time went
                         row[f"perf/{k}_s"] = v - timers_before[k]
                 rows.append(row)
+                start = i + 1
         csv_writer.write_rows(rows)
         tb_writer.write_rows(rows)
         returns = metrics["train/episode_return"]

@@ -39,8 +39,14 @@ class HealthMonitor:
     ``NonFiniteError`` at the first non-finite value."""
 
     def __init__(self, seeds, console=None, log_path: Path | None = None, *, discrete: bool = True,
-                 action_dim: int = 1, log_std_min: float = -5.0):
+                 action_dim: int = 1, log_std_min: float = -5.0, nan_allowed: tuple[str, ...] = (),
+                 steps_per_update: int = 2):
+        """``nan_allowed``: the algorithm's own metric prefixes that may be NaN by design (its
+        ``NAN_METRICS``, e.g. losses before an off-policy learner's first gradient step).
+        ``steps_per_update``: env steps in one update's batch; the constant-reward rule needs >= 2."""
         self.seeds = list(seeds)
+        self.nan_allowed = tuple(NAN_ALLOWED) + tuple(nan_allowed)
+        self.steps_per_update = steps_per_update
         self.console = console
         self.log_path = Path(log_path) if log_path else None
         self.discrete, self.action_dim = discrete, action_dim
@@ -61,7 +67,7 @@ class HealthMonitor:
         """Raise at the first (update, seed) with a non-finite value, naming its source."""
         first = None
         for name, values in metrics.items():
-            if name.startswith(NAN_ALLOWED) and not name.startswith("health/"):
+            if name.startswith(self.nan_allowed) and not name.startswith("health/"):
                 continue
             values = np.asarray(values, np.float64)
             bad = (values > 0) if name.startswith("health/nonfinite") else ~np.isfinite(values)
@@ -108,7 +114,8 @@ class HealthMonitor:
             self._streak("zero-advantage", adv, adv == 0.0, 10, lambda s: (
                 f"all advantages have been exactly zero for 10 updates (seed {s}): there is no reward signal to "
                 f"learn from. Check the reward function, or whether every episode ends before any reward."))
-        if (rstd := get("train/reward_std")) is not None:
+        if (rstd := get("train/reward_std")) is not None and self.steps_per_update >= 2:
+            # (one step per update: the std of one reward is 0 whatever the reward function)
             # A constant reward is a signal when episodes can terminate (CartPole: +1 until the pole falls);
             # with no termination ever seen, nothing the agent does changes its return.
             if (term := get("train/terminations")) is not None:

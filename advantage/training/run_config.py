@@ -44,6 +44,9 @@ class RunConfig:
     seed_batching: Literal["auto", "vmap", "map"] = "auto"
     """Run the seeds' agents as one batched program (vmap: fastest on accelerators) or one after another
     inside it (map: seed i is bit-identical to a run of seed i alone). auto: map on CPU, vmap elsewhere."""
+    log_every: Optional[int] = None
+    """Write one metrics row per seed every this many env steps per seed, averaging the updates in between
+    (NaN-aware). Default: every update, or about 2000 rows per seed when there are more updates than that."""
     n_chunks: int = 50
     """Training is compiled in chunks; logging, checkpoints and the progress bar happen between them."""
     progress: bool = True
@@ -75,6 +78,8 @@ class RunConfig:
                               """write a JSON object, e.g. --env-kwargs '{"size": 8}'""") from None
         if not isinstance(kwargs, dict):
             raise ConfigError(f"--env-kwargs {self.env_kwargs!r} must be a JSON object, e.g. '{{\"size\": 8}}'")
+        if self.log_every is not None and self.log_every <= 0:
+            raise ConfigError(f"--log-every {self.log_every}: must be a positive number of env steps")
         if self.n_chunks < 1:
             raise ConfigError(f"--n-chunks {self.n_chunks}: must be >= 1")
 
@@ -111,6 +116,13 @@ class Schedule:
     @property
     def total_updates(self) -> int:
         return self.full_iters + (1 if self.partial_steps else 0)
+
+    def log_group(self, log_every: int | None, max_rows: int = 2000) -> int:
+        """Updates averaged into one metrics row: ``log_every`` env steps' worth (at least one update),
+        by default as many as keep a run under about ``max_rows`` rows per seed."""
+        if log_every is not None:
+            return max(1, round(log_every / self.batch))
+        return max(1, -(-self.total_updates // max_rows))
 
     def describe(self) -> str:
         s = (f"1 update = {self.n_envs} envs x {self.n_steps} steps = {self.batch} transitions; "
