@@ -21,6 +21,10 @@ ALGORITHMS: dict[str, str] = {
     "ddpg": "advantage.algos.ddpg",
     "td3": "advantage.algos.td3",
     "sac": "advantage.algos.sac",
+    # gradient-free policy search (driven by advantage/training/search.py)
+    "cem": "advantage.algos.cem",
+    "hill-climb": "advantage.algos.hill_climb",
+    "cma-es": "advantage.algos.cma_es",
 }
 
 

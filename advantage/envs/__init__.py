@@ -22,3 +22,4 @@ __all__ = [
 ]
 
 from advantage.envs import probes  # noqa: E402,F401  (registers the probe/... environments)
+from advantage.envs import lectures  # noqa: E402,F401  (registers the lectures' environments)

@@ -158,6 +158,10 @@ def _nanmean(x) -> float:
 
 
 def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt=None, console=None) -> dict:
+    if getattr(algo, "SEARCH", False):  # gradient-free search (CEM, hill climbing, CMA-ES): whole-episode generations
+        from advantage.training import search
+
+        return search.run(algo, algo_cfg, run, run_dir, ckpt=ckpt, console=console)
     from rich.console import Console
 
     from advantage.logging.writers import CSVWriter, TensorBoardWriter

@@ -1,0 +1,380 @@
+"""The driver path of gradient-free policy search (CEM, hill climbing, CMA-ES).
+
+A search algorithm scores whole episodes per candidate, which does not fit the on-policy
+driver's fixed ``[n_steps, n_envs]`` rollouts. This path runs *generations* instead:
+
+    candidates, state = algo.ask(config, state, key)          # [N, ...] policies or parameter vectors
+    returns, lengths, trajectories = population roll-out      # every candidate plays whole episodes
+    state, metrics = algo.tell(config, action_space, state, candidates, returns, trajectories, key)
+
+and reuses everything else of the generic driver: the run folder and ``config.json``, the
+back end's ``init`` (agent per seed, stacked over seeds), its evaluation routine
+(``algo.act(..., deterministic=True)`` on evaluation seeds disjoint from training), checkpoints,
+CSV/TensorBoard metrics, ``summary.json``, the learning-curve plot and the video.
+
+Roll-outs:
+
+* JAX-native envs: one compiled program per generation; an episode is a ``lax.while_loop``
+  capped at ``max_steps`` (``config.max_episode_steps``, else the env's time limit, else 1000),
+  ``vmap``-ed over the ``N * episodes_per_candidate`` episodes and batched over seeds like the
+  on-policy path (``vmap`` or ``lax.map``).
+* Gymnasium envs: one host vector env of ``n_seeds * N * episodes_per_candidate`` sub-envs,
+  every sub-env reset at the start of a generation from a seed derived from
+  ``(training seed, sub-env index, env steps so far)``; steps after an episode's end are ignored.
+
+Budget: the env steps actually taken, counted up to the end of every episode (or the cap).
+Each seed runs generations until its own count reaches ``total_steps``; its last generation
+may overshoot by less than one generation, and the exact per-seed counts are reported
+(``env_steps_per_seed`` in ``summary.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from advantage.config import to_dict
+from advantage.report.stats import iqm
+from advantage.training import checkpoint
+from advantage.training import driver
+from advantage.training.run_config import RunConfig, Schedule
+
+#: Roll-out step cap when neither the config nor the env gives one.
+DEFAULT_MAX_STEPS = 1000
+
+
+def max_rollout_steps(config, env_limit) -> int:
+    return int(getattr(config, "max_episode_steps", None) or env_limit or DEFAULT_MAX_STEPS)
+
+
+def population_metrics(returns, episode_returns, lengths) -> dict:
+    """Per-generation statistics: ``returns [N]`` per candidate, ``episode_returns, lengths`` per episode."""
+    return {
+        "train/episode_return": jnp.mean(episode_returns),
+        "train/episode_length": jnp.mean(lengths.astype(jnp.float32)),
+        "train/episodes": jnp.asarray(episode_returns.size, jnp.float32),
+        "search/best_return": jnp.max(returns),
+        "search/return_std": jnp.std(returns),
+        "search/generation_steps": jnp.sum(lengths).astype(jnp.float32),
+    }
+
+
+def _keep_if(active, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)
+
+
+# ----------------------------------------------------------------------------- JAX-native roll-outs
+
+class JaxPopulation:
+    """Generations on a JAX-native env: ask, vmapped episode roll-outs, tell -- one compiled call."""
+
+    def __init__(self, backend, algo, config, total_steps: int):
+        self.backend, self.algo, self.config, self.total = backend, algo, config, int(total_steps)
+        self.env, self.env_params = backend.base_env, backend.env_params
+        self.max_steps = max_rollout_steps(config, getattr(backend.base_env, "max_episode_steps", None))
+        self.record = bool(algo.needs_trajectories(config))
+
+    def episode(self, candidate, key):
+        """One episode of ``candidate``: ``(return, length, trajectory)``; the trajectory (if recorded)
+        holds ``obs [T, ...]``, ``actions [T, ...]`` and ``mask [T]`` (1 inside the episode)."""
+        algo, cfg, space, env, params = self.algo, self.config, self.backend.action_space, self.env, self.env_params
+        k_reset, key = jax.random.split(key)
+        obs, state = env.reset(k_reset, params)
+        T = self.max_steps
+        a_shape = jax.eval_shape(lambda: algo.candidate_act(cfg, space, candidate, obs, key))
+        traj = ({"obs": jnp.zeros((T,) + obs.shape, obs.dtype), "actions": jnp.zeros((T,) + a_shape.shape, a_shape.dtype),
+                 "mask": jnp.zeros((T,), jnp.float32)} if self.record else {})
+
+        def cond(c):
+            return (~c[4]) & (c[5] < T)
+
+        def body(c):
+            obs, state, key, ret, _, t, traj = c
+            key, k_act, k_env = jax.random.split(key, 3)
+            action = algo.candidate_act(cfg, space, candidate, obs, k_act)
+            next_obs, state, reward, term, trunc, _ = env.step(k_env, state, self.backend._to_env(action), params)
+            if self.record:
+                traj = {"obs": traj["obs"].at[t].set(obs), "actions": traj["actions"].at[t].set(action),
+                        "mask": traj["mask"].at[t].set(1.0)}
+            return next_obs, state, key, ret + reward, term | trunc, t + 1, traj
+
+        init = (obs, state, key, jnp.zeros((), jnp.float32), jnp.asarray(False), jnp.zeros((), jnp.int32), traj)
+        _, _, _, ret, _, length, traj = jax.lax.while_loop(cond, body, init)
+        return ret, length, traj
+
+    def generation_one(self, runner):
+        """One generation of one seed (a no-op, with NaN metrics, once its budget is spent)."""
+        algo, cfg = self.algo, self.config
+        key, k_ask, k_roll, k_tell = jax.random.split(runner.key, 4)
+        candidates, asked = algo.ask(cfg, runner.agent, k_ask)
+        n, e = cfg.population_size, getattr(cfg, "episodes_per_candidate", 1)
+        episodes = jax.tree.map(lambda x: jnp.repeat(x, e, axis=0), candidates) if e > 1 else candidates
+        ep_ret, ep_len, traj = jax.vmap(self.episode)(episodes, jax.random.split(k_roll, n * e))
+        returns = ep_ret.reshape(n, e).mean(axis=1)
+        agent, metrics = algo.tell(cfg, self.backend.action_space, asked, candidates, returns,
+                                   traj if self.record else None, k_tell)
+        metrics.update(population_metrics(returns, ep_ret, ep_len))
+        active = runner.env_steps < self.total
+        metrics = jax.tree.map(lambda m: jnp.where(active, m.astype(jnp.float32), jnp.nan), metrics)
+        steps = jnp.where(active, jnp.sum(ep_len), 0)
+        return runner.replace(agent=_keep_if(active, agent, runner.agent), key=key,
+                              env_steps=runner.env_steps + steps), metrics
+
+    def generation(self, runners):
+        fn = self.backend.compiled.get("generation", self.backend.over_seeds(self.generation_one), runners)
+        runners, metrics = fn(runners)
+        return runners, {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+
+    def close(self):
+        pass
+
+
+# ----------------------------------------------------------------------------- Gymnasium roll-outs
+
+class HostPopulation:
+    """Generations on a Gymnasium env: ask and tell are compiled (batched over seeds); the
+    population's episodes run in one host vector env of ``n_seeds * N * episodes_per_candidate``."""
+
+    def __init__(self, backend, algo, config, total_steps: int, env, env_kwargs, seeds):
+        from advantage.envs.gymnasium import GymnasiumVecEnv
+
+        self.backend, self.algo, self.config, self.total = backend, algo, config, int(total_steps)
+        self.seeds = list(seeds)
+        self.n, self.e = config.population_size, getattr(config, "episodes_per_candidate", 1)
+        self.vec = GymnasiumVecEnv(env, len(self.seeds) * self.n * self.e, env_kwargs=env_kwargs, validate=False)
+        self.max_steps = max_rollout_steps(config, self.vec.max_episode_steps)
+        self.record = bool(algo.needs_trajectories(config))
+        self.discrete_obs = self.vec._discrete_obs  # one-hot from the bridge: acted on and stored as the index
+        space = backend.action_space
+        over = backend.over_seeds
+
+        def ask_one(agent, key):
+            key, k_ask, k_roll, k_tell = jax.random.split(key, 4)
+            candidates, asked = algo.ask(config, agent, k_ask)
+            episodes = jax.tree.map(lambda x: jnp.repeat(x, self.e, axis=0), candidates) if self.e > 1 else candidates
+            return key, k_roll, k_tell, candidates, episodes, asked
+
+        def act_one(episodes, obs, k_roll, t):
+            keys = jax.random.split(jax.random.fold_in(k_roll, t), self.n * self.e)
+            return jax.vmap(lambda c, o, k: algo.candidate_act(config, space, c, o, k))(episodes, obs, keys)
+
+        def tell_one(agent, asked, candidates, ep_ret, ep_len, traj, k_tell, env_steps):
+            returns = ep_ret.reshape(self.n, self.e).mean(axis=1)
+            new_agent, metrics = algo.tell(config, space, asked, candidates, returns, traj, k_tell)
+            metrics.update(population_metrics(returns, ep_ret, ep_len))
+            active = env_steps < self.total
+            metrics = jax.tree.map(lambda m: jnp.where(active, m.astype(jnp.float32), jnp.nan), metrics)
+            return _keep_if(active, new_agent, agent), metrics
+
+        self._ask = lambda agent, key: over(lambda a: ask_one(*a))((agent, key))
+        self._act = lambda ep, obs, k, t: over(lambda a: act_one(*a, t))((ep, obs, k))
+        self._tell = lambda *args: over(lambda a: tell_one(*a))(args)
+
+    def _obs(self, obs):
+        obs = np.argmax(obs, axis=-1).astype(np.int32) if self.discrete_obs else obs
+        return obs.reshape((len(self.seeds), self.n * self.e) + obs.shape[1:])
+
+    def generation(self, runners):
+        from advantage.training.gym_backend import HostRunner, env_seed
+
+        c = self.backend.compiled
+        S, NE, T = len(self.seeds), self.n * self.e, self.max_steps
+        key, k_roll, k_tell, candidates, episodes, asked = c.get("ask", self._ask, runners.agent, runners.key)(
+            runners.agent, runners.key)
+        steps_so_far = np.asarray(runners.env_steps)
+        obs = self._obs(self.vec.reset([env_seed(s, j, int(steps_so_far[i])) for i, s in enumerate(self.seeds)
+                                        for j in range(NE)]))
+        ep_ret = np.zeros((S, NE), np.float32)
+        ep_len = np.zeros((S, NE), np.int32)
+        alive = np.ones((S, NE), bool)
+        traj = None
+        for t in range(T):
+            if not alive.any():
+                break
+            args = (episodes, obs, k_roll, jnp.asarray(t, jnp.int32))
+            action = np.asarray(c.get("act", self._act, *args)(*args))
+            if self.record:
+                if traj is None:
+                    traj = {"obs": np.zeros((S, NE, T) + obs.shape[2:], obs.dtype),
+                            "actions": np.zeros((S, NE, T) + action.shape[2:], action.dtype),
+                            "mask": np.zeros((S, NE, T), np.float32)}
+                traj["obs"][:, :, t], traj["actions"][:, :, t], traj["mask"][:, :, t] = obs, action, alive
+            next_obs, reward, term, trunc, _ = self.vec.step(action.reshape((S * NE,) + action.shape[2:]))
+            reward, done = reward.reshape(S, NE), (term | trunc).reshape(S, NE)
+            ep_ret += np.where(alive, reward, 0.0).astype(np.float32)
+            ep_len += alive
+            alive &= ~done
+            obs = self._obs(next_obs)
+        traj_arg = jax.tree.map(jnp.asarray, traj) if self.record else None
+        args = (runners.agent, asked, candidates, jnp.asarray(ep_ret), jnp.asarray(ep_len), traj_arg, k_tell,
+                runners.env_steps)
+        agent, metrics = c.get("tell", self._tell, *args)(*args)
+        active = steps_so_far < self.total
+        env_steps = runners.env_steps + jnp.asarray(np.where(active, ep_len.sum(axis=1), 0), runners.env_steps.dtype)
+        return HostRunner(agent, key, env_steps), {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+
+    def close(self):
+        self.vec.close()
+
+
+# ----------------------------------------------------------------------------- the run
+
+def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) -> dict:
+    """Train (or, with ``ckpt = (meta, raw_state)``, resume) a search algorithm; returns the summary."""
+    from rich.console import Console
+
+    from advantage.logging.writers import CSVWriter, TensorBoardWriter
+
+    console = console or Console(stderr=True)
+    driver.enable_compilation_cache()
+    t_start = time.perf_counter()
+    schedule = Schedule(run.total_steps, 1, 1)
+    backend, _ = driver._make_backend(algo, algo_cfg, run, run.backend, schedule)
+    seeds = list(run.seeds)
+    runners = backend.init(seeds)
+    env_kwargs = json.loads(run.env_kwargs) if run.env_kwargs else {}
+    if backend.name == "jax":
+        population = JaxPopulation(backend, algo, algo_cfg, run.total_steps)
+    else:
+        population = HostPopulation(backend, algo, algo_cfg, run.total_steps, run.env, env_kwargs, seeds)
+    if ckpt is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config = {"algo": algo.NAME, "algo_config": to_dict(algo_cfg), "run": to_dict(run),
+                  "versions": checkpoint.versions()}
+        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    generations, wall_before, compile_before = 0, 0.0, 0.0
+    if ckpt is not None:
+        meta, raw = ckpt
+        runners = checkpoint.restore(runners, raw, str(run_dir / "checkpoints"))
+        generations, wall_before, compile_before = meta["generations"], meta["wall_time_s"], meta["compile_time_s"]
+        console.print(f"[bold]resuming[/] {run_dir} at generation {generations}")
+    steps = lambda: np.asarray(jax.device_get(runners.env_steps)).astype(np.int64)  # noqa: E731
+    resume_step = int(steps().min()) if ckpt is not None else None
+    csv_writer = CSVWriter(run_dir / "metrics.csv", resume_step=resume_step)
+    (run_dir / "eval").mkdir(parents=True, exist_ok=True)
+    eval_csv = CSVWriter(run_dir / "eval" / "history.csv", resume_step=resume_step)
+    tb_writer = TensorBoardWriter(run_dir / "tb", seeds, resume_step=resume_step)
+    ckpt_every = run.checkpoint_every or max(1, run.total_steps // 10)
+    next_ckpt = (int(steps().min()) // ckpt_every + 1) * ckpt_every
+    next_eval = (int(steps().min()) // run.eval_every + 1) * run.eval_every if run.eval_every else None
+
+    def evaluate(step: int, name: str) -> dict:
+        returns, lengths, trajectories = backend.evaluate(runners, run.eval_episodes, run.eval_deterministic,
+                                                          run.eval_max_steps, run.eval_record)
+        result = driver._eval_result(seeds, returns, lengths, run.eval_deterministic)
+        driver._write_eval(run_dir / "eval" / f"{name}.json", seeds, returns, lengths, step, trajectories)
+        rows = [{"step": step, "seed": seed, "eval/return_mean": float(returns[i].mean()),
+                 "eval/return_iqm": iqm(returns[i]), "eval/return_std": float(returns[i].std()),
+                 "eval/length_mean": float(lengths[i].mean())} for i, seed in enumerate(seeds)]
+        tb_writer.write_rows(rows)
+        eval_csv.write_rows(rows)
+        return result
+
+    def save_checkpoint():
+        checkpoint.save(run_dir / "checkpoints", runners, {
+            "algo": algo.NAME, "algo_config": to_dict(algo_cfg), "run": to_dict(run),
+            "generations": generations, "env_steps": int(steps().min()),
+            "env_steps_per_seed": steps().tolist(), "iters_done": generations, "partial_done": False,
+            "wall_time_s": wall_before + time.perf_counter() - t_start,
+            "compile_time_s": compile_before + backend.compile_time_s,
+        })
+
+    cap = population.max_steps
+    console.print(f"[bold]{algo.NAME}[/] on [bold]{run.env}[/] ({backend.name} back end, {jax.default_backend()}), "
+                  f"seeds {seeds}: generations of {algo_cfg.population_size} candidates x "
+                  f"{getattr(algo_cfg, 'episodes_per_candidate', 1)} episodes (at most {cap} steps each) until "
+                  f"{run.total_steps} env steps per seed; run folder {run_dir}")
+    run_time = 0.0
+    try:
+        with driver._progress(console, run.progress) as progress:
+            task = progress.add_task(f"{algo.NAME} {run.env}", total=run.total_steps,
+                                     completed=min(int(steps().min()), run.total_steps), sps="-", ret="-")
+            while (steps() < run.total_steps).any():
+                before, c0 = steps(), backend.compile_time_s
+                t0 = time.perf_counter()
+                new_runners, metrics = population.generation(runners)
+                after = np.asarray(jax.device_get(new_runners.env_steps)).astype(np.int64)
+                dt = time.perf_counter() - t0 - (backend.compile_time_s - c0)
+                run_time += dt
+                sps = float((after - before).sum()) / max(dt, 1e-9)
+                rows = []
+                for i, seed in enumerate(seeds):
+                    if before[i] >= run.total_steps:
+                        continue
+                    row = {"step": int(after[i]), "seed": seed, "search/generation": generations + 1}
+                    row.update({k: float(v[i]) for k, v in metrics.items()})
+                    row["perf/sps"] = sps
+                    row["perf/compile_s"] = compile_before + backend.compile_time_s
+                    rows.append(row)
+                csv_writer.write_rows(rows)
+                tb_writer.write_rows(rows)
+                runners, generations = new_runners, generations + 1
+                done = int(min(after.min(), run.total_steps))
+                latest = np.nanmean(metrics["train/episode_return"]) if rows else float("nan")
+                progress.update(task, completed=done, sps=f"{sps:,.0f}", ret=f"{latest:.2f}")
+                if next_eval and after.min() >= next_eval and (after < run.total_steps).any():
+                    ev = evaluate(int(after.min()), f"step_{int(after.min())}")
+                    console.print(f"evaluation at {int(after.min())} steps: mean return {ev['eval_return']['mean']:.2f}")
+                    next_eval = (int(after.min()) // run.eval_every + 1) * run.eval_every
+                if after.min() >= next_ckpt and (after < run.total_steps).any():
+                    save_checkpoint()
+                    next_ckpt = (int(after.min()) // ckpt_every + 1) * ckpt_every
+    except BaseException as e:
+        save_checkpoint()
+        for w in (csv_writer, tb_writer, eval_csv):
+            w.close()
+        population.close()
+        what = "interrupted" if isinstance(e, KeyboardInterrupt) else f"stopped by an error ({type(e).__name__})"
+        console.print(f"\n[bold]{what}[/] after {generations} generations; the checkpoint is saved. "
+                      f"Continue with: advantage train --resume {run_dir}")
+        raise
+    save_checkpoint()
+    csv_writer.close()
+    population.close()
+    per_seed = steps()
+    agent_i = lambda i: jax.tree.map(lambda x: x[i], runners.agent)  # noqa: E731
+    summary = {
+        "algo": algo.NAME, "env": run.env, "backend": backend.name, "seeds": seeds,
+        "env_steps": int(per_seed.max()), "env_steps_per_seed": per_seed.tolist(),
+        "total_env_steps": int(per_seed.sum()), "generations": generations,
+        "params_digest": driver.params_digest([algo.policy_params(agent_i(i)) for i in range(len(seeds))]),
+        "params_digest_per_seed": [driver.params_digest(algo.policy_params(agent_i(i))) for i in range(len(seeds))],
+    }
+    if run.eval_episodes > 0:
+        t0 = time.perf_counter()
+        summary.update(evaluate(int(per_seed.max()), "final"))
+        summary["eval_time_s"] = time.perf_counter() - t0
+    tb_writer.close()
+    eval_csv.close()
+    if hasattr(backend, "close"):
+        backend.close()
+    summary.update({
+        "wall_time_s": wall_before + time.perf_counter() - t_start,
+        "compile_time_s": compile_before + backend.compile_time_s,
+        "run_time_s": run_time,
+        "sps": float(per_seed.sum()) / max(run_time, 1e-9) if ckpt is None else None,
+        "device": jax.default_backend(),
+        "run_dir": str(run_dir),
+        "versions": checkpoint.versions(),
+    })
+    try:
+        from advantage.report.plots import learning_curve
+
+        summary["learning_curve"] = str(learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png",
+                                                       title=f"{algo.NAME} on {run.env}"))
+    except Exception as e:  # noqa: BLE001 - a plot must never lose a finished run
+        console.print(f"[yellow]could not draw the learning curve: {e}[/]")
+    if run.video:
+        try:
+            from advantage.report.video import record
+
+            summary["video"] = str(record(run_dir))
+        except Exception as e:  # noqa: BLE001 - a video must never lose a finished run
+            console.print(f"[yellow]no video: {e}[/]")
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
