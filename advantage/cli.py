@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Optional
 
 USAGE = """usage: advantage COMMAND ...
@@ -32,6 +33,8 @@ commands:
                                   statistics over seeds (mean, median, IQM, bootstrap CIs), learning
                                   curves and a Markdown summary of one or many runs
   envs                            list the built-in JAX-native environments
+  lab NAME [--out DIR] [--quick]  run one of the slides' claims as an experiment: a figure, its numbers
+                                  and the verdict (advantage lab --list shows them)
 """
 
 
@@ -246,6 +249,53 @@ def _envs(args: list[str]) -> int:
     return 0
 
 
+@dataclasses.dataclass
+class LabArgs:
+    name: str
+    """The lab to run (advantage lab --list shows them all)."""
+    out: Optional[str] = None
+    """Output folder for figure.png and results.json. Default: labs/NAME."""
+    seed: int = 0
+    """Seed of the experiment (the same seed gives the same numbers)."""
+    quick: bool = False
+    """A smaller version of the experiment (fewer repetitions), as the tests run it."""
+
+
+def _lab(args: list[str]) -> int:
+    import json
+    import time
+
+    import tyro
+
+    from advantage import labs
+
+    if not args or args[0] in ("--list", "list"):
+        for name in labs.LABS:
+            try:
+                mod = labs.get(name)
+            except ModuleNotFoundError:
+                continue
+            print(f"{name:22s} {mod.CLAIM}  [{mod.SLIDE}]")
+        if not args:
+            print("\nusage: advantage lab NAME [--out DIR] [--seed N] [--quick]")
+        return 0
+    parsed = tyro.cli(tyro.conf.PositionalRequiredArgs[LabArgs], args=args, prog="advantage lab")
+    mod = labs.get(parsed.name)
+    out = Path(parsed.out or os.path.join("labs", parsed.name))
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"lab {parsed.name}: {mod.CLAIM} [{mod.SLIDE}]", file=sys.stderr)
+    t0 = time.perf_counter()
+    results = mod.run(out, seed=parsed.seed, quick=parsed.quick)
+    holds = results.get("claim_holds")
+    verdict = "the claim holds" if holds else ("the claim does NOT hold in this run" if holds is not None else "")
+    print(f"{verdict} ({time.perf_counter() - t0:.0f} s); figure: {out / 'figure.png'}, numbers: "
+          f"{out / 'results.json'}")
+    summary = results.get("summary")
+    if summary:
+        print(summary if isinstance(summary, str) else json.dumps(summary, indent=2))
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -263,7 +313,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     from advantage.training.health import NonFiniteError
     from advantage.report.report import ReportError
 
-    commands = {"train": _train, "eval": _eval, "report": _report_cmd, "envs": _envs}
+    commands = {"train": _train, "eval": _eval, "report": _report_cmd, "envs": _envs, "lab": _lab}
     command, rest = argv[0], argv[1:]
     if command not in commands:
         import difflib

@@ -1,0 +1,53 @@
+"""The slides' claims as reproducible experiments: ``advantage lab NAME``.
+
+Each lab is one module exposing
+
+- ``NAME``: the CLI name; ``SLIDE``: which deck and slide it reproduces; ``CLAIM``: the claim, one sentence;
+- ``run(out_dir: pathlib.Path, seed: int = 0, quick: bool = False) -> dict``: runs the experiment, writes
+  ``out_dir/figure.png`` and ``out_dir/results.json`` (every number the figure shows, and the verdict
+  ``"claim_holds": bool`` with the numbers it rests on), and returns the results dict. ``quick`` runs a
+  smaller version for the tests (same claim, fewer repetitions).
+
+A lab runs in a few minutes at most on 2 CPU cores. ``docs/lectures.md`` shows each figure with its slide.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+#: name -> module path
+LABS: dict[str, str] = {
+    "aliased-gridworld": "advantage.labs.aliased_gridworld",
+    "rock-paper-scissors": "advantage.labs.rock_paper_scissors",
+    "negative-reward": "advantage.labs.negative_reward",
+    "reinforce-variance": "advantage.labs.reinforce_variance",
+    "gae-lambda": "advantage.labs.gae_lambda",
+    "importance-weights": "advantage.labs.importance_weights",
+    "trust-region": "advantage.labs.trust_region",
+    "ppo-clip": "advantage.labs.ppo_clip",
+}
+
+
+def available() -> list[str]:
+    """The labs whose module exists."""
+    out = []
+    for name, path in LABS.items():
+        try:
+            importlib.import_module(path)
+        except ModuleNotFoundError as e:
+            if e.name != path:
+                raise
+            continue
+        out.append(name)
+    return out
+
+
+def get(name: str):
+    """The lab module ``name``; a KeyError whose message lists the labs otherwise."""
+    if name not in LABS:
+        import difflib
+
+        close = difflib.get_close_matches(name, LABS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise KeyError(f"unknown lab {name!r}.{hint} Labs: {', '.join(LABS)} (advantage lab --list).")
+    return importlib.import_module(LABS[name])

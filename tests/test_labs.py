@@ -1,0 +1,92 @@
+"""The slides' claims as labs (advantage/labs): each quick run must reproduce its claim, numerically."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from advantage import labs
+
+
+def _run(name, tmp_path):
+    mod = labs.get(name)
+    for attr in ("NAME", "SLIDE", "CLAIM"):
+        assert isinstance(getattr(mod, attr), str) and getattr(mod, attr)
+    assert mod.NAME == name
+    out = tmp_path / name
+    res = mod.run(out, seed=0, quick=True)
+    assert (out / "figure.png").stat().st_size > 10_000
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["claim_holds"] == res["claim_holds"]
+    assert isinstance(res["summary"], str) and res["summary"]
+    return res
+
+
+def test_reinforce_variance(tmp_path):
+    r = _run("reinforce-variance", tmp_path)
+    v = {k: s["total_variance"] for k, s in r["estimators"].items()}
+    assert v["R(tau)"] > v["reward-to-go"] > v["reward-to-go - V(s)"]
+    assert v["reward-to-go"] > v["reward-to-go - mean"]
+    assert v["GAE advantage"] <= 1.1 * v["reward-to-go - V(s)"]
+    assert v["R(tau)"] > 3 * v["GAE advantage"]  # not a close call
+    cos = {k: s["cosine_to_reference"] for k, s in r["estimators"].items()}
+    assert cos["reward-to-go - V(s)"] > cos["R(tau)"]
+    assert r["claim_holds"]
+
+
+def test_gae_lambda(tmp_path):
+    r = _run("gae-lambda", tmp_path)
+    var, bias = np.asarray(r["variance"]), np.maximum(np.asarray(r["bias_sq"]), 0)
+    assert r["lambdas"][0] == 0.0 and r["lambdas"][-1] == 1.0
+    assert var[-1] > 3 * var[0] and var[-1] > var[2] > var[0]
+    assert bias[0] > 10 * bias[-1] and bias[0] > bias[2] > bias[-1] - 0.1 * bias[0]
+    # lambda = 1 is the Monte-Carlo advantage: its bias is only sampling noise
+    assert bias[-1] < 0.1 * bias[0]
+    assert r["claim_holds"]
+
+
+def test_importance_weights(tmp_path):
+    r = _run("importance-weights", tmp_path)
+    ess = r["ess_fraction"]
+    assert ess["full"][-1] < 0.1 and ess["full"][0] > 0.9
+    assert all(a >= b - 0.02 for a, b in zip(ess["full"], ess["full"][1:]))  # falls with H
+    assert ess["per-decision"][-1] >= 10 * ess["full"][-1]
+    assert ess["truncated"][-1] >= 10 * ess["full"][-1]
+    assert min(ess["one-step ratio"]) > 0.9
+    # the full product's ESS follows 1/E[rho^2]^H while N is large enough to see it
+    for h, e, p in zip(r["horizons"], ess["full"], r["predicted_full_ess_fraction"]):
+        if h <= 50:
+            assert e == pytest.approx(p, rel=0.3)
+    assert r["claim_holds"]
+
+
+def test_trust_region(tmp_path):
+    r = _run("trust-region", tmp_path)
+    ex = r["example"]
+    assert ex["p0_after_step_0.1"]["large feature"] > 0.99  # [0.4, 0.6] -> [1.0, 0.0]
+    assert ex["p0_after_step_0.1"]["unit feature"] < 0.5  # the same step with a unit feature barely moves it
+    assert ex["feature_scale"]["natural_kl"] == pytest.approx(0.01, rel=0.2)
+    assert ex["feature_unit"]["natural_kl"] == pytest.approx(0.01, rel=0.2)
+    delta = r["setup"]["max_kl"]
+    assert r["kl_constrained"]["kl_max"] <= 1.05 * delta
+    assert r["parameter_step"]["kl_max"] >= 10 * delta
+    assert r["parameter_step"]["kl_at_bad_update"] > 100 * r["kl_constrained"]["kl_at_bad_update"]
+    assert r["claim_holds"]
+
+
+def test_ppo_clip(tmp_path):
+    r = _run("ppo-clip", tmp_path)
+    s = r["ratio_stats_per_epoch"]
+    e = r["setup"]["check_epoch"] - 1
+    assert s["clip"]["frac_outside"][0] < 0.05 and s["no clip"]["frac_outside"][0] < 0.05  # epoch 1: near 1
+    assert s["no clip"]["mean_abs_dev"][e] >= 2 * s["clip"]["mean_abs_dev"][e]
+    assert s["no clip"]["frac_outside"][e] > 2 * s["clip"]["frac_outside"][e]
+    assert s["no clip"]["max_abs_log_ratio"][-1] > s["clip"]["max_abs_log_ratio"][-1]
+    assert r["claim_holds"]
+
+
+def test_labs_listed():
+    for name in ("reinforce-variance", "gae-lambda", "importance-weights", "trust-region", "ppo-clip"):
+        assert name in labs.available()
