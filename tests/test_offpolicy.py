@@ -401,6 +401,61 @@ def test_probe_actor_finds_the_optimal_action(tmp_path, name):
     np.testing.assert_allclose(act([-1.0, 1.0]), [-0.5, 0.5], atol=0.1)
 
 
+# ----------------------------------------------------------------------------- checkpoints
+def _interrupted_run(tmp_path, monkeypatch, name, run_kwargs, after_chunks=3):
+    """Train with Ctrl-C arriving before chunk ``after_chunks + 1``; return the run folder."""
+    from advantage.training.jax_backend import JaxBackend
+
+    calls, real = {"n": 0}, JaxBackend.run_chunk
+
+    def run_chunk(self, runners, n):
+        calls["n"] += 1
+        if calls["n"] > after_chunks:
+            raise KeyboardInterrupt
+        return real(self, runners, n)
+
+    monkeypatch.setattr(JaxBackend, "run_chunk", run_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(tmp_path, name, MODULES[name].Config(**PROBE), "Pendulum-v1", **run_kwargs)
+    monkeypatch.setattr(JaxBackend, "run_chunk", real)
+    return next(tmp_path.glob("run-*"))
+
+
+@pytest.mark.parametrize("name", ["td3", "sac"])
+def test_interrupted_run_resumes_to_the_same_result_with_its_buffer(tmp_path, monkeypatch, name):
+    from advantage.training import checkpoint, driver
+
+    run_kwargs = dict(total_steps=600, n_chunks=6, eval_episodes=3)
+    reference, _ = train_run(tmp_path / "ref", name, MODULES[name].Config(**PROBE), "Pendulum-v1", **run_kwargs)
+    run_dir = _interrupted_run(tmp_path / "cut", monkeypatch, name, run_kwargs)
+    meta, _ = checkpoint.load_meta(run_dir / "checkpoints")
+    assert meta["env_steps"] == 300 and meta["replay_buffer_saved"] is True
+    resumed = driver.resume(run_dir)
+    assert resumed["params_digest"] == reference["params_digest"]
+    assert resumed["eval_return"]["per_seed"] == reference["eval_return"]["per_seed"]
+
+
+def test_checkpoint_without_buffer_is_smaller_evaluates_and_refuses_to_resume(tmp_path, monkeypatch, capsys):
+    from advantage.cli import main
+    from advantage.training import driver
+
+    kwargs = dict(total_steps=600, n_chunks=6, eval_episodes=0)
+    _, full = train_run(tmp_path / "a", "td3", td3.Config(**PROBE), "Pendulum-v1", **kwargs)
+    _, small = train_run(tmp_path / "b", "td3", td3.Config(**PROBE), "Pendulum-v1", checkpoint_buffer=False, **kwargs)
+    size = lambda d: (d / "checkpoints" / "checkpoint.msgpack").stat().st_size  # noqa: E731
+    assert size(small) < size(full) - 600 * 4 * (3 + 1 + 3)  # at least the obs, action and next_obs floats
+    _, _, _, agent_full = first_agent(full)
+    _, _, _, agent_small = first_agent(small)  # loads: the buffer is left empty
+    np.testing.assert_array_equal(np.asarray(agent_small.actor["params"]["out"]["kernel"]),
+                                  np.asarray(agent_full.actor["params"]["out"]["kernel"]))
+    assert int(agent_small.buffer.count) == 0 and int(agent_full.buffer.count) == 600  # loaded with an empty buffer
+    cut = _interrupted_run(tmp_path / "c", monkeypatch, "td3", dict(kwargs, checkpoint_buffer=False))
+    assert main(["train", "--resume", str(cut)]) == 2
+    assert "--no-checkpoint-buffer" in capsys.readouterr().err
+    with pytest.raises(driver.RunError):
+        driver.resume(cut)
+
+
 # ----------------------------------------------------------------------------- learning
 # The task's targets (Zoo preset, 20k steps, 3 seeds: SAC/TD3 >= -200, DDPG >= -250) take ~110 s per SAC seed
 # on 2 CPU cores: they run on demand as `pytest -m benchmark` and in benchmarks/offpolicy_pendulum.py; the

@@ -32,9 +32,35 @@ def versions() -> dict:
             "optax": optax.__version__, "gymnasium": gymnasium.__version__, "numpy": np.__version__}
 
 
-def save(directory: Path, state, meta: dict) -> Path:
-    """Write ``state`` (a pytree) and ``meta`` (JSON-able) atomically to ``directory/checkpoint.msgpack``."""
+def _is_buffer(x) -> bool:
+    from advantage.buffers.replay import ReplayBuffer
+
+    return isinstance(x, ReplayBuffer)
+
+
+def replay_buffers(state) -> list:
+    """The replay buffers inside ``state`` (an off-policy agent's; none for the others)."""
+    return [x for x in jax.tree.leaves(state, is_leaf=_is_buffer) if _is_buffer(x)]
+
+
+def without_buffers(state):
+    """``state`` with every replay buffer's storage replaced by empty arrays (counters kept)."""
+    def empty(b):
+        return b.replace(**{f: np.zeros((0,), getattr(b, f).dtype)
+                            for f in ("obs", "action", "reward", "terminated", "truncated", "next_obs")})
+    return jax.tree.map(lambda x: empty(x) if _is_buffer(x) else x, state, is_leaf=_is_buffer)
+
+
+def save(directory: Path, state, meta: dict, *, keep_buffers: bool = True) -> Path:
+    """Write ``state`` (a pytree) and ``meta`` (JSON-able) atomically to ``directory/checkpoint.msgpack``.
+
+    ``keep_buffers=False`` leaves the replay buffers' contents out (``meta["replay_buffer_saved"]``
+    says which): such a checkpoint can be evaluated and loaded, but not resumed."""
     directory = Path(directory)
+    if replay_buffers(state):
+        meta = dict(meta, replay_buffer_saved=keep_buffers)
+        if not keep_buffers:
+            state = without_buffers(state)
     directory.mkdir(parents=True, exist_ok=True)
     payload = {
         "meta": json.dumps(dict(meta, versions=versions())),
@@ -64,8 +90,12 @@ def load_meta(directory: Path) -> tuple[dict, dict]:
         raise CheckpointError(f"the checkpoint {path} is damaged and cannot be read ({type(e).__name__}: {e})") from e
 
 
-def restore(template, raw_state: dict, path: str = "checkpoint"):
-    """Fill ``template`` (same structure) with the saved arrays."""
+def restore(template, raw_state: dict, path: str = "checkpoint", *, buffers_saved: bool = True):
+    """Fill ``template`` (same structure) with the saved arrays. ``buffers_saved=False``: the
+    checkpoint holds no replay-buffer contents, and the template's (empty) buffers are kept."""
+    if not buffers_saved:
+        restored = restore(without_buffers(template), raw_state, path)
+        return jax.tree.map(lambda r, t: t if _is_buffer(t) else r, restored, template, is_leaf=_is_buffer)
     try:
         restored = serialization.from_state_dict(template, raw_state)
     except Exception as e:  # noqa: BLE001

@@ -135,6 +135,9 @@ def resume(run_dir, console=None) -> dict:
     if meta["env_steps"] >= run.total_steps and (Path(run_dir) / "summary.json").exists():
         raise RunError(f"{run_dir} has finished ({meta['env_steps']} env steps per seed); "
                        f"evaluate it again with: advantage eval {run_dir}")
+    if meta.get("replay_buffer_saved") is False:
+        raise RunError(f"{run_dir} was trained with --no-checkpoint-buffer: its checkpoint holds no replay buffer, "
+                       "so the run cannot continue as it was. Evaluate it (advantage eval), or start a new run.")
     algo = algos.get(algo_name)
     schedule = Schedule(run.total_steps, algo_cfg.n_envs, algo_cfg.n_steps)
     return _run(algo, algo_cfg, run, schedule, Path(run_dir), ckpt=(meta, raw), console=console)
@@ -214,6 +217,13 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
 
     console.print(f"[bold]{algo.NAME}[/] on [bold]{run.env}[/] ({backend.name} back end, {jax.default_backend()}), "
                   f"seeds {seeds}: {schedule.describe()}; run folder {run_dir}")
+    if buffers := checkpoint.replay_buffers(runners):
+        from advantage.buffers import replay
+
+        mb = sum(replay.nbytes(b) for b in buffers) / 2**20
+        console.print(f"replay buffer: {replay.capacity(buffers[0]):,} transitions per seed, {mb:.1f} MiB for "
+                      f"{len(seeds)} seed(s); " + ("saved in every checkpoint" if run.checkpoint_buffer else
+                                                   "not saved in checkpoints (--no-checkpoint-buffer)"))
 
     def save_checkpoint():
         checkpoint.save(run_dir / "checkpoints", runners, {
@@ -221,7 +231,7 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
             "iters_done": iters_done, "partial_done": partial_done, "env_steps": steps_done(),
             "wall_time_s": wall_before + time.perf_counter() - t_start,
             "compile_time_s": compile_before + backend.compile_time_s,
-        })
+        }, keep_buffers=run.checkpoint_buffer)
 
     group = schedule.log_group(run.log_every)
 
@@ -312,8 +322,10 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
         tb_writer.close()
         eval_csv.close()
         what = "interrupted" if isinstance(e, KeyboardInterrupt) else f"stopped by an error ({type(e).__name__})"
-        console.print(f"\n[bold]{what}[/] at {steps_done()} env steps per seed; the checkpoint is saved. "
-                      f"Continue with: advantage train --resume {run_dir}")
+        resumable = run.checkpoint_buffer or not checkpoint.replay_buffers(runners)
+        console.print(f"\n[bold]{what}[/] at {steps_done()} env steps per seed; the checkpoint is saved. " + (
+            f"Continue with: advantage train --resume {run_dir}" if resumable else
+            "It holds no replay buffer (--no-checkpoint-buffer): evaluate it with advantage eval; it cannot resume."))
         raise
     save_checkpoint()
     csv_writer.close()
@@ -401,7 +413,8 @@ def _restore(run_dir: Path):
     schedule = Schedule(run.total_steps, algo_cfg.n_envs, algo_cfg.n_steps)
     enable_compilation_cache()
     backend, _ = _make_backend(algo, algo_cfg, run, run.backend, schedule)
-    runners = checkpoint.restore(backend.init(list(run.seeds)), raw, str(run_dir / "checkpoints"))
+    runners = checkpoint.restore(backend.init(list(run.seeds)), raw, str(run_dir / "checkpoints"),
+                                 buffers_saved=meta.get("replay_buffer_saved", True))
     return algo, algo_cfg, run, meta, backend, runners
 
 

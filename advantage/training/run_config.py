@@ -41,6 +41,9 @@ class RunConfig:
     """At the end, render one evaluation episode of the trained agent (seed index 0) to videos/agent.gif."""
     checkpoint_every: Optional[int] = None
     """Write a checkpoint every this many env steps per seed (default: every 10% of the run)."""
+    checkpoint_buffer: bool = True
+    """Off-policy algorithms: save the replay buffer in every checkpoint, so that --resume continues the same
+    run. --no-checkpoint-buffer keeps checkpoints small; such a run can be evaluated but not resumed."""
     seed_batching: Literal["auto", "vmap", "map"] = "auto"
     """Run the seeds' agents as one batched program (vmap: fastest on accelerators) or one after another
     inside it (map: seed i is bit-identical to a run of seed i alone). auto: map on CPU, vmap elsewhere."""
