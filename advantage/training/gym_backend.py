@@ -68,6 +68,7 @@ class GymnasiumBackend:
         def update_one(agent, batch, key):
             key, k_update = jax.random.split(key)
             agent, metrics = algo.update(config, self.action_space, agent, batch, k_update)
+            metrics["health/nonfinite_params"] = count_nonfinite(algo.policy_params(agent)).astype(jnp.float32)
             return agent, key, metrics
 
         over_seeds = self.over_seeds = batch_over_seeds(seed_batching)
@@ -82,8 +83,10 @@ class GymnasiumBackend:
         return self.compiled.get("act", self._act_fn, agent, obs, key)(agent, obs, key)
 
     def _update(self, agent, batch, key):
+        """The compiled update. The agent's buffers are donated: the update writes the new state in place
+        (an off-policy agent's replay buffer is not copied on every call), so ``agent`` is invalid after it."""
         name = f"update{batch.reward.shape}"  # the final, shorter rollout has its own shape
-        return self.compiled.get(name, self._update_fn, agent, batch, key)(agent, batch, key)
+        return self.compiled.get(name, self._update_fn, agent, batch, key, donate_argnums=(0,))(agent, batch, key)
 
     def init(self, seeds) -> HostRunner:
         def init_one(seed):
@@ -132,24 +135,22 @@ class GymnasiumBackend:
             rew_buf[t], term_buf[t], trunc_buf[t] = self._split(reward), self._split(term), self._split(trunc)
             done_buf[t] = self._split(info["episode_done"])
             ret_buf[t], len_buf[t] = self._split(info["episode_return"]), self._split(info["episode_length"])
-            actions.append(action)
+            actions.append(action_np)
             log_probs.append(log_prob)
             values.append(value)
             self._obs = next_obs
         t0 = time.perf_counter()
-        # time-major [T, S, N] -> per seed [S, T, N]
-        seed_major = lambda x: jnp.swapaxes(jnp.asarray(x), 0, 1)  # noqa: E731
+        # time-major [T, S, N] -> per seed [S, T, N], on the host (one transfer per field, no eager device ops)
+        seed_major = lambda x: np.swapaxes(np.asarray(x), 0, 1)  # noqa: E731
         batch = Transition(
-            obs=seed_major(obs_buf), action=seed_major(jnp.stack(actions)), reward=seed_major(rew_buf),
+            obs=seed_major(obs_buf), action=seed_major(np.stack(actions)), reward=seed_major(rew_buf),
             terminated=seed_major(term_buf), truncated=seed_major(trunc_buf), next_obs=seed_major(next_buf),
-            log_prob=seed_major(jnp.stack(log_probs)), value=seed_major(jnp.stack(values)),
+            log_prob=seed_major(np.stack(jax.device_get(log_probs))),
+            value=seed_major(np.stack(jax.device_get(values))),
         )
-        self.last_batch = batch  # kept (by reference) so a non-finite update can be inspected
+        self.last_batch = batch  # kept so a non-finite update can be inspected
         agent, key, metrics = self._update(runners.agent, batch, key)
         metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
-        metrics["health/nonfinite_params"] = np.asarray(
-            [float(count_nonfinite(self.algo.policy_params(jax.tree.map(lambda x: x[i], agent))))
-             for i in range(S)], np.float32)
         self.timers["update"] += time.perf_counter() - t0
         n_done = done_buf.sum(axis=(0, 2))
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -163,6 +164,9 @@ class GymnasiumBackend:
         return runners, metrics
 
     def run_chunk(self, runners: HostRunner, n_iters: int):
+        # One copy per chunk keeps the caller's ``runners`` intact (a failure mid-chunk checkpoints them);
+        # the updates inside the chunk then donate, and so update in place.
+        runners = runners.replace(agent=jax.tree.map(jnp.copy, runners.agent))
         rows = []
         for _ in range(n_iters):
             runners, m = self.iteration(runners, self.config.n_steps)
@@ -170,6 +174,7 @@ class GymnasiumBackend:
         return runners, {k: np.stack([r[k] for r in rows], axis=1) for k in rows[0]}
 
     def run_partial(self, runners: HostRunner):
+        runners = runners.replace(agent=jax.tree.map(jnp.copy, runners.agent))
         runners, m = self.iteration(runners, self.schedule.partial_steps)
         return runners, {k: v[:, None] for k, v in m.items()}
 

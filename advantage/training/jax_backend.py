@@ -88,10 +88,10 @@ class CompileCache:
         self.functions: dict[str, Any] = {}
         self.seconds = 0.0
 
-    def get(self, name: str, fn, *args):
+    def get(self, name: str, fn, *args, donate_argnums=()):
         if name not in self.functions:
             t0 = time.perf_counter()
-            self.functions[name] = jax.jit(fn).lower(*args).compile()
+            self.functions[name] = jax.jit(fn, donate_argnums=donate_argnums).lower(*args).compile()
             self.seconds += time.perf_counter() - t0
         return self.functions[name]
 
