@@ -188,3 +188,42 @@ def test_cma_es_runs_on_cartpole(tmp_path):
     summary, _ = train_run(tmp_path, "cma-es", cma_es.Config(), "CartPole-v1", seeds=(0,), total_steps=60_000,
                            eval_episodes=10)
     assert summary["eval_return"]["per_seed"][0] >= 475
+
+
+def test_interrupted_search_resumes_to_the_same_result_and_keeps_every_row(tmp_path, monkeypatch):
+    """Ctrl-C after 3 generations, then resume: the same parameters as an uninterrupted run, and every
+    seed's metric rows add up to its own env-step count (seeds stop at different counts)."""
+    from advantage.training import driver, search
+
+    cfg = cem.Config(**{**cem.PRESETS["Gridworld-v0"], "population_size": 20})
+    kwargs = dict(seeds=(0, 1), total_steps=3000, checkpoint_every=200, eval_episodes=5)
+    reference, _ = train_run(tmp_path / "ref", "cem", cfg, "Gridworld-v0", **kwargs)
+    calls, real = {"n": 0}, search.JaxPopulation.generation
+
+    def generation(self, runners):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise KeyboardInterrupt
+        return real(self, runners)
+
+    monkeypatch.setattr(search.JaxPopulation, "generation", generation)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(tmp_path / "cut", "cem", cfg, "Gridworld-v0", **kwargs)
+    monkeypatch.setattr(search.JaxPopulation, "generation", real)
+    run_dir = next((tmp_path / "cut").glob("run-*"))
+    resumed = driver.resume(run_dir)
+    assert resumed["params_digest"] == reference["params_digest"]
+    assert resumed["env_steps_per_seed"] == reference["env_steps_per_seed"]
+    assert _metrics_steps(run_dir) == dict(zip((0, 1), resumed["env_steps_per_seed"]))
+
+
+def test_tabular_cem_refuses_feature_observations():
+    """The aliased grid world's wall features are a Box(0, 1, (4,)) but not a one-hot state: a tabular
+    policy would silently merge its cells, so it is refused (the bridge's one-hot Discrete is accepted)."""
+    from advantage.config import ConfigError
+
+    with pytest.raises(ConfigError, match="Discrete observation space"):
+        cem.init(jax.random.PRNGKey(0), Box(0.0, 1.0, (4,)), Discrete(4), cem.Config(variant="tabular"))
+    state = cem.init(jax.random.PRNGKey(0), Box(0.0, 1.0, (16,), one_hot=True), Discrete(4),
+                     cem.Config(variant="tabular"))
+    assert state.policy.shape == (16, 4)

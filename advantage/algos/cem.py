@@ -270,10 +270,9 @@ def init_network(key, obs_space, action_space, config):
 
 def init(key, obs_space, action_space, config: Config, total_updates=None) -> AgentState:
     if config.variant == "tabular":
-        if not hasattr(obs_space, "n") and not (len(obs_space.shape) == 1 and np.all(obs_space.low == 0)
-                                                and np.all(obs_space.high == 1)):
+        if not (hasattr(obs_space, "n") or getattr(obs_space, "one_hot", False)):
             raise ConfigError(f"cem.variant='tabular' needs a Discrete observation space (got {obs_space}); "
-                              "use --variant fit or --variant params for continuous observations")
+                              "use --variant fit or --variant params for other observations (e.g. features)")
         if not is_discrete(action_space):
             raise ConfigError("cem.variant='tabular' needs a Discrete action space; use --variant params")
         n_s, n_a = obs_dim(obs_space), action_dim(action_space)

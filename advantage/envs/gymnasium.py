@@ -389,7 +389,7 @@ def find_max_episode_steps(env: gymnasium.Env) -> int | None:
 
 def _agent_observation_space(space: gs.Space) -> Box:
     if isinstance(space, gs.Discrete):
-        return Box(0.0, 1.0, (int(space.n),))
+        return Box(0.0, 1.0, (int(space.n),), one_hot=True)
     with np.errstate(over="ignore"):
         low = np.asarray(space.low, np.float64).astype(np.float32)
         high = np.asarray(space.high, np.float64).astype(np.float32)

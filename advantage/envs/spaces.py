@@ -38,6 +38,9 @@ class Box:
     high: np.ndarray
     shape: tuple[int, ...]
     dtype: type = np.float32
+    one_hot: bool = False
+    """True when the box holds one-hot encodings of a ``Discrete`` space (the Gymnasium bridge's
+    ``Discrete(n)`` observations): tabular methods read the index back with ``argmax``."""
 
     def __post_init__(self):
         object.__setattr__(self, "low", np.broadcast_to(np.asarray(self.low, self.dtype), self.shape).copy())

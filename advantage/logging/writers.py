@@ -12,7 +12,9 @@ from pathlib import Path
 class CSVWriter:
     """``metrics.csv``: one row per (seed, update); columns fixed by the first write."""
 
-    def __init__(self, path: Path, resume_step: int | None = None):
+    def __init__(self, path: Path, resume_step: int | dict | None = None):
+        """``resume_step``: the env step each seed's run continues from (one int for all seeds, or
+        ``{seed: step}``); rows after it are dropped, because the resumed run writes them again."""
         self.path = Path(path)
         self.fields: list[str] | None = None
         if resume_step is not None and self.path.exists() and self.path.stat().st_size > 0:
@@ -20,7 +22,9 @@ class CSVWriter:
             with open(self.path, newline="") as f:
                 reader = csv.DictReader(f)
                 self.fields = reader.fieldnames
-                rows = [r for r in reader if int(r["step"]) <= resume_step]
+                last = (lambda seed: resume_step[int(seed)]) if isinstance(resume_step, dict) else (  # noqa: E731
+                    lambda seed: resume_step)
+                rows = [r for r in reader if int(r["step"]) <= last(r["seed"])]
             tmp = self.path.with_suffix(".tmp")
             with open(tmp, "w", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=self.fields)
@@ -48,11 +52,12 @@ class CSVWriter:
 class TensorBoardWriter:
     """TensorBoard event files, one folder per seed (``tb/seed_N``)."""
 
-    def __init__(self, root: Path, seeds, resume_step: int | None = None):
+    def __init__(self, root: Path, seeds, resume_step: int | dict | None = None):
         from tensorboardX import SummaryWriter
 
+        purge = resume_step if isinstance(resume_step, dict) else {s: resume_step for s in seeds}
         self.writers = {
-            s: SummaryWriter(str(Path(root) / f"seed_{s}"), purge_step=resume_step, flush_secs=30) for s in seeds
+            s: SummaryWriter(str(Path(root) / f"seed_{s}"), purge_step=purge[s], flush_secs=30) for s in seeds
         }
 
     def write_rows(self, rows: list[dict]) -> None:

@@ -254,11 +254,12 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
         generations, wall_before, compile_before = meta["generations"], meta["wall_time_s"], meta["compile_time_s"]
         console.print(f"[bold]resuming[/] {run_dir} at generation {generations}")
     steps = lambda: np.asarray(jax.device_get(runners.env_steps)).astype(np.int64)  # noqa: E731
-    resume_step = int(steps().min()) if ckpt is not None else None
-    csv_writer = CSVWriter(run_dir / "metrics.csv", resume_step=resume_step)
+    # Seeds reach different env-step counts (episode lengths differ): each seed's metric rows are kept up to its own.
+    resume_steps = dict(zip(seeds, steps().tolist())) if ckpt is not None else None
+    csv_writer = CSVWriter(run_dir / "metrics.csv", resume_step=resume_steps)
     (run_dir / "eval").mkdir(parents=True, exist_ok=True)
-    eval_csv = CSVWriter(run_dir / "eval" / "history.csv", resume_step=resume_step)
-    tb_writer = TensorBoardWriter(run_dir / "tb", seeds, resume_step=resume_step)
+    eval_csv = CSVWriter(run_dir / "eval" / "history.csv", resume_step=int(steps().min()) if ckpt is not None else None)
+    tb_writer = TensorBoardWriter(run_dir / "tb", seeds, resume_step=resume_steps)
     ckpt_every = run.checkpoint_every or max(1, run.total_steps // 10)
     next_ckpt = (int(steps().min()) // ckpt_every + 1) * ckpt_every
     next_eval = (int(steps().min()) // run.eval_every + 1) * run.eval_every if run.eval_every else None
