@@ -208,6 +208,10 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
             ex_big["plain_p0"][i01] > 0.99,
         "KL-constrained: max KL per update <= delta (+5%)": kl_trpo_max <= KL_TOL * MAX_KL,
         "parameter step: max KL per update >= 10 x delta": kl_plain_max >= 10 * MAX_KL,
+        # The two checks above hold by construction (the line search enforces the bound; the bad step is 30x
+        # longer). This one can fail: steps of the SAME length as TRPO's median step, in ordinary updates.
+        "parameter step of TRPO's median length, ordinary updates: median KL >= 10 x delta":
+            float(np.median(plain_run["kl_mean"][normal])) >= 10 * MAX_KL,
     }
     claim_holds = all(checks.values())
 
