@@ -81,19 +81,7 @@ class Config:
     """Adam epsilon."""
 
     def __post_init__(self):
-        check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
-        check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
-        check(self, "buffer_size", lambda v: v >= 1, "the buffer needs at least one slot")
-        check(self, "batch_size", lambda v: v >= 1, "a minibatch needs at least one transition")
-        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
-        check(self, "activation", lambda v: v in ACTIVATIONS, "choose relu, tanh, elu or gelu")
-        check(self, "n_critics", lambda v: v >= 1, "use at least one critic (2 for the paper's twin Q)")
-        check(self, "gradient_steps", lambda v: v >= 1, "take at least one gradient step per training round")
-        check(self, "train_freq", lambda v: v >= 1, "train every >= 1 steps")
-        check(self, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
-        check(self, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
-        check(self, "tau", lambda v: 0 < v <= 1, "tau must lie in (0, 1]")
-        check(self, "learning_starts", lambda v: v >= 0, "learning_starts must be >= 0")
+        td3.check_replay_config(self, "use at least one critic (2 for the paper's twin Q)")
         if self.learn_alpha:
             check(self, "alpha_init", lambda v: v > 0, "a learned alpha starts > 0 (it is exp(log alpha))")
         else:

@@ -91,20 +91,8 @@ class Config:
 
     def __post_init__(self):
         name = type(self).__module__.split(".")[-1]
-        check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
-        check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
-        check(self, "buffer_size", lambda v: v >= 1, "the buffer needs at least one slot")
-        check(self, "batch_size", lambda v: v >= 1, "a minibatch needs at least one transition")
-        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
-        check(self, "activation", lambda v: v in ACTIVATIONS, "choose relu, tanh, elu or gelu")
-        check(self, "n_critics", lambda v: v >= 1, "use at least one critic (2 for clipped double Q)")
-        check(self, "gradient_steps", lambda v: v >= 1, "take at least one gradient step per training round")
-        check(self, "train_freq", lambda v: v >= 1, "train every >= 1 steps")
+        check_replay_config(self, "use at least one critic (2 for clipped double Q)")
         check(self, "exploration_noise", lambda v: v in ("gaussian", "ou"), "choose gaussian or ou")
-        check(self, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
-        check(self, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
-        check(self, "tau", lambda v: 0 < v <= 1, "tau must lie in (0, 1]")
-        check(self, "learning_starts", lambda v: v >= 0, "learning_starts must be >= 0")
         check(self, "policy_delay", lambda v: v >= 1 and float(v).is_integer(), "policy_delay must be an integer >= 1")
         check(self, "policy_noise", lambda v: v >= 0, "the target-smoothing std must be >= 0")
         check(self, "noise_clip", lambda v: v >= 0, "the noise clip must be >= 0")
@@ -116,6 +104,23 @@ class Config:
                 f"{name}.exploration_noise='ou' needs n_steps=1 (got n_steps={self.n_steps}): the Ornstein-Uhlenbeck "
                 "state lives in the agent state and advances once per update call, i.e. once per env step only when "
                 "n_steps=1; use --n-steps 1, or --exploration-noise gaussian.")
+
+
+def check_replay_config(config, critics_hint: str) -> None:
+    """The checks every replay-buffer actor-critic config shares (TD3, DDPG, SAC)."""
+    check(config, "n_envs", lambda v: v >= 1, "use at least one environment")
+    check(config, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
+    check(config, "buffer_size", lambda v: v >= 1, "the buffer needs at least one slot")
+    check(config, "batch_size", lambda v: v >= 1, "a minibatch needs at least one transition")
+    check(config, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
+    check(config, "activation", lambda v: v in ACTIVATIONS, "choose relu, tanh, elu or gelu")
+    check(config, "n_critics", lambda v: v >= 1, critics_hint)
+    check(config, "gradient_steps", lambda v: v >= 1, "take at least one gradient step per training round")
+    check(config, "train_freq", lambda v: v >= 1, "train every >= 1 steps")
+    check(config, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
+    check(config, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
+    check(config, "tau", lambda v: 0 < v <= 1, "tau must lie in (0, 1]")
+    check(config, "learning_starts", lambda v: v >= 0, "learning_starts must be >= 0")
 
 
 #: Per-environment defaults: the RL Baselines3 Zoo ``hyperparams/td3.yml`` entries (``ddpg.yml`` is identical

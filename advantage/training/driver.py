@@ -203,17 +203,7 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
                             nan_allowed=tuple(getattr(algo, "NAN_METRICS", ())), steps_per_update=schedule.batch)
 
     def evaluate(step: int, name: str) -> dict:
-        """Evaluate all seeds now; write eval/NAME.json (+ .npz episodes) and the eval/ metrics."""
-        returns, lengths, trajectories = backend.evaluate(runners, run.eval_episodes, run.eval_deterministic,
-                                                          run.eval_max_steps, run.eval_record)
-        result = _eval_result(seeds, returns, lengths, run.eval_deterministic)
-        _write_eval(run_dir / "eval" / f"{name}.json", seeds, returns, lengths, step, trajectories)
-        rows = [{"step": step, "seed": seed, "eval/return_mean": float(returns[i].mean()),
-                 "eval/return_iqm": iqm(returns[i]), "eval/return_std": float(returns[i].std()),
-                 "eval/length_mean": float(lengths[i].mean())} for i, seed in enumerate(seeds)]
-        tb_writer.write_rows(rows)
-        eval_csv.write_rows(rows)
-        return result
+        return evaluate_now(backend, runners, run, run_dir, step, name, (tb_writer, eval_csv))
 
     console.print(f"[bold]{algo.NAME}[/] on [bold]{run.env}[/] ({backend.name} back end, {jax.default_backend()}), "
                   f"seeds {seeds}: {schedule.describe()}; run folder {run_dir}")
@@ -348,15 +338,31 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
         summary["warnings"] = list(monitor.warned.values())
     if hasattr(backend, "close"):
         backend.close()
-    summary.update({
-        "wall_time_s": wall_before + time.perf_counter() - t_start,
-        "compile_time_s": compile_before + backend.compile_time_s,
-        "run_time_s": run_time,
-        "sps": steps_done() * len(seeds) / max(run_time, 1e-9) if ckpt is None else None,
-        "device": jax.default_backend(),
-        "run_dir": str(run_dir),
-        "versions": checkpoint.versions(),
-    })
+    return finish(summary, algo, run, run_dir, console, wall_time_s=wall_before + time.perf_counter() - t_start,
+                  compile_time_s=compile_before + backend.compile_time_s, run_time_s=run_time,
+                  sps=steps_done() * len(seeds) / max(run_time, 1e-9) if ckpt is None else None)
+
+
+def evaluate_now(backend, runners, run: RunConfig, run_dir: Path, step: int, name: str, writers) -> dict:
+    """Evaluate all seeds now; write eval/NAME.json (+ .npz episodes) and the eval/ metrics rows to ``writers``."""
+    seeds = list(run.seeds)
+    returns, lengths, trajectories = backend.evaluate(runners, run.eval_episodes, run.eval_deterministic,
+                                                      run.eval_max_steps, run.eval_record)
+    result = _eval_result(seeds, returns, lengths, run.eval_deterministic)
+    _write_eval(run_dir / "eval" / f"{name}.json", seeds, returns, lengths, step, trajectories)
+    rows = [{"step": step, "seed": seed, "eval/return_mean": float(returns[i].mean()),
+             "eval/return_iqm": iqm(returns[i]), "eval/return_std": float(returns[i].std()),
+             "eval/length_mean": float(lengths[i].mean())} for i, seed in enumerate(seeds)]
+    for w in writers:
+        w.write_rows(rows)
+    return result
+
+
+def finish(summary: dict, algo, run: RunConfig, run_dir: Path, console, **timing) -> dict:
+    """Complete a finished run's summary (timings, device, versions), draw its learning curve and video,
+    and write summary.json. A failing plot or video is reported, never allowed to lose the run."""
+    summary.update(timing)
+    summary.update({"device": jax.default_backend(), "run_dir": str(run_dir), "versions": checkpoint.versions()})
     try:
         from advantage.report.plots import learning_curve
 

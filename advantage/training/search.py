@@ -39,7 +39,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from advantage.config import to_dict
-from advantage.report.stats import iqm
 from advantage.training import checkpoint
 from advantage.training import driver
 from advantage.training.run_config import RunConfig, Schedule
@@ -265,16 +264,7 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
     next_eval = (int(steps().min()) // run.eval_every + 1) * run.eval_every if run.eval_every else None
 
     def evaluate(step: int, name: str) -> dict:
-        returns, lengths, trajectories = backend.evaluate(runners, run.eval_episodes, run.eval_deterministic,
-                                                          run.eval_max_steps, run.eval_record)
-        result = driver._eval_result(seeds, returns, lengths, run.eval_deterministic)
-        driver._write_eval(run_dir / "eval" / f"{name}.json", seeds, returns, lengths, step, trajectories)
-        rows = [{"step": step, "seed": seed, "eval/return_mean": float(returns[i].mean()),
-                 "eval/return_iqm": iqm(returns[i]), "eval/return_std": float(returns[i].std()),
-                 "eval/length_mean": float(lengths[i].mean())} for i, seed in enumerate(seeds)]
-        tb_writer.write_rows(rows)
-        eval_csv.write_rows(rows)
-        return result
+        return driver.evaluate_now(backend, runners, run, run_dir, step, name, (tb_writer, eval_csv))
 
     def save_checkpoint():
         checkpoint.save(run_dir / "checkpoints", runners, {
@@ -354,28 +344,7 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
     eval_csv.close()
     if hasattr(backend, "close"):
         backend.close()
-    summary.update({
-        "wall_time_s": wall_before + time.perf_counter() - t_start,
-        "compile_time_s": compile_before + backend.compile_time_s,
-        "run_time_s": run_time,
-        "sps": float(per_seed.sum()) / max(run_time, 1e-9) if ckpt is None else None,
-        "device": jax.default_backend(),
-        "run_dir": str(run_dir),
-        "versions": checkpoint.versions(),
-    })
-    try:
-        from advantage.report.plots import learning_curve
-
-        summary["learning_curve"] = str(learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png",
-                                                       title=f"{algo.NAME} on {run.env}"))
-    except Exception as e:  # noqa: BLE001 - a plot must never lose a finished run
-        console.print(f"[yellow]could not draw the learning curve: {e}[/]")
-    if run.video:
-        try:
-            from advantage.report.video import record
-
-            summary["video"] = str(record(run_dir))
-        except Exception as e:  # noqa: BLE001 - a video must never lose a finished run
-            console.print(f"[yellow]no video: {e}[/]")
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return driver.finish(summary, algo, run, run_dir, console,
+                         wall_time_s=wall_before + time.perf_counter() - t_start,
+                         compile_time_s=compile_before + backend.compile_time_s, run_time_s=run_time,
+                         sps=float(per_seed.sum()) / max(run_time, 1e-9) if ckpt is None else None)
