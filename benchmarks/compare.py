@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -78,7 +79,7 @@ class Compare:
               file=sys.stderr, flush=True)
         r = common.timed(cmd, common.child_env(env_extra), self.args.timeout)
         m = {"config": config, "variant": variant, "cmd": cmd, "loadavg_before": list(load),
-             "loadavg_after": list(__import__("os").getloadavg()), "process_time_s": r["process_time_s"],
+             "loadavg_after": list(os.getloadavg()), "process_time_s": r["process_time_s"],
              "cpu_time_s": r["cpu_user_s"] + r["cpu_sys_s"], "max_rss_mib": r["max_rss_mib"],
              "returncode": r["returncode"]}
         if r["returncode"] != 0:
