@@ -7,3 +7,9 @@ contract, the JAX-native classic-control environments and the Gymnasium bridge,
 """
 
 __version__ = "0.1.0"
+
+# Before JAX starts: XLA's CPU code capped at AVX2, so that the same seed gives the same numbers on
+# any x86-64 CPU (advantage/cpu.py; ADVANTAGE_NATIVE_ISA=1 lifts it).
+from advantage import cpu as _cpu  # noqa: E402
+
+_cpu.pin_isa()

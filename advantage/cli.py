@@ -43,9 +43,23 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _prepare_jax() -> None:
-    # Must happen before JAX starts: do not grab 75% of a GPU's memory up front.
+def _prepare_jax(argv: list[str]) -> None:
+    """What must happen before JAX starts: do not grab 75% of a GPU's memory up front, and lift the
+    AVX2 pin of XLA's CPU code (advantage/cpu.py) for ``train --native-isa`` or a resumed run that used it."""
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    from advantage import cpu
+
+    if argv[0] != "train":
+        return
+    native = "--native-isa" in argv
+    resume_dir = _option(argv, "--resume")
+    if resume_dir is not None:
+        try:
+            native = bool(json.loads((Path(resume_dir) / "config.json").read_text())["run"].get("native_isa"))
+        except (OSError, ValueError, KeyError):
+            pass  # driver.resume reports a missing or damaged folder
+    if native:
+        cpu.use_native_isa()
 
 
 def _option(args: list[str], name: str) -> Optional[str]:
@@ -301,7 +315,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
-    _prepare_jax()
+    _prepare_jax(argv)
     # Like `python -m`, make the current folder importable, so that `--env my_pkg.envs:MyEnv`
     # finds a user's own package without installing it.
     if os.getcwd() not in sys.path and "" not in sys.path:

@@ -18,7 +18,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from advantage import algos
+from advantage import algos, cpu
 from advantage.config import ConfigError, from_dict, to_dict
 from advantage.envs import registry
 from advantage.training import checkpoint
@@ -100,6 +100,13 @@ def _make_backend(algo, algo_cfg, run: RunConfig, backend_name: str, schedule: S
 def train(algo_name: str, algo_cfg, run: RunConfig, console=None) -> dict:
     """Train ``algo_name`` with ``algo_cfg`` as described by ``run``; returns the summary."""
     algo = algos.get(algo_name)
+    if run.native_isa and cpu.isa() != "native":
+        try:
+            cpu.use_native_isa()
+        except RuntimeError:
+            raise RunError("native_isa=True must take effect before JAX starts: set ADVANTAGE_NATIVE_ISA=1 in the "
+                           "environment before starting Python") from None
+    run = dataclasses.replace(run, native_isa=cpu.isa() == "native")  # config.json says what really ran
     backend_name = resolve_backend(run)
     total = run.total_steps or algo.DEFAULT_STEPS.get(run.env, 100_000)
     schedule = Schedule(total, algo_cfg.n_envs, algo_cfg.n_steps)
@@ -362,7 +369,8 @@ def finish(summary: dict, algo, run: RunConfig, run_dir: Path, console, **timing
     """Complete a finished run's summary (timings, device, versions), draw its learning curve and video,
     and write summary.json. A failing plot or video is reported, never allowed to lose the run."""
     summary.update(timing)
-    summary.update({"device": jax.default_backend(), "run_dir": str(run_dir), "versions": checkpoint.versions()})
+    summary.update({"device": jax.default_backend(), "cpu": cpu.describe(), "run_dir": str(run_dir),
+                    "versions": checkpoint.versions()})
     try:
         from advantage.report.plots import learning_curve
 

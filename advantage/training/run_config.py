@@ -54,6 +54,10 @@ class RunConfig:
     """Training is compiled in chunks; logging, checkpoints and the progress bar happen between them."""
     progress: bool = True
     """Show a progress bar."""
+    native_isa: bool = False
+    """Let XLA use every instruction of this CPU (AVX-512, ...) instead of the AVX2 baseline that makes the same
+    seed give the same numbers on any x86-64 CPU: maybe faster, not reproducible elsewhere (docs/reproducibility.md).
+    The environment variable ADVANTAGE_NATIVE_ISA=1 does the same for the Python API."""
 
     def __post_init__(self):
         if not self.seeds:
