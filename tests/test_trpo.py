@@ -99,22 +99,4 @@ def test_probe_policy_finds_the_best_action_per_context(tmp_path, continuous):
         assert p[0, 0] > 0.95 and p[1, 1] > 0.95, p
 
 
-# ----------------------------------------------------------------------------- learning
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["trpo", "npg"])
-def test_learns_cartpole(tmp_path, name):
-    """The RL Zoo trpo.yml CartPole-v1 preset, 100k steps per seed, 3 seeds."""
-    algo = algos.get(name)
-    summary, _ = train_run(tmp_path, name, algo.Config(**algo.PRESETS["CartPole-v1"]), "CartPole-v1",
-                           seeds=(0, 1, 2), eval_episodes=100)
-    assert summary["env_steps"] == 100_000
-    assert summary["eval_return"]["mean"] >= 475, summary["eval_return"]
-
-
-@pytest.mark.slow
-def test_trpo_learns_pendulum(tmp_path):
-    """The Pendulum-v1 preset (RL Zoo trpo.yml, observation normalisation instead of gSDE), 100k steps, 3 seeds."""
-    summary, _ = train_run(tmp_path, "trpo", trpo.Config(**trpo.PRESETS["Pendulum-v1"]), "Pendulum-v1",
-                           seeds=(0, 1, 2), eval_episodes=100)
-    assert summary["env_steps"] == 100_000
-    assert summary["eval_return"]["mean"] >= -300, summary["eval_return"]
+# Learning tests (TRPO and NPG on CartPole-v1, TRPO on Pendulum-v1): tests/test_presets.py.

@@ -1,0 +1,97 @@
+"""The presets that the README, the docs and the learning tests name, each with the threshold it must reach.
+
+A preset is an algorithm's ``PRESETS[env]`` entry (its tuned hyperparameters), possibly with a
+few overrides (a variant such as PPO's KL objective), a budget and a back end. It counts as
+*robust* when every one of seeds 0-19 reaches its threshold, under XLA's default (pinned)
+instruction set and with another one forced: ``benchmarks/robustness.py`` measures that and
+writes ``benchmarks/ROBUSTNESS.md``; ``tests/test_presets.py`` trains the presets marked
+``in_tests`` on a few of those seeds and asserts on each of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from advantage import algos
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    name: str
+    """Short name: ``ALGO[-VARIANT]-ENV``."""
+    algo: str
+    env: str
+    threshold: float
+    """Every seed's mean evaluation return must reach this."""
+    overrides: dict = dataclasses.field(default_factory=dict)
+    """Config fields set on top of ``algo.PRESETS[env]``."""
+    total_steps: int | None = None
+    """Env steps per seed (default: ``algo.DEFAULT_STEPS[env]``)."""
+    backend: str = "auto"
+    eval_episodes: int = 200
+    in_tests: bool = True
+    """Trained by the default test run (False: too long for it; ``pytest -m benchmark`` runs it)."""
+
+    @property
+    def module(self):
+        return algos.get(self.algo)
+
+    def config(self):
+        return self.module.Config(**{**self.module.PRESETS.get(self.env, {}), **self.overrides})
+
+    @property
+    def steps(self) -> int:
+        return self.total_steps or self.module.DEFAULT_STEPS[self.env]
+
+    def command(self, seeds) -> list[str]:
+        """The ``advantage train`` command line that trains this preset on ``seeds``."""
+        argv = ["advantage", "train", self.algo, "--env", self.env]
+        for key, value in self.overrides.items():
+            argv += _flag(key, value)
+        argv += ["--total-steps", str(self.steps), "--eval-episodes", str(self.eval_episodes)]
+        if self.backend != "auto":
+            argv += ["--backend", self.backend]
+        return argv + ["--seeds", *map(str, seeds)]
+
+
+def _flag(key: str, value: Any) -> list[str]:
+    name = "--" + key.replace("_", "-")
+    if isinstance(value, bool):
+        return [name if value else "--no-" + key.replace("_", "-")]
+    if isinstance(value, (tuple, list)):
+        return [name, *map(str, value)]
+    return [name, str(value)]
+
+
+#: CartPole-v1 is solved at an evaluation return of 475 (of 500).
+CARTPOLE = 475.0
+
+ROBUST: tuple[Preset, ...] = (
+    # CartPole-v1, discrete actions
+    Preset("ppo-cartpole", "ppo", "CartPole-v1", CARTPOLE),
+    Preset("ppo-cartpole-gymnasium", "ppo", "CartPole-v1", CARTPOLE, backend="gymnasium"),
+    Preset("ppo-kl-cartpole", "ppo", "CartPole-v1", CARTPOLE, {"objective": "kl"}),
+    Preset("ppo-clip-kl-cartpole", "ppo", "CartPole-v1", CARTPOLE, {"objective": "clip-kl"}),
+    Preset("a2c-gae-cartpole", "a2c", "CartPole-v1", CARTPOLE),
+    Preset("a2c-td-cartpole", "a2c", "CartPole-v1", CARTPOLE, {"estimator": "n-step", "n_step": 1},
+           total_steps=250_000),
+    Preset("npg-cartpole", "npg", "CartPole-v1", CARTPOLE),
+    Preset("trpo-cartpole", "trpo", "CartPole-v1", CARTPOLE),
+    Preset("reinforce-cartpole", "reinforce", "CartPole-v1", CARTPOLE),
+    Preset("ac-lambda-cartpole", "ac-lambda", "CartPole-v1", 195.0, total_steps=30_000),
+    Preset("cem-cartpole", "cem", "CartPole-v1", CARTPOLE, total_steps=60_000),
+    # Pendulum-v1, continuous actions (a random policy scores about -1200)
+    Preset("ppo-pendulum", "ppo", "Pendulum-v1", -250.0),
+    Preset("a2c-pendulum", "a2c", "Pendulum-v1", -300.0),
+    Preset("trpo-pendulum", "trpo", "Pendulum-v1", -300.0),
+    Preset("sac-pendulum", "sac", "Pendulum-v1", -200.0, in_tests=False),
+    Preset("td3-pendulum", "td3", "Pendulum-v1", -200.0, in_tests=False),
+    Preset("ddpg-pendulum", "ddpg", "Pendulum-v1", -250.0, in_tests=False),
+)
+
+def get(name: str) -> Preset:
+    for p in ROBUST:
+        if p.name == name:
+            return p
+    raise KeyError(f"no preset {name!r}; the presets are {', '.join(p.name for p in ROBUST)}")
