@@ -21,6 +21,7 @@ from jax.flatten_util import ravel_pytree
 
 from advantage.algos import cem
 from advantage.config import check, static
+from advantage.errors import MissingExtraError
 
 NAME = "cma-es"
 SEARCH = True
@@ -32,7 +33,7 @@ def _evosax():
     try:
         from evosax.algorithms import CMA_ES
     except ImportError as e:  # pragma: no cover - depends on the installation
-        raise ModuleNotFoundError(f"{INSTALL_HINT} ({e})") from None
+        raise MissingExtraError(f"{INSTALL_HINT} ({e})") from None
     return CMA_ES
 
 

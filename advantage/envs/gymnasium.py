@@ -439,7 +439,7 @@ class GymnasiumVecEnv:
         context: str | None = None,
     ):
         if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
-            raise EnvError(f"num_envs must be a positive int, got {num_envs!r}")
+            raise EnvError(f"num_envs must be a positive int, got {num_envs!r}; give at least 1")
         self.num_envs = int(num_envs)
         self.asynchronous = bool(asynchronous)
         self.env_factory = resolve_env_factory(env, env_kwargs)

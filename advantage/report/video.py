@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from advantage.training.driver import RunError
+from advantage.errors import VideoError  # defined there; importable from here as before
 
 #: At most this many frames are rendered in total (all frames are held in memory until written).
 DEFAULT_MAX_FRAMES = 1000
@@ -30,10 +30,6 @@ DEFAULT_MAX_FRAMES = 1000
 RENDER_BATCH = 32
 VIDEO_SUFFIXES = (".gif", ".mp4")
 DEFAULT_FPS = 30
-
-
-class VideoError(RunError):
-    """A user-facing problem with recording a video (no renderer, missing package, bad path, ...)."""
 
 
 @dataclass
@@ -175,7 +171,8 @@ def write_video(frames, out_path, fps: int = DEFAULT_FPS) -> Path:
                 writer.close()
     if n == 0:
         out_path.unlink(missing_ok=True)
-        raise VideoError("no frames were recorded")
+        raise VideoError(f"no frames were recorded, so {out_path} was not written; give frames (a non-empty list of "
+                         "[height, width, 3] images) to write_video")
     return out_path
 
 
@@ -305,7 +302,7 @@ def _rollout_gymnasium(run, algo, cfg, space, agent, episodes, deterministic, ma
     try:
         if "rgb_array" not in modes:
             raise VideoError(f"{run.env} cannot render images: its metadata['render_modes'] is {modes!r}, without "
-                             "'rgb_array'")
+                             "'rgb_array'; add 'rgb_array' to them and return an RGB array from render()")
         fps = int(vec.metadata.get("render_fps") or DEFAULT_FPS)
         env = vec.env_factory()
         act = jax.jit(lambda obs, key: algo.act(cfg, space, agent, obs, key, deterministic)[0])

@@ -23,13 +23,10 @@ from advantage.config import ConfigError, from_dict, to_dict
 from advantage.envs import registry
 from advantage.training import checkpoint
 from advantage.envs.spaces import action_dim, is_discrete
+from advantage.errors import RunError  # defined there; importable from here as before
 from advantage.report.stats import iqm
 from advantage.training.health import HealthMonitor, NonFiniteError
 from advantage.training.run_config import RunConfig, Schedule
-
-
-class RunError(ValueError):
-    """A user-facing problem with a run (bad folder, bad resume, ...)."""
 
 
 def enable_compilation_cache() -> None:
@@ -88,12 +85,14 @@ def _make_backend(algo, algo_cfg, run: RunConfig, backend_name: str, schedule: S
         return GymnasiumBackend(algo, algo_cfg, run.env, env_kwargs, run.seeds, schedule, run.async_envs,
                                 seed_batching, validate=run.env_check), chunk_iters
     except TypeError as e:  # the env's constructor rejected --env-kwargs
-        raise RunError(f"cannot build {run.env} with --env-kwargs {run.env_kwargs}: {e}") from None
+        raise RunError(f"cannot build {run.env} with --env-kwargs {run.env_kwargs}: {e}; give only keyword arguments "
+                       "that its constructor accepts") from None
     except Exception as e:
         import gymnasium
 
         if isinstance(e, (ImportError, gymnasium.error.DependencyNotInstalled)):  # Box2D, MuJoCo, ...
-            raise RunError(f"{run.env} needs a package that is not installed: {e}") from None
+            raise RunError(f"{run.env} needs a package that is not installed: {e}; install it as said, or choose "
+                           "another --env") from None
         raise
 
 
@@ -129,7 +128,8 @@ def load_run_config(run_dir) -> tuple[str, object, RunConfig]:
         algo_cfg = from_dict(algo.Config, config["algo_config"])
         run = from_dict(RunConfig, config["run"])
     except (KeyError, ValueError, TypeError) as e:
-        raise RunError(f"{path} is damaged or from an incompatible version ({e})") from e
+        raise RunError(f"{path} is damaged or from an incompatible version ({e}); give a folder written by this "
+                       "version of advantage, or start a new run") from e
     return config["algo"], algo_cfg, run
 
 
