@@ -202,7 +202,7 @@ def _rollout_jax(run, algo, cfg, space, agent, episodes, deterministic, max_fram
     from advantage import envs
     from advantage.envs.spaces import is_discrete, scale_action
     from advantage.envs.wrappers import EpisodeStats
-    from advantage.training.jax_backend import DEFAULT_EVAL_MAX_STEPS, EVAL_SEED_OFFSET
+    from advantage.training.loading import DEFAULT_EVAL_MAX_STEPS, EVAL_SEED_OFFSET
 
     env_kwargs = json.loads(run.env_kwargs) if run.env_kwargs else {}
     env, params = envs.make(run.env, **env_kwargs)
@@ -282,7 +282,7 @@ def _rollout_gymnasium(run, algo, cfg, space, agent, episodes, deterministic, ma
 
     from advantage.envs.gymnasium import GymnasiumVecEnv
     from advantage.envs.validation import EnvError
-    from advantage.training.jax_backend import DEFAULT_EVAL_MAX_STEPS, EVAL_SEED_OFFSET
+    from advantage.training.loading import DEFAULT_EVAL_MAX_STEPS, EVAL_SEED_OFFSET
 
     env_kwargs = json.loads(run.env_kwargs) if run.env_kwargs else {}
     kwargs = {**env_kwargs, "render_mode": "rgb_array"}
@@ -355,18 +355,18 @@ def rollout(run_dir, episodes: int = 1, seed_index: int = 0, deterministic: bool
     of the run in ``run_dir`` and render every state (at most ``max_frames`` frames in all)."""
     import jax
 
-    from advantage.training import driver
+    from advantage.training import loading
 
     if episodes < 1:
         raise VideoError(f"episodes={episodes}: record at least one episode")
     if max_frames < 2:
         raise VideoError(f"max_frames={max_frames}: a video needs at least 2 frames")
-    _, _, run = driver.load_run_config(run_dir)
+    _, _, run = loading.load_run_config(run_dir)
     seeds = list(run.seeds)
     if not 0 <= seed_index < len(seeds):
         raise VideoError(f"seed index {seed_index} is out of range: {run_dir} has {len(seeds)} seed(s) {seeds} "
                          f"(index 0 to {len(seeds) - 1})")
-    algo, cfg, space, agents = driver.load_agents(run_dir)
+    algo, cfg, space, agents = loading.load_agents(run_dir)
     agent = jax.tree.map(lambda x: x[seed_index], agents)
     fn = _rollout_jax if run.backend == "jax" else _rollout_gymnasium
     out = fn(run, algo, cfg, space, agent, episodes, deterministic, max_frames)
