@@ -93,7 +93,8 @@ def _train(args: list[str]) -> int:
         if args and args[0] in ("-h", "--help"):
             print(USAGE)
             return 0
-        return _fail(f"name an algorithm: advantage train ALGO --env ID (ALGO one of {', '.join(sorted(algos.ALGORITHMS))})")
+        return _fail("name an algorithm: advantage train ALGO --env ID "
+                     f"(ALGO one of {', '.join(sorted(algos.ALGORITHMS))})")
     algo_name, rest = args[0], args[1:]
     algo = algos.get(algo_name)
     env = _option(rest, "--env") or RunConfig.env
@@ -102,7 +103,7 @@ def _train(args: list[str]) -> int:
     # Built with real types (not string annotations) so that tyro can read them.
     TrainArgs = dataclasses.make_dataclass("TrainArgs", [
         ("run", tyro.conf.OmitArgPrefixes[RunConfig]),
-        ("algo", tyro.conf.OmitArgPrefixes[algo.Config]),
+        ("algo", tyro.conf.OmitArgPrefixes[algo.Config]),  # type: ignore[misc,name-defined]  # a run-time type
     ])
     default = TrainArgs(run=RunConfig(env=env), algo=algo.Config(**preset))
     parsed = tyro.cli(TrainArgs, args=rest, default=default, prog=f"advantage train {algo_name}",

@@ -77,8 +77,7 @@ PRESETS: dict[str, dict] = {"CartPole-v1": dict(population_size=16, init_std=0.5
 DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 200_000}
 
 
-@struct.dataclass
-class AgentState:
+class AgentState(struct.PyTreeNode):
     policy: Any  # PolicyNet parameters at the mean m (what act uses)
     es_state: Any  # evosax's CMA-ES state (mean, sigma, C, paths, ...)
     generation: jax.Array

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from advantage.envs.api import Environment
 from advantage.envs.wrappers import TimeLimit

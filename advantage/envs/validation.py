@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import math
 import traceback
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 

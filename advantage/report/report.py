@@ -264,7 +264,8 @@ def make_report(run_dirs, out_dir, n_boot: int = 2000, alpha: float = 0.05, seed
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ReportError(f"--out {out} is a file; give a folder to write the report into")
-    unique, global_notes = [], []
+    unique: list[Path] = []
+    global_notes: list[str] = []
     for d in run_dirs:
         if any(d.resolve() == u.resolve() for u in unique):
             global_notes.append(f"{d} was given more than once; it is reported once")

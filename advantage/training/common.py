@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -97,12 +98,13 @@ def write_eval(path: Path, seeds, returns, lengths, step: int | None = None, tra
 
     path.parent.mkdir(parents=True, exist_ok=True)
     n = returns.shape[1]
-    path.write_text(json.dumps([{"seed": s, "step": step, "eval_seeds": list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + n)),
+    path.write_text(json.dumps([{"seed": s, "step": step,
+                                 "eval_seeds": list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + n)),
                                  "returns": returns[i].tolist(), "lengths": lengths[i].tolist()}
                                 for i, s in enumerate(seeds)]))
     if trajectories is not None:
         r = trajectories["obs"].shape[1]
         t_max = max(1, int(lengths[:, :r].max()))
-        arrays = {k: np.asarray(v)[:, :, :t_max] for k, v in trajectories.items()}
+        arrays: dict[str, Any] = {k: np.asarray(v)[:, :, :t_max] for k, v in trajectories.items()}
         np.savez_compressed(path.with_suffix(".npz"), seeds=np.asarray(seeds), lengths=lengths[:, :r],
                             eval_seeds=np.arange(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + r), **arrays)

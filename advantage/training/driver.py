@@ -12,6 +12,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import Literal
 
 import jax
 import numpy as np
@@ -30,7 +31,7 @@ from advantage.training.loading import load_run_config as load_run_config  # as 
 from advantage.training.run_config import RunConfig, Schedule
 
 
-def resolve_backend(run: RunConfig) -> str:
+def resolve_backend(run: RunConfig) -> Literal["jax", "gymnasium"]:
     if run.backend == "jax":
         if not registry.is_jax_env(run.env):
             registry.spec(run.env)  # raises with suggestions
@@ -59,11 +60,13 @@ def train(algo_name: str, algo_cfg, run: RunConfig, console=None) -> dict:
     backend_name = resolve_backend(run)
     total = run.total_steps or algo.DEFAULT_STEPS.get(run.env, 100_000)
     schedule = Schedule(total, algo_cfg.n_envs, algo_cfg.n_steps)
+    folder = str(run.run_dir or default_run_dir(algo_name, run.env))
     run = dataclasses.replace(run, total_steps=total, backend=backend_name, seed_batching=resolve_seed_batching(run),
-                              run_dir=str(run.run_dir or default_run_dir(algo_name, run.env)))
-    run_dir = Path(run.run_dir)
+                              run_dir=folder)
+    run_dir = Path(folder)
     if (run_dir / "config.json").exists():
-        raise RunError(f"{run_dir} already holds a run; choose another --run-dir, or continue it with --resume {run_dir}")
+        raise RunError(f"{run_dir} already holds a run; choose another --run-dir, or continue it with "
+                       f"--resume {run_dir}")
     return _run(algo, algo_cfg, run, schedule, run_dir, console=console)
 
 
@@ -80,6 +83,7 @@ def resume(run_dir, console=None) -> dict:
         raise RunError(f"{run_dir} was trained with --no-checkpoint-buffer: its checkpoint holds no replay buffer, "
                        "so the run cannot continue as it was. Evaluate it (advantage eval), or start a new run.")
     algo = algos.get(algo_name)
+    assert run.total_steps is not None  # a saved run's budget is resolved (train() wrote it)
     schedule = Schedule(run.total_steps, algo_cfg.n_envs, algo_cfg.n_steps)
     return _run(algo, algo_cfg, run, schedule, Path(run_dir), ckpt=(meta, raw), console=console)
 
@@ -92,6 +96,7 @@ def _nanmean(x) -> float:
 
 
 def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt=None, console=None) -> dict:
+    assert run.total_steps is not None  # resolved by train() (or saved by it, for resume())
     if getattr(algo, "SEARCH", False):  # gradient-free search (CEM, hill climbing, CMA-ES): whole-episode generations
         from advantage.training import search
 
@@ -165,7 +170,7 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
         for si, seed in enumerate(seeds):
             start = 0
             for i in ends:
-                row = {"step": first_step + (i + 1) * step_size, "seed": seed}
+                row: dict[str, float] = {"step": first_step + (i + 1) * step_size, "seed": seed}
                 row.update({k: _nanmean(v[si, start:i + 1]) for k, v in metrics.items()})
                 if i == n - 1:
                     row["perf/sps"] = sps
@@ -193,7 +198,8 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
                     batch = found[1]
                     flat = {f: np.asarray(getattr(batch, f)) for f in batch.__dataclass_fields__}
                     np.savez_compressed(run_dir / "debug" / "nonfinite_batch.npz", **flat)
-                    console.print(f"the offending rollout batch is saved in {run_dir / 'debug' / 'nonfinite_batch.npz'}")
+                    console.print("the offending rollout batch is saved in "
+                                  f"{run_dir / 'debug' / 'nonfinite_batch.npz'}")
             except Exception as e:  # noqa: BLE001 - the diagnosis must not hide the error itself
                 console.print(f"[yellow]could not save the offending batch: {e}[/]")
             raise
@@ -220,6 +226,7 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
                 if next_eval and steps_done() >= next_eval and iters_done < schedule.full_iters:
                     ev = evaluate(steps_done(), f"step_{steps_done()}")
                     console.print(f"evaluation at {steps_done()} steps: mean return {ev['eval_return']['mean']:.1f}")
+                    assert run.eval_every  # next_eval is set only with eval_every
                     next_eval = (steps_done() // run.eval_every + 1) * run.eval_every
                 if steps_done() >= next_ckpt and iters_done < schedule.full_iters:
                     save_checkpoint()

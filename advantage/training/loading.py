@@ -11,6 +11,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Any, Literal
 
 import jax
 
@@ -26,12 +27,12 @@ from advantage.training.run_config import RunConfig, Schedule
 def enable_compilation_cache() -> None:
     """JAX's persistent compilation cache: a second run of the same program skips most compiling."""
     path = os.environ.get("ADVANTAGE_JAX_CACHE", str(Path.home() / ".cache" / "advantage" / "jax"))
-    if path and not jax.config.jax_compilation_cache_dir:
+    if path and not jax.config.jax_compilation_cache_dir:  # type: ignore[attr-defined]  # options are set at run time
         jax.config.update("jax_compilation_cache_dir", path)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-def resolve_seed_batching(run: RunConfig) -> str:
+def resolve_seed_batching(run: RunConfig) -> Literal["vmap", "map"]:
     """``run.seed_batching``, with ``"auto"`` resolved: ``lax.map`` over seeds on a CPU, ``vmap`` on an accelerator."""
     if run.seed_batching != "auto":
         return run.seed_batching
@@ -72,7 +73,7 @@ def make_backend(algo, algo_cfg, run: RunConfig, backend_name: str, schedule: Sc
         raise
 
 
-def load_run_config(run_dir) -> tuple[str, object, RunConfig]:
+def load_run_config(run_dir) -> tuple[str, Any, RunConfig]:
     """``(algo_name, algo_config, run_config)`` saved in ``run_dir/config.json``."""
     run_dir = Path(run_dir)
     path = run_dir / "config.json"

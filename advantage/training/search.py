@@ -87,7 +87,8 @@ class JaxPopulation:
         obs, state = env.reset(k_reset, params)
         T = self.max_steps
         a_shape = jax.eval_shape(lambda: algo.candidate_act(cfg, space, candidate, obs, key))
-        traj = ({"obs": jnp.zeros((T,) + obs.shape, obs.dtype), "actions": jnp.zeros((T,) + a_shape.shape, a_shape.dtype),
+        traj = ({"obs": jnp.zeros((T,) + obs.shape, obs.dtype),
+                 "actions": jnp.zeros((T,) + a_shape.shape, a_shape.dtype),
                  "mask": jnp.zeros((T,), jnp.float32)} if self.record else {})
 
         def cond(c):
@@ -172,7 +173,7 @@ class HostPopulation:
             return _keep_if(active, new_agent, agent), metrics
 
         self._ask = lambda agent, key: over(lambda a: ask_one(*a))((agent, key))
-        self._act = lambda ep, obs, k, t: over(lambda a: act_one(*a, t))((ep, obs, k))
+        self._act = lambda ep, obs, k, t: over(lambda a: act_one(a[0], a[1], a[2], t))((ep, obs, k))
         self._tell = lambda *args: over(lambda a: tell_one(*a))(args)
 
     def _obs(self, obs):
@@ -230,6 +231,7 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
 
     from advantage.logging.writers import CSVWriter, TensorBoardWriter
 
+    assert run.total_steps is not None  # resolved by driver.train() (or saved by it, for resume())
     console = console or Console(stderr=True)
     enable_compilation_cache()
     t_start = time.perf_counter()
@@ -238,6 +240,7 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
     seeds = list(run.seeds)
     runners = backend.init(seeds)
     env_kwargs = json.loads(run.env_kwargs) if run.env_kwargs else {}
+    population: JaxPopulation | HostPopulation
     if backend.name == "jax":
         population = JaxPopulation(backend, algo, algo_cfg, run.total_steps)
     else:
@@ -311,7 +314,9 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
                 progress.update(task, completed=done, sps=f"{sps:,.0f}", ret=f"{latest:.2f}")
                 if next_eval and after.min() >= next_eval and (after < run.total_steps).any():
                     ev = evaluate(int(after.min()), f"step_{int(after.min())}")
-                    console.print(f"evaluation at {int(after.min())} steps: mean return {ev['eval_return']['mean']:.2f}")
+                    console.print(f"evaluation at {int(after.min())} steps: "
+                                  f"mean return {ev['eval_return']['mean']:.2f}")
+                    assert run.eval_every  # next_eval is set only with eval_every
                     next_eval = (int(after.min()) // run.eval_every + 1) * run.eval_every
                 if after.min() >= next_ckpt and (after < run.total_steps).any():
                     save_checkpoint()
