@@ -8,8 +8,9 @@
     advantage envs
 
 Options are generated from the ``RunConfig`` and algorithm ``Config`` dataclasses;
-their field docstrings are the help. Bad input ends with a one-paragraph message
-and exit code 2, never with a traceback.
+their field docstrings are the help. Bad input (any ``advantage.errors.AdvantageError``)
+ends with a one-paragraph message and exit code 2, never with a traceback; a run that
+diverges (``NonFiniteError``) ends with exit code 1.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def _train(args: list[str]) -> int:
         if args and args[0] in ("-h", "--help"):
             print(USAGE)
             return 0
-        return _fail(f"name an algorithm: advantage train ALGO --env ID (ALGO one of {', '.join(sorted(algos.ALGORITHMS))})")
+        return _fail("name an algorithm: advantage train ALGO --env ID "
+                     f"(ALGO one of {', '.join(sorted(algos.ALGORITHMS))})")
     algo_name, rest = args[0], args[1:]
     algo = algos.get(algo_name)
     env = _option(rest, "--env") or RunConfig.env
@@ -101,7 +103,7 @@ def _train(args: list[str]) -> int:
     # Built with real types (not string annotations) so that tyro can read them.
     TrainArgs = dataclasses.make_dataclass("TrainArgs", [
         ("run", tyro.conf.OmitArgPrefixes[RunConfig]),
-        ("algo", tyro.conf.OmitArgPrefixes[algo.Config]),
+        ("algo", tyro.conf.OmitArgPrefixes[algo.Config]),  # type: ignore[misc,name-defined]  # a run-time type
     ])
     default = TrainArgs(run=RunConfig(env=env), algo=algo.Config(**preset))
     parsed = tyro.cli(TrainArgs, args=rest, default=default, prog=f"advantage train {algo_name}",
@@ -320,12 +322,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     # finds a user's own package without installing it.
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
-    from advantage.config import ConfigError
-    from advantage.envs.validation import EnvError
-    from advantage.training.checkpoint import CheckpointError
-    from advantage.training.driver import RunError
-    from advantage.training.health import NonFiniteError
-    from advantage.report.report import ReportError
+    from advantage.errors import AdvantageError, NonFiniteError
 
     commands = {"train": _train, "eval": _eval, "report": _report_cmd, "envs": _envs, "lab": _lab}
     command, rest = argv[0], argv[1:]
@@ -336,12 +333,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         return _fail(f"unknown command {command!r}" + (f"; did you mean {close[0]!r}?" if close else "") + "\n" + USAGE)
     try:
         return commands[command](rest)
-    except (ConfigError, RunError, CheckpointError, EnvError, ReportError) as e:
-        return _fail(str(e))
     except NonFiniteError as e:  # training diverged: not bad input, but no traceback from inside jit either
         print(f"advantage: stopped: {e}", file=sys.stderr)
         return 1
-    except KeyError as e:  # unknown algorithm or environment: the message is the first argument
+    except AdvantageError as e:  # every user-facing error (advantage/errors.py): its message says what and how
+        return _fail(str(e))
+    except KeyError as e:  # a KeyError from outside advantage.errors: the message is the first argument
         return _fail(str(e.args[0]) if e.args else str(e))
     except KeyboardInterrupt:
         return 130

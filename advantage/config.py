@@ -12,9 +12,7 @@ import numbers
 
 from flax import struct
 
-
-class ConfigError(ValueError):
-    """An invalid configuration value: the message names the field and the fix."""
+from advantage.errors import ConfigError  # defined there; importable from here as before
 
 
 def static(default):
@@ -43,6 +41,7 @@ def from_dict(cls, d: dict):
     kwargs = {}
     for k, v in d.items():
         if k not in names:
-            raise ConfigError(f"unknown {cls.__module__}.Config field {k!r}")
+            raise ConfigError(f"unknown {cls.__module__}.Config field {k!r}: the saved configuration comes from "
+                              "another version of advantage; use that version, or start a new run")
         kwargs[k] = tuple(v) if isinstance(v, list) else v
     return cls(**kwargs)

@@ -7,6 +7,8 @@ import difflib
 import importlib
 from types import ModuleType
 
+from advantage.errors import UnknownNameError
+
 ALGORITHMS: dict[str, str] = {
     "ppo": "advantage.algos.ppo",
     # on-policy family (issue: REINFORCE ... importance-sampled PG)
@@ -39,7 +41,8 @@ def get(name: str) -> ModuleType:
     if name not in ALGORITHMS:
         close = difflib.get_close_matches(name, ALGORITHMS, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(f"unknown algorithm {name!r}.{hint} Available: {', '.join(available())}.")
+        raise UnknownNameError(f"unknown algorithm {name!r}.{hint} Available: {', '.join(available())}.")
     if name not in available():
-        raise KeyError(f"algorithm {name!r} is planned but not implemented yet. Available: {', '.join(available())}.")
+        raise UnknownNameError(f"algorithm {name!r} is planned but not implemented yet. "
+                               f"Available: {', '.join(available())}.")
     return importlib.import_module(ALGORITHMS[name])

@@ -11,7 +11,8 @@ makes **one** gradient step on
 
 .. math::
     L(\theta, w) = -\hat{\mathbb E}_t\big[\hat A_t \log\pi_\theta(a_t|s_t)\big]
-        + c_v\,\tfrac12\hat{\mathbb E}_t\big[(V_w(s_t) - \hat R_t)^2\big] - c_e\,\hat{\mathbb E}_t\,\mathcal H[\pi_\theta(\cdot|s_t)]
+        + c_v\,\tfrac12\hat{\mathbb E}_t\big[(V_w(s_t) - \hat R_t)^2\big]
+        - c_e\,\hat{\mathbb E}_t\,\mathcal H[\pi_\theta(\cdot|s_t)]
 
 with one of two advantage estimators (``estimator``):
 
@@ -129,8 +130,7 @@ PRESETS: dict[str, dict] = {
 DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 500_000, "Pendulum-v1": 1_000_000}
 
 
-@struct.dataclass
-class AgentState:
+class AgentState(struct.PyTreeNode):
     """Everything that changes during training; saved whole in every checkpoint."""
 
     params: dict
@@ -194,7 +194,8 @@ def advantages_and_targets(config: Config, rewards, values, next_values, termina
 
 def a2c_loss(params, net, config: Config, obs, actions, advantages, targets):
     r"""A2C's loss on a flat batch ``[N]``:
-    :math:`-\hat{\mathbb E}[\hat A \log\pi] + c_v\,\tfrac12\hat{\mathbb E}[(V - \hat R)^2] - c_e\,\hat{\mathbb E}[\mathcal H]`.
+    :math:`-\hat{\mathbb E}[\hat A \log\pi] + c_v\,\tfrac12\hat{\mathbb E}[(V - \hat R)^2]
+    - c_e\,\hat{\mathbb E}[\mathcal H]`.
 
     ``advantages`` and ``targets`` are constants. Mnih et al. (2016), Algorithm S3, with the
     entropy term of their sec. 4; the lecture slide "Advantage Actor Critic (A2C)".

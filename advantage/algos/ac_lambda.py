@@ -69,7 +69,8 @@ class Config:
     n_envs: int = static(1)
     """Parallel environments per seed (each with its own traces); 1 is the book's algorithm."""
     n_steps: int = static(1)
-    """Steps per update call; 1 is exactly online. T > 1 replays the T steps one by one (actions chosen by the rollout-start policy)."""
+    """Steps per update call; 1 is exactly online. T > 1 replays the T steps one by one (actions chosen by the
+    rollout-start policy)."""
     features: str = static("linear-tiles")
     """Function approximation: 'linear-tiles', 'linear-raw', 'linear-onehot', or 'mlp' (traces over all weights)."""
     hidden_sizes: tuple[int, ...] = static((64, 64))
@@ -130,8 +131,7 @@ PRESETS: dict[str, dict] = {
 DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 100_000}
 
 
-@struct.dataclass
-class AgentState:
+class AgentState(struct.PyTreeNode):
     """Parameters, the eligibility traces (leading axis: environment) and ``I``; ``fmap`` is static."""
 
     params: dict  # {"policy": theta, "critic": w}

@@ -57,7 +57,8 @@ class Config:
     n_steps: int = static(8)
     """Steps collected from each environment per update."""
     actor_weight: str = static("q")
-    """What weights grad log pi(a|s): 'q' (Q_w(s,a), the slides' Algorithm 1) or 'advantage' (Q_w(s,a) - sum_b pi(b|s) Q_w(s,b))."""
+    """What weights grad log pi(a|s): 'q' (Q_w(s,a), the slides' Algorithm 1) or 'advantage'
+    (Q_w(s,a) - sum_b pi(b|s) Q_w(s,b))."""
     features: str = static("mlp")
     """Function approximation: 'mlp', or linear in features 'linear-raw', 'linear-onehot', 'linear-tiles'."""
     hidden_sizes: tuple[int, ...] = static((64, 64))
@@ -116,8 +117,7 @@ PRESETS: dict[str, dict] = {
 DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 400_000}
 
 
-@struct.dataclass
-class AgentState:
+class AgentState(struct.PyTreeNode):
     """Everything that changes during training; ``fmap`` (static) is the linear feature map, if any."""
 
     params: dict  # {"policy": ..., "critic": ...}
@@ -205,7 +205,8 @@ def critic_loss(q_sa, targets):
 
 
 def actor_loss(log_prob, weights):
-    r"""Actor loss :math:`-\hat{\mathbb E}[\log\pi_\theta(a|s)\, \Psi]`, ``Psi`` (``Q_w(s,a)`` or the advantage) a constant.
+    r"""Actor loss :math:`-\hat{\mathbb E}[\log\pi_\theta(a|s)\, \Psi]`, ``Psi`` (``Q_w(s,a)`` or the advantage)
+    a constant.
 
     Its negative gradient is the slide's actor step :math:`Q_w(s,a)\nabla_\theta\log\pi_\theta(a|s)`.
     """

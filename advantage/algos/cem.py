@@ -26,7 +26,8 @@ listed in ``docs/algorithms/cem.md``.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -74,7 +75,8 @@ class Config:
     init_std: float = 1.0
     """params: initial standard deviation of the parameter distribution (its mean starts at 0)."""
     extra_std: float = 0.0
-    """params: noise added to the refitted std, sigma^2 <- var(elite) + extra_std^2 (keeps the search from collapsing)."""
+    """params: noise added to the refitted std, sigma^2 <- var(elite) + extra_std^2 (keeps the search from
+    collapsing)."""
     update_rate: float = 1.0
     """tabular/params: alpha of the smoothed refit new = alpha * fit + (1 - alpha) * old (1: the plain refit)."""
 
@@ -246,8 +248,7 @@ def tree_mean_std(std) -> jax.Array:
 
 # ----------------------------------------------------------------------------- state
 
-@struct.dataclass
-class AgentState:
+class AgentState(struct.PyTreeNode):
     """Everything a generation changes; saved whole in every checkpoint.
 
     ``policy``: tabular -> probabilities ``[S, A]``; fit -> network parameters; params -> the mean of

@@ -21,6 +21,7 @@ from jax.flatten_util import ravel_pytree
 
 from advantage.algos import cem
 from advantage.config import check, static
+from advantage.errors import MissingExtraError
 
 NAME = "cma-es"
 SEARCH = True
@@ -32,7 +33,7 @@ def _evosax():
     try:
         from evosax.algorithms import CMA_ES
     except ImportError as e:  # pragma: no cover - depends on the installation
-        raise ModuleNotFoundError(f"{INSTALL_HINT} ({e})") from None
+        raise MissingExtraError(f"{INSTALL_HINT} ({e})") from None
     return CMA_ES
 
 
@@ -76,8 +77,7 @@ PRESETS: dict[str, dict] = {"CartPole-v1": dict(population_size=16, init_std=0.5
 DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 200_000}
 
 
-@struct.dataclass
-class AgentState:
+class AgentState(struct.PyTreeNode):
     policy: Any  # PolicyNet parameters at the mean m (what act uses)
     es_state: Any  # evosax's CMA-ES state (mean, sigma, C, paths, ...)
     generation: jax.Array

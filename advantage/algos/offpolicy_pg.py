@@ -121,8 +121,7 @@ DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 100_000}
 
 
 # ----------------------------------------------------------------------------- the buffer
-@struct.dataclass
-class RolloutBuffer:
+class RolloutBuffer(struct.PyTreeNode):
     """The last ``K = buffer_size`` rollouts, ``[K, T, B, ...]``, written in a ring (slot = update % K).
 
     ``log_prob`` is the behaviour policy's :math:`\\log\\mu(a_t|s_t)`, stored when acting.
@@ -139,13 +138,13 @@ class RolloutBuffer:
     valid: jax.Array
 
     @classmethod
-    def create(cls, k: int, t: int, b: int, obs_shape, act_shape, act_dtype) -> "RolloutBuffer":
+    def create(cls, k: int, t: int, b: int, obs_shape, act_shape, act_dtype) -> RolloutBuffer:
         z = lambda *s, dtype=jnp.float32: jnp.zeros((k, t, b) + tuple(s), dtype)  # noqa: E731
         return cls(obs=z(*obs_shape), action=z(*act_shape, dtype=act_dtype), reward=z(),
                    terminated=z(dtype=bool), truncated=z(dtype=bool), next_obs=z(*obs_shape),
                    log_prob=z(), valid=z())
 
-    def insert(self, slot, batch: Transition) -> "RolloutBuffer":
+    def insert(self, slot, batch: Transition) -> RolloutBuffer:
         """Write a rollout ``[T', B]`` into ``slot``. A shorter one (the final rollout, ``T' < T``) is
         padded with invalid steps, and its last real step is marked truncated, so that returns and
         importance products stop there exactly as at a rollout end (bootstrap from ``V(next_obs)``)."""
@@ -166,8 +165,7 @@ class RolloutBuffer:
                                for k, v in row.items()})
 
 
-@struct.dataclass
-class AgentState:
+class AgentState(struct.PyTreeNode):
     """Everything that changes during training; saved whole in every checkpoint (buffer included)."""
 
     params: dict

@@ -13,6 +13,8 @@ in ``docs/algorithms/ppo.md``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -143,8 +145,7 @@ PRESETS: dict[str, dict] = {
 DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 200_000, "Pendulum-v1": 200_000}
 
 
-@struct.dataclass
-class AgentState:
+class AgentState(struct.PyTreeNode):
     """Everything that changes during training; saved whole in every checkpoint."""
 
     params: dict
@@ -322,6 +323,8 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
 
     (params, opt_state, _), m = jax.lax.scan(epoch, (state.params, state.opt_state, jnp.bool_(False)),
                                              jax.random.split(key, config.n_epochs))
+    mean: Callable[..., jax.Array]
+    vmax: Callable[..., jax.Array]
     if early_stop:  # statistics over the minibatch steps that were taken (the first one always is)
         done = m["done"]
         m = {k: jnp.where(done > 0, v, jnp.nan) for k, v in m.items()}

@@ -70,13 +70,15 @@ class Config:
     n_envs: int = static(2)
     """Parallel environments per seed."""
     n_steps: int = static(500)
-    """Steps per environment per update; make it at least the episode length limit (only steps of episodes that end in the rollout are used)."""
+    """Steps per environment per update; make it at least the episode length limit (only steps of episodes that
+    end in the rollout are used)."""
     phi: str = static("reward-to-go")
     """Weight of grad log pi: 'total' (R(tau), the whole episode's return) or 'reward-to-go' (G_t)."""
     baseline: str = static("value")
     """Baseline subtracted from Phi: 'none', 'mean' (batch mean of Phi) or 'value' (learned V(s), MC actor-critic)."""
     incomplete: str = static("drop")
-    """Episodes unfinished at the rollout end: 'drop' their steps, or 'bootstrap' them with V (needs baseline='value')."""
+    """Episodes unfinished at the rollout end: 'drop' their steps, or 'bootstrap' them with V (needs
+    baseline='value')."""
     features: str = static("mlp")
     """Function approximation: 'mlp', or linear in features 'linear-raw', 'linear-onehot', 'linear-tiles'."""
     hidden_sizes: tuple[int, ...] = static((64, 64))
@@ -153,8 +155,7 @@ VANILLA: dict = dict(phi="total", baseline="none", n_envs=4, gamma=1.0, learning
 DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 100_000}
 
 
-@struct.dataclass
-class AgentState:
+class AgentState(struct.PyTreeNode):
     """Everything that changes during training; saved whole in every checkpoint.
 
     ``fmap`` (static) is the feature map of linear features, with its tile ranges resolved
@@ -200,7 +201,8 @@ def init(key, obs_space, action_space, config: Config, total_updates: int) -> Ag
 
 
 def act(config: Config, action_space, state: AgentState, obs, key, deterministic: bool = False):
-    """Sample (or take the mode of) ``pi(.|obs)`` for ``obs [B, ...]``; ``value`` is ``V_w(obs)`` (0 without a critic)."""
+    """Sample (or take the mode of) ``pi(.|obs)`` for ``obs [B, ...]``; ``value`` is ``V_w(obs)`` (0 without a
+    critic)."""
     policy, critic = networks(config, action_space, state.fmap)
     obs = obs.reshape((obs.shape[0], -1))
     dist = policy.apply(state.params["policy"], obs)

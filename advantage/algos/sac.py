@@ -10,7 +10,8 @@ departure is listed in ``docs/algorithms/sac.md``.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import flax.linen as nn
 import jax
@@ -26,7 +27,6 @@ from advantage.config import check, static
 from advantage.core.distributions import TanhGaussian
 from advantage.core.losses import global_norm
 from advantage.envs.spaces import action_dim
-from advantage.nets.mlp import ACTIVATIONS
 from advantage.types import Transition
 
 NAME = "sac"
@@ -104,8 +104,7 @@ PRESETS: dict[str, dict] = {
 DEFAULT_STEPS: dict[str, int] = {"Pendulum-v1": 20_000, "MountainCarContinuous-v0": 50_000}
 
 
-@struct.dataclass
-class AgentState:
+class AgentState(struct.PyTreeNode):
     """Everything that changes during training, replay buffer included; saved whole in every checkpoint."""
 
     actor: dict

@@ -18,7 +18,7 @@ detail and departure is listed in ``docs/algorithms/ddpg_td3.md``.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -136,8 +136,7 @@ PRESETS: dict[str, dict] = {
 DEFAULT_STEPS: dict[str, int] = {"Pendulum-v1": 20_000, "MountainCarContinuous-v0": 300_000}
 
 
-@struct.dataclass
-class AgentState:
+class AgentState(struct.PyTreeNode):
     """Everything that changes during training, replay buffer included; saved whole in every checkpoint."""
 
     actor: dict  # online actor parameters

@@ -130,8 +130,7 @@ PRESETS: dict[str, dict] = {
 DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 100_000, "Pendulum-v1": 100_000}
 
 
-@struct.dataclass
-class AgentState:
+class AgentState(struct.PyTreeNode):
     """Everything that changes during training; saved whole in every checkpoint."""
 
     params: dict  # ActorCritic parameters: actor_torso + policy_head (the policy), critic_torso + value_head

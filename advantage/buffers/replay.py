@@ -47,8 +47,7 @@ class ReplayBuffer:
     count: jax.Array  # [] int32, filled slots
 
 
-@struct.dataclass
-class Sample:
+class Sample(struct.PyTreeNode):
     """A minibatch drawn from the buffer: every field has a leading ``[batch_size]`` axis."""
 
     obs: jax.Array

@@ -36,7 +36,7 @@ class Categorical:
     def mode(self) -> jax.Array:
         return jnp.argmax(self.logits, axis=-1).astype(jnp.int32)
 
-    def kl(self, other: "Categorical") -> jax.Array:
+    def kl(self, other: Categorical) -> jax.Array:
         """KL(self || other)."""
         logp, logq = self.log_probs, other.log_probs
         return jnp.sum(jnp.exp(logp) * (logp - logq), axis=-1)
@@ -62,7 +62,7 @@ class DiagGaussian:
     def mode(self) -> jax.Array:
         return self.mean
 
-    def kl(self, other: "DiagGaussian") -> jax.Array:
+    def kl(self, other: DiagGaussian) -> jax.Array:
         """KL(self || other), closed form."""
         var_ratio = jnp.exp(2.0 * (self.log_std - other.log_std))
         t = ((self.mean - other.mean) * jnp.exp(-other.log_std)) ** 2

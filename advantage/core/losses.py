@@ -37,7 +37,9 @@ def value_loss(values, old_values, targets, clip_eps=None):
 
     With ``clip_eps`` (PPO's optional value clipping, as in OpenAI baselines) the new
     value may move at most ``clip_eps`` from ``old_values`` before the loss stops
-    rewarding it: :math:`\tfrac12\max\big((V-\hat V)^2, (V_\text{old} + \operatorname{clip}(V - V_\text{old}, \pm\epsilon) - \hat V)^2\big)`.
+    rewarding it:
+    :math:`\tfrac12\max\big((V-\hat V)^2, (V_\text{old} + \operatorname{clip}(V - V_\text{old}, \pm\epsilon)
+    - \hat V)^2\big)`.
     """
     sq = (values - targets) ** 2
     if clip_eps is None:

@@ -18,11 +18,11 @@ class RunningMeanStd:
     count: jax.Array
 
     @classmethod
-    def create(cls, shape: tuple[int, ...]) -> "RunningMeanStd":
+    def create(cls, shape: tuple[int, ...]) -> RunningMeanStd:
         # count starts at a tiny epsilon (as SB3's VecNormalize) so the first update dominates.
         return cls(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32), jnp.asarray(1e-4, jnp.float32))
 
-    def update(self, x: jax.Array) -> "RunningMeanStd":
+    def update(self, x: jax.Array) -> RunningMeanStd:
         """Merge a batch ``x [..., *shape]`` (Chan et al. parallel variance)."""
         x = x.reshape((-1,) + self.mean.shape)
         b_mean, b_var, b_count = jnp.mean(x, axis=0), jnp.var(x, axis=0), x.shape[0]

@@ -21,5 +21,5 @@ __all__ = [
     "spec",
 ]
 
-from advantage.envs import probes  # noqa: E402,F401  (registers the probe/... environments)
-from advantage.envs import lectures  # noqa: E402,F401  (registers the lectures' environments)
+# Importing them registers the lectures' and the probe/... environments.
+from advantage.envs import lectures, probes  # noqa: E402,F401

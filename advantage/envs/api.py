@@ -58,5 +58,5 @@ class Environment:
         raise NotImplementedError(f"{self.name} has no renderer")
 
     @property
-    def unwrapped(self) -> "Environment":
+    def unwrapped(self) -> Environment:
         return self

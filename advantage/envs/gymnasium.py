@@ -28,7 +28,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -194,7 +195,7 @@ def _callable_name(fn: Callable) -> str:
 
 def _close_ids(env_id: str, n: int = 3) -> list[str]:
     ids = list(gymnasium.registry.keys())
-    lower = {}
+    lower: dict[str, str] = {}
     for i in ids:
         lower.setdefault(i.lower(), i)
     exact_ci = [lower[env_id.lower()]] if env_id.lower() in lower else []
@@ -374,7 +375,7 @@ def _resolve_string(env: str, kwargs: dict) -> Callable[[], gymnasium.Env]:
 
 def find_max_episode_steps(env: gymnasium.Env) -> int | None:
     """The env's time limit: ``spec.max_episode_steps`` or a ``TimeLimit`` wrapper's; None if neither."""
-    e = env
+    e: Any = env
     while e is not None:
         if isinstance(e, gymnasium.wrappers.TimeLimit):
             return int(e._max_episode_steps)
@@ -387,19 +388,19 @@ def find_max_episode_steps(env: gymnasium.Env) -> int | None:
 # --------------------------------------------------------------------------- the vector env
 
 
-def _agent_observation_space(space: gs.Space) -> Box:
+def _agent_observation_space(space: Any) -> Box:
     if isinstance(space, gs.Discrete):
-        return Box(0.0, 1.0, (int(space.n),), one_hot=True)
+        return Box(np.asarray(0.0), np.asarray(1.0), (int(space.n),), one_hot=True)
     with np.errstate(over="ignore"):
         low = np.asarray(space.low, np.float64).astype(np.float32)
         high = np.asarray(space.high, np.float64).astype(np.float32)
     return Box(low, high, tuple(space.shape))
 
 
-def _agent_action_space(space: gs.Space) -> Discrete | Box:
+def _agent_action_space(space: Any) -> Discrete | Box:
     if isinstance(space, gs.Discrete):
         return Discrete(int(space.n))
-    return Box(-1.0, 1.0, tuple(space.shape))
+    return Box(np.asarray(-1.0), np.asarray(1.0), tuple(space.shape))
 
 
 class GymnasiumVecEnv:
@@ -439,11 +440,14 @@ class GymnasiumVecEnv:
         context: str | None = None,
     ):
         if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
-            raise EnvError(f"num_envs must be a positive int, got {num_envs!r}")
+            raise EnvError(f"num_envs must be a positive int, got {num_envs!r}; give at least 1")
         self.num_envs = int(num_envs)
         self.asynchronous = bool(asynchronous)
         self.env_factory = resolve_env_factory(env, env_kwargs)
-        self._vec = None
+        # gymnasium's own spaces and vector env; which Space subclass is known only at run time
+        self.env_observation_space: Any = None
+        self.env_action_space: Any = None
+        self._vec: Any = None
         self._closed = False
 
         probe = self.env_factory()
@@ -507,7 +511,7 @@ class GymnasiumVecEnv:
         """The batch of agent actions as the env sees them (rescaled Box / shifted Discrete)."""
         a = np.asarray(actions)
         n = self.num_envs
-        if self._discrete_act:
+        if isinstance(self.action_space, Discrete):  # (self._discrete_act)
             if a.size != n or a.dtype.kind not in "iub" and not (a.dtype.kind == "f" and np.all(a == np.round(a))):
                 raise EnvError(
                     format_problems(
@@ -587,13 +591,13 @@ class GymnasiumVecEnv:
     def reset(self, seeds: Sequence[int]) -> np.ndarray:
         """Reset every sub-env, sub-env ``i`` with ``seeds[i]``; returns float32 ``[N, *obs_shape]``."""
         self._check_open()
-        seeds = [int(s) for s in np.asarray(seeds).reshape(-1)] if not isinstance(seeds, (int, np.integer)) else None
-        if seeds is None or len(seeds) != self.num_envs:
+        as_list = [int(s) for s in np.asarray(seeds).reshape(-1)] if not isinstance(seeds, (int, np.integer)) else None
+        if as_list is None or len(as_list) != self.num_envs:
             raise EnvError(
                 f"GymnasiumVecEnv.reset needs one seed per sub-env: a list of {self.num_envs} ints "
                 f"(e.g. [seed + i for i in range({self.num_envs})])"
             )
-        raw, _ = self._vec.reset(seed=seeds)
+        raw, _ = self._vec.reset(seed=as_list)
         obs = self._obs_batch(raw)
         self._ep_return[:] = 0.0
         self._ep_length[:] = 0
@@ -662,11 +666,11 @@ class GymnasiumVecEnv:
 
     def _check_open(self):
         if self._closed:
-            raise EnvError("GymnasiumVecEnv is closed")
+            raise EnvError("GymnasiumVecEnv is closed; build a new one to step again")
 
     def _guard(self, obs, final_obs, reward, method: str, done=None) -> None:
         """Raise one EnvError if any observation or reward is not finite (naming sub-env and step)."""
-        problems = []
+        problems: list[Problem] = []
         fix = (
             "find the source in the env's step()/reset() (division by zero, log of 0, overflow); "
             "run advantage.envs.validation.check_gymnasium_env(env, steps=1000) on one instance to reproduce"
@@ -722,14 +726,14 @@ class GymnasiumVecEnv:
                     )
                 )
         if problems:
+            listed: list[Problem | str] = list(problems)
             shown = 3  # many sub-envs usually fail alike: show a few in full, then list the rest
             if len(problems) > shown:
                 rest = sorted({int(p.what.split()[1]) for p in problems[shown:]})
-                problems = problems[:shown] + [
-                    f"{len(problems) - shown} more like these, in sub-env{'s' if len(rest) > 1 else ''} "
-                    f"{_fmt_index(rest)}"
-                ]
-            raise EnvError(format_problems(f"Non-finite values from {self._env_name()}", problems))
+                listed = [*problems[:shown],
+                          f"{len(problems) - shown} more like these, in sub-env{'s' if len(rest) > 1 else ''} "
+                          f"{_fmt_index(rest)}"]
+            raise EnvError(format_problems(f"Non-finite values from {self._env_name()}", listed))
 
     def _env_name(self) -> str:
         env_id = getattr(self.spec, "id", None)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from advantage.envs.api import Environment
 from advantage.envs.wrappers import TimeLimit
+from advantage.errors import UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def spec(env_id: str) -> EnvSpec:
     if env_id not in _REGISTRY:
         close = difflib.get_close_matches(env_id, _REGISTRY, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(
+        raise UnknownNameError(
             f"No JAX-native environment named {env_id!r}.{hint} "
             f"Available: {', '.join(registered_ids())}. Any Gymnasium id works with --backend gymnasium."
         )

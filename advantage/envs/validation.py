@@ -24,17 +24,16 @@ from __future__ import annotations
 
 import math
 import traceback
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
+from advantage.errors import EnvError  # defined there; importable from here as before
+
 #: How many offending entries a message lists before it says "and N more".
 MAX_LISTED = 5
-
-
-class EnvError(ValueError):
-    """An environment is unusable as given: a bad id, an API violation, a NaN, ..."""
 
 
 # --------------------------------------------------------------------------- formatting

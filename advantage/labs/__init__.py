@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import importlib
 
+from advantage.errors import UnknownNameError
+
 #: name -> module path
 LABS: dict[str, str] = {
     "aliased-gridworld": "advantage.labs.aliased_gridworld",
@@ -43,11 +45,11 @@ def available() -> list[str]:
 
 
 def get(name: str):
-    """The lab module ``name``; a KeyError whose message lists the labs otherwise."""
+    """The lab module ``name``; an UnknownNameError (a KeyError) whose message lists the labs otherwise."""
     if name not in LABS:
         import difflib
 
         close = difflib.get_close_matches(name, LABS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise KeyError(f"unknown lab {name!r}.{hint} Labs: {', '.join(LABS)} (advantage lab --list).")
+        raise UnknownNameError(f"unknown lab {name!r}.{hint} Labs: {', '.join(LABS)} (advantage lab --list).")
     return importlib.import_module(LABS[name])

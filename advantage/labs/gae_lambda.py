@@ -102,7 +102,8 @@ def rollouts_from(env, env_params, policy, pparams, critic, cparams, state, obs,
             jax.random.split(k_s, n), state, action, env_params)
         trunc = jnp.logical_or(trunc, t == max_steps - 1)
         done = jnp.logical_or(term, trunc)
-        out = dict(alive=alive, reward=reward * alive, value=critic.apply(cparams, obs), next_value=critic.apply(cparams, obs2),
+        out = dict(alive=alive, reward=reward * alive, value=critic.apply(cparams, obs),
+                   next_value=critic.apply(cparams, obs2),
                    terminated=jnp.where(alive > 0, term, True), truncated=jnp.where(alive > 0, trunc, False))
         state = jax.tree.map(lambda new, old: jnp.where(alive > 0, new, old), state2, state)
         obs = jnp.where(alive[:, None] > 0, obs2, obs)
@@ -154,7 +155,8 @@ def _probs(policy, pparams, obs):
 
 
 def learning_curves(seeds, total_steps: int, lambdas) -> dict:
-    """PPO (CartPole preset) at each lambda through the library's driver: ``{lambda: (steps, [seed, step] returns)}``."""
+    """PPO (CartPole preset) at each lambda through the library's driver:
+    ``{lambda: (steps, [seed, step] returns)}``."""
     from advantage.algos import ppo
     from advantage.training.driver import train
     from advantage.training.run_config import RunConfig

@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -143,7 +144,7 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     n_seeds, n_updates = (6, 300) if quick else (20, 400)
     key = jax.random.PRNGKey(seed)
-    results = {"claim": CLAIM, "slide": SLIDE, "seed": seed, "quick": quick, "actions_per_update": K,
+    results: dict[str, Any] = {"claim": CLAIM, "slide": SLIDE, "seed": seed, "quick": quick, "actions_per_update": K,
                "n_seeds": n_seeds, "n_updates": n_updates,
                "alpha_discrete": ALPHA_DISCRETE, "alpha_continuous": ALPHA_CONTINUOUS, "sigma": SIGMA,
                "mu0": MU0, "discrete": {}, "continuous": {}}
@@ -171,7 +172,8 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
                     per_seed.append(st)
                     cs.append(c)
                 curves[(part, label, variant)] = np.array(cs)
-                agg = {m: float(np.mean([d[m] for d in per_seed])) for m in per_seed[0] if m != "settle_update"}
+                agg: dict[str, Any] = {m: float(np.mean([d[m] for d in per_seed])) for m in per_seed[0]
+                                       if m != "settle_update"}
                 settle = [d["settle_update"] for d in per_seed]
                 agg["settled_seeds"] = int(sum(x is not None for x in settle))
                 agg["per_seed"] = per_seed
@@ -196,10 +198,10 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     results["baselines_invariant_to_shift"] = bool(invariant)
     results["claim_holds"] = holds
     results["criteria"] = (
-        f"with the lowered rewards: discrete, >= 30% of no-baseline updates lower pi(best) (<= 5% with a baseline), "
-        f"no-baseline mean pi(best) over the second half <= 0.9 (>= 0.98 and every seed settled at >= 0.95 with a "
-        f"baseline); continuous, the no-baseline mean |mu - 1| over the second half >= 3x and the std of its updates "
-        f">= 2x the baselines'; both baselines' trajectories unchanged by the shift")
+        "with the lowered rewards: discrete, >= 30% of no-baseline updates lower pi(best) (<= 5% with a baseline), "
+        "no-baseline mean pi(best) over the second half <= 0.9 (>= 0.98 and every seed settled at >= 0.95 with a "
+        "baseline); continuous, the no-baseline mean |mu - 1| over the second half >= 3x and the std of its updates "
+        ">= 2x the baselines'; both baselines' trajectories unchanged by the shift")
     results["summary"] = (
         f"discrete, rewards (-{1 + SHIFTS_DISCRETE[1]:g}, -{2 + SHIFTS_DISCRETE[1]:g}) (mean pi(best) over the "
         f"second half; wrong-way updates): "

@@ -45,7 +45,8 @@ from advantage.training.run_config import Schedule
 
 NAME = "ppo-clip"
 SLIDE = ("Policy Gradient Methods (shared/seeds/002), slide 'Proximal Policy Optimization' ('Force the importance "
-         "sampling ratio to stay within [1-eps, 1+eps]'); Actor Critic and PPO (001), 'Proximal Policy Iteration (PPO)'")
+         "sampling ratio to stay within [1-eps, 1+eps]'); Actor Critic and PPO (001), "
+         "'Proximal Policy Iteration (PPO)'")
 CLAIM = ("Over several epochs on the same data, the clipped objective keeps the probability ratio pi/pi_old close to "
          "[1-eps, 1+eps], while the unclipped surrogate lets it wander far from 1.")
 

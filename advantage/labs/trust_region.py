@@ -40,10 +40,10 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from advantage.algos import trpo
+from advantage.core import losses
 from advantage.core.distributions import Categorical
 from advantage.core.natural_gradient import backtracking_line_search, natural_gradient_step
 from advantage.core.returns import gae
-from advantage.core import losses
 from advantage.envs.registry import make
 from advantage.training.jax_backend import JaxBackend
 from advantage.training.run_config import Schedule
@@ -234,7 +234,8 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     ax.legend(fontsize=7)
     ax = axes[1]
     u = np.arange(1, n_updates + 1)
-    ax.plot(u, plain_run["kl_mean"], "o-", ms=3, color="#b2182b", label=f"fixed |dtheta| = {eps:.3g} (one x{BAD_FACTOR:g})")
+    ax.plot(u, plain_run["kl_mean"], "o-", ms=3, color="#b2182b",
+            label=f"fixed |dtheta| = {eps:.3g} (one x{BAD_FACTOR:g})")
     ax.plot(u, control["kl_mean"], "o-", ms=2, color="#ef8a62", alpha=0.6, label="fixed |dtheta|, no bad update")
     ax.plot(u, trpo_run["kl_mean"], "s-", ms=3, color="#2166ac", label=f"KL-constrained (TRPO, delta={MAX_KL})")
     ax.axhline(MAX_KL, color="k", ls="--", lw=0.8)
@@ -258,7 +259,8 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     fig.tight_layout()
 
     def summ(run_):
-        return {"kl_mean_per_update": run_["kl_mean"].tolist(), "kl_max_state_per_update": run_["kl_max_state"].tolist(),
+        return {"kl_mean_per_update": run_["kl_mean"].tolist(),
+                "kl_max_state_per_update": run_["kl_max_state"].tolist(),
                 "tv_max_per_update": run_["tv_max"].tolist(), "step_norm_per_update": run_["step_norm"].tolist(),
                 "episode_return_per_update": run_["train/episode_return"].tolist(),
                 "kl_max": float(np.max(run_["kl_mean"])), "kl_median": float(np.median(run_["kl_mean"])),
@@ -274,8 +276,10 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
                   "bad_factor": BAD_FACTOR, "step_norm_epsilon": eps, "feature_scale": FEATURE_SCALE,
                   "trpo_preset": trpo.PRESETS[ENV]},
         "example": {"feature_scale": {**ex_big}, "feature_unit": {**ex_unit},
-                    "p0_after_step_0.1": {"large feature": ex_big["plain_p0"][i01], "unit feature": ex_unit["plain_p0"][i01]},
-                    "kl_after_step_0.1": {"large feature": ex_big["plain_kl"][i01], "unit feature": ex_unit["plain_kl"][i01]}},
+                    "p0_after_step_0.1": {"large feature": ex_big["plain_p0"][i01],
+                                          "unit feature": ex_unit["plain_p0"][i01]},
+                    "kl_after_step_0.1": {"large feature": ex_big["plain_kl"][i01],
+                                          "unit feature": ex_unit["plain_kl"][i01]}},
         "kl_constrained": summ(trpo_run),
         "parameter_step": summ(plain_run),
         "parameter_step_control": summ(control),

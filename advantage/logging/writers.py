@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -16,7 +17,7 @@ class CSVWriter:
         """``resume_step``: the env step each seed's run continues from (one int for all seeds, or
         ``{seed: step}``); rows after it are dropped, because the resumed run writes them again."""
         self.path = Path(path)
-        self.fields: list[str] | None = None
+        self.fields: Sequence[str] | None = None
         if resume_step is not None and self.path.exists() and self.path.stat().st_size > 0:
             # Drop rows written after the checkpoint we resume from: they will be produced again.
             with open(self.path, newline="") as f:
@@ -27,7 +28,7 @@ class CSVWriter:
                 rows = [r for r in reader if int(r["step"]) <= last(r["seed"])]
             tmp = self.path.with_suffix(".tmp")
             with open(tmp, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=self.fields)
+                w = csv.DictWriter(f, fieldnames=self.fields or ())
                 w.writeheader()
                 w.writerows(rows)
             os.replace(tmp, self.path)

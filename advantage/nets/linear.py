@@ -44,7 +44,7 @@ All linear heads start at zero: a uniform softmax policy, a zero mean (Gaussian)
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -215,7 +215,8 @@ class Policy(nn.Module):
 
 
 class Critic(nn.Module):
-    """``obs -> [..., n_outputs]``: ``V(s)`` (``n_outputs=1``, squeezed to ``[...]``) or ``Q(s, .)`` (one output per action).
+    """``obs -> [..., n_outputs]``: ``V(s)`` (``n_outputs=1``, squeezed to ``[...]``) or ``Q(s, .)`` (one output
+    per action).
 
     ``fmap=None``: MLP torso and a dense head (orthogonal init, gain 1); otherwise ``w^T phi(s)``.
     """

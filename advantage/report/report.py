@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from advantage.errors import ReportError  # defined there; importable from here as before
 from advantage.report import plots, stats
 
 #: Run options that do not change what is learned; left out of labels.
@@ -34,10 +35,6 @@ _LABEL_FIELDS = 3
 #: Learning curves are interpolated onto at most this many common env-step points.
 _CURVE_POINTS = 200
 CURVE_METRIC = "train/episode_return"
-
-
-class ReportError(ValueError):
-    """A user-facing problem with the input of a report (not a run folder, nothing to report, ...)."""
 
 
 @dataclass
@@ -67,7 +64,8 @@ def _read_json(path: Path):
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise ReportError(f"{path} cannot be read ({e}); is the run folder damaged?") from None
+        raise ReportError(f"{path} cannot be read ({e}); the run folder is damaged: leave it out of the report, "
+                          "or train the run again") from None
 
 
 def _load_eval(path: Path, config: dict, summary: dict | None, seeds: list) -> tuple[dict | None, str | None]:
@@ -85,7 +83,8 @@ def _load_eval(path: Path, config: dict, summary: dict | None, seeds: list) -> t
         try:
             by_seed = {e["seed"]: np.asarray(e["returns"], np.float64) for e in entries}
         except (TypeError, KeyError) as e:
-            raise ReportError(f"{f} is not an evaluation file of advantage ({e!r} missing)") from None
+            raise ReportError(f"{f} is not an evaluation file of advantage ({e!r} missing); move it out of the eval/ "
+                              "folder, or evaluate the run again with: advantage eval RUN_DIR") from None
         if not by_seed or any(r.size == 0 for r in by_seed.values()):
             continue
         order = [s for s in seeds if s in by_seed] or list(by_seed)
@@ -132,7 +131,8 @@ def load_run(run_dir) -> _Run:
                           "`advantage train`")
     config = _read_json(path / "config.json")
     if not isinstance(config, dict) or "run" not in config or "algo" not in config:
-        raise ReportError(f"{path / 'config.json'} is not the configuration of an advantage run")
+        raise ReportError(f"{path / 'config.json'} is not the configuration of an advantage run; give folders "
+                          "written by `advantage train`")
     summary = _read_json(path / "summary.json") if (path / "summary.json").exists() else None
     seeds = list((summary or {}).get("seeds") or config["run"].get("seeds") or [])
     run = _Run(path, config, summary, seeds)
@@ -260,11 +260,12 @@ def make_report(run_dirs, out_dir, n_boot: int = 2000, alpha: float = 0.05, seed
     if n_boot < 1:
         raise ReportError(f"--n-boot {n_boot}: give at least 1 bootstrap resample (2000 is usual)")
     if not 0 < alpha < 1:
-        raise ReportError(f"confidence level {1 - alpha:g} must be strictly between 0 and 1")
+        raise ReportError(f"confidence level {1 - alpha:g} must be strictly between 0 and 1, e.g. 0.95")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ReportError(f"--out {out} is a file; give a folder to write the report into")
-    unique, global_notes = [], []
+    unique: list[Path] = []
+    global_notes: list[str] = []
     for d in run_dirs:
         if any(d.resolve() == u.resolve() for u in unique):
             global_notes.append(f"{d} was given more than once; it is reported once")

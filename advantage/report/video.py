@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from advantage.training.driver import RunError
+from advantage.errors import VideoError  # defined there; importable from here as before
 
 #: At most this many frames are rendered in total (all frames are held in memory until written).
 DEFAULT_MAX_FRAMES = 1000
@@ -30,10 +30,6 @@ DEFAULT_MAX_FRAMES = 1000
 RENDER_BATCH = 32
 VIDEO_SUFFIXES = (".gif", ".mp4")
 DEFAULT_FPS = 30
-
-
-class VideoError(RunError):
-    """A user-facing problem with recording a video (no renderer, missing package, bad path, ...)."""
 
 
 @dataclass
@@ -175,7 +171,8 @@ def write_video(frames, out_path, fps: int = DEFAULT_FPS) -> Path:
                 writer.close()
     if n == 0:
         out_path.unlink(missing_ok=True)
-        raise VideoError("no frames were recorded")
+        raise VideoError(f"no frames were recorded, so {out_path} was not written; give frames (a non-empty list of "
+                         "[height, width, 3] images) to write_video")
     return out_path
 
 
@@ -205,7 +202,7 @@ def _rollout_jax(run, algo, cfg, space, agent, episodes, deterministic, max_fram
     from advantage import envs
     from advantage.envs.spaces import is_discrete, scale_action
     from advantage.envs.wrappers import EpisodeStats
-    from advantage.training.jax_backend import DEFAULT_EVAL_MAX_STEPS, EVAL_SEED_OFFSET
+    from advantage.training.loading import DEFAULT_EVAL_MAX_STEPS, EVAL_SEED_OFFSET
 
     env_kwargs = json.loads(run.env_kwargs) if run.env_kwargs else {}
     env, params = envs.make(run.env, **env_kwargs)
@@ -285,7 +282,7 @@ def _rollout_gymnasium(run, algo, cfg, space, agent, episodes, deterministic, ma
 
     from advantage.envs.gymnasium import GymnasiumVecEnv
     from advantage.envs.validation import EnvError
-    from advantage.training.jax_backend import DEFAULT_EVAL_MAX_STEPS, EVAL_SEED_OFFSET
+    from advantage.training.loading import DEFAULT_EVAL_MAX_STEPS, EVAL_SEED_OFFSET
 
     env_kwargs = json.loads(run.env_kwargs) if run.env_kwargs else {}
     kwargs = {**env_kwargs, "render_mode": "rgb_array"}
@@ -305,7 +302,7 @@ def _rollout_gymnasium(run, algo, cfg, space, agent, episodes, deterministic, ma
     try:
         if "rgb_array" not in modes:
             raise VideoError(f"{run.env} cannot render images: its metadata['render_modes'] is {modes!r}, without "
-                             "'rgb_array'")
+                             "'rgb_array'; add 'rgb_array' to them and return an RGB array from render()")
         fps = int(vec.metadata.get("render_fps") or DEFAULT_FPS)
         env = vec.env_factory()
         act = jax.jit(lambda obs, key: algo.act(cfg, space, agent, obs, key, deterministic)[0])
@@ -358,18 +355,18 @@ def rollout(run_dir, episodes: int = 1, seed_index: int = 0, deterministic: bool
     of the run in ``run_dir`` and render every state (at most ``max_frames`` frames in all)."""
     import jax
 
-    from advantage.training import driver
+    from advantage.training import loading
 
     if episodes < 1:
         raise VideoError(f"episodes={episodes}: record at least one episode")
     if max_frames < 2:
         raise VideoError(f"max_frames={max_frames}: a video needs at least 2 frames")
-    _, _, run = driver.load_run_config(run_dir)
+    _, _, run = loading.load_run_config(run_dir)
     seeds = list(run.seeds)
     if not 0 <= seed_index < len(seeds):
         raise VideoError(f"seed index {seed_index} is out of range: {run_dir} has {len(seeds)} seed(s) {seeds} "
                          f"(index 0 to {len(seeds) - 1})")
-    algo, cfg, space, agents = driver.load_agents(run_dir)
+    algo, cfg, space, agents = loading.load_agents(run_dir)
     agent = jax.tree.map(lambda x: x[seed_index], agents)
     fn = _rollout_jax if run.backend == "jax" else _rollout_gymnasium
     out = fn(run, algo, cfg, space, agent, episodes, deterministic, max_frames)

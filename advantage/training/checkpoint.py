@@ -14,11 +14,9 @@ import jax
 import numpy as np
 from flax import serialization
 
+from advantage.errors import CheckpointError  # defined there; importable from here as before
+
 CHECKPOINT_NAME = "checkpoint.msgpack"
-
-
-class CheckpointError(ValueError):
-    """A missing or damaged checkpoint."""
 
 
 def versions() -> dict:
@@ -81,13 +79,15 @@ def load_meta(directory: Path) -> tuple[dict, dict]:
     """``(meta, raw_state_dict)`` of the checkpoint in ``directory``."""
     path = Path(directory) / CHECKPOINT_NAME
     if not path.exists():
-        raise CheckpointError(f"no checkpoint in {directory} (expected {path})")
+        raise CheckpointError(f"no checkpoint in {directory} (expected {path}): the run stopped before its first "
+                              "checkpoint; start it again with advantage train")
     try:
         payload = serialization.msgpack_restore(path.read_bytes())
         meta = json.loads(payload["meta"])
         return meta, payload["state"]
     except Exception as e:  # noqa: BLE001 - any decoding failure means the file is damaged
-        raise CheckpointError(f"the checkpoint {path} is damaged and cannot be read ({type(e).__name__}: {e})") from e
+        raise CheckpointError(f"the checkpoint {path} is damaged and cannot be read ({type(e).__name__}: {e}); "
+                              "restore it from a copy, or start the run again") from e
 
 
 def restore(template, raw_state: dict, path: str = "checkpoint", *, buffers_saved: bool = True):
@@ -99,9 +99,12 @@ def restore(template, raw_state: dict, path: str = "checkpoint", *, buffers_save
     try:
         restored = serialization.from_state_dict(template, raw_state)
     except Exception as e:  # noqa: BLE001
-        raise CheckpointError(f"{path} does not match this run's structure ({e})") from e
+        raise CheckpointError(f"{path} does not match this run's structure ({e}); keep config.json and checkpoints/ "
+                              "of one run together, or start the run again") from e
     t_leaves, r_leaves = jax.tree.leaves(template), jax.tree.leaves(restored)
     for a, b in zip(t_leaves, r_leaves):
         if np.shape(a) != np.shape(b):
-            raise CheckpointError(f"{path} holds arrays of other shapes than this run's ({np.shape(b)} vs {np.shape(a)})")
+            raise CheckpointError(f"{path} holds arrays of other shapes than this run's ({np.shape(b)} vs "
+                                  f"{np.shape(a)}); keep config.json and checkpoints/ of one run together, "
+                                  "or start the run again")
     return jax.tree.map(lambda t, r: np.asarray(r, dtype=np.asarray(t).dtype), template, restored)

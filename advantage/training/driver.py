@@ -2,45 +2,36 @@
 
 It is the same for every algorithm and both back ends; a back end provides
 ``init``, ``run_chunk``, ``run_partial`` and ``evaluate`` (see ``jax_backend.py``
-and ``gym_backend.py``).
+and ``gym_backend.py``). What it shares with the search driver (``search.py``) is in
+``common.py``; loading a saved run (``load_run_config``, ``load_agents``) is in ``loading.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import math
-import os
 import time
 from pathlib import Path
+from typing import Literal
 
 import jax
 import numpy as np
 
 from advantage import algos, cpu
-from advantage.config import ConfigError, from_dict, to_dict
+from advantage.config import to_dict
 from advantage.envs import registry
-from advantage.training import checkpoint
 from advantage.envs.spaces import action_dim, is_discrete
-from advantage.report.stats import iqm
+from advantage.errors import RunError  # defined there; importable from here as before
+from advantage.training import checkpoint
+from advantage.training.common import eval_result, evaluate_now, finish, params_digest, progress_bar, write_eval
 from advantage.training.health import HealthMonitor, NonFiniteError
+from advantage.training.loading import enable_compilation_cache, make_backend, resolve_seed_batching, restore_run
+from advantage.training.loading import load_agents as load_agents  # moved to loading.py; importable from here
+from advantage.training.loading import load_run_config as load_run_config  # as before
 from advantage.training.run_config import RunConfig, Schedule
 
 
-class RunError(ValueError):
-    """A user-facing problem with a run (bad folder, bad resume, ...)."""
-
-
-def enable_compilation_cache() -> None:
-    """JAX's persistent compilation cache: a second run of the same program skips most compiling."""
-    path = os.environ.get("ADVANTAGE_JAX_CACHE", str(Path.home() / ".cache" / "advantage" / "jax"))
-    if path and not jax.config.jax_compilation_cache_dir:
-        jax.config.update("jax_compilation_cache_dir", path)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-
-
-def resolve_backend(run: RunConfig) -> str:
+def resolve_backend(run: RunConfig) -> Literal["jax", "gymnasium"]:
     if run.backend == "jax":
         if not registry.is_jax_env(run.env):
             registry.spec(run.env)  # raises with suggestions
@@ -50,51 +41,10 @@ def resolve_backend(run: RunConfig) -> str:
     return "jax" if registry.is_jax_env(run.env) else "gymnasium"
 
 
-def resolve_seed_batching(run: RunConfig) -> str:
-    if run.seed_batching != "auto":
-        return run.seed_batching
-    return "map" if jax.default_backend() == "cpu" else "vmap"
-
-
-def params_digest(tree) -> str:
-    """SHA-256 of every array of ``tree`` (dtype, shape and bytes, in tree order)."""
-    h = hashlib.sha256()
-    for leaf in jax.tree.leaves(jax.device_get(tree)):
-        a = np.ascontiguousarray(np.asarray(leaf))
-        h.update(str(a.dtype).encode())
-        h.update(str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 def default_run_dir(algo_name: str, env: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     safe_env = env.replace(":", "_").replace("/", "_")
     return Path("runs") / f"{algo_name}-{safe_env}-{stamp}"
-
-
-def _make_backend(algo, algo_cfg, run: RunConfig, backend_name: str, schedule: Schedule):
-    env_kwargs = json.loads(run.env_kwargs) if run.env_kwargs else {}
-    chunk_iters = max(1, math.ceil(schedule.full_iters / run.n_chunks))
-    seed_batching = resolve_seed_batching(run)
-    try:
-        if backend_name == "jax":
-            from advantage.training.jax_backend import JaxBackend
-
-            env, env_params = registry.make(run.env, **env_kwargs)
-            return JaxBackend(algo, algo_cfg, env, env_params, schedule, chunk_iters, seed_batching), chunk_iters
-        from advantage.training.gym_backend import GymnasiumBackend
-
-        return GymnasiumBackend(algo, algo_cfg, run.env, env_kwargs, run.seeds, schedule, run.async_envs,
-                                seed_batching, validate=run.env_check), chunk_iters
-    except TypeError as e:  # the env's constructor rejected --env-kwargs
-        raise RunError(f"cannot build {run.env} with --env-kwargs {run.env_kwargs}: {e}") from None
-    except Exception as e:
-        import gymnasium
-
-        if isinstance(e, (ImportError, gymnasium.error.DependencyNotInstalled)):  # Box2D, MuJoCo, ...
-            raise RunError(f"{run.env} needs a package that is not installed: {e}") from None
-        raise
 
 
 def train(algo_name: str, algo_cfg, run: RunConfig, console=None) -> dict:
@@ -110,27 +60,14 @@ def train(algo_name: str, algo_cfg, run: RunConfig, console=None) -> dict:
     backend_name = resolve_backend(run)
     total = run.total_steps or algo.DEFAULT_STEPS.get(run.env, 100_000)
     schedule = Schedule(total, algo_cfg.n_envs, algo_cfg.n_steps)
+    folder = str(run.run_dir or default_run_dir(algo_name, run.env))
     run = dataclasses.replace(run, total_steps=total, backend=backend_name, seed_batching=resolve_seed_batching(run),
-                              run_dir=str(run.run_dir or default_run_dir(algo_name, run.env)))
-    run_dir = Path(run.run_dir)
+                              run_dir=folder)
+    run_dir = Path(folder)
     if (run_dir / "config.json").exists():
-        raise RunError(f"{run_dir} already holds a run; choose another --run-dir, or continue it with --resume {run_dir}")
+        raise RunError(f"{run_dir} already holds a run; choose another --run-dir, or continue it with "
+                       f"--resume {run_dir}")
     return _run(algo, algo_cfg, run, schedule, run_dir, console=console)
-
-
-def load_run_config(run_dir) -> tuple[str, object, RunConfig]:
-    run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if not path.exists():
-        raise RunError(f"{run_dir} is not a run folder (it has no config.json); give the folder a training run wrote")
-    try:
-        config = json.loads(path.read_text())
-        algo = algos.get(config["algo"])
-        algo_cfg = from_dict(algo.Config, config["algo_config"])
-        run = from_dict(RunConfig, config["run"])
-    except (KeyError, ValueError, TypeError) as e:
-        raise RunError(f"{path} is damaged or from an incompatible version ({e})") from e
-    return config["algo"], algo_cfg, run
 
 
 def resume(run_dir, console=None) -> dict:
@@ -146,18 +83,9 @@ def resume(run_dir, console=None) -> dict:
         raise RunError(f"{run_dir} was trained with --no-checkpoint-buffer: its checkpoint holds no replay buffer, "
                        "so the run cannot continue as it was. Evaluate it (advantage eval), or start a new run.")
     algo = algos.get(algo_name)
+    assert run.total_steps is not None  # a saved run's budget is resolved (train() wrote it)
     schedule = Schedule(run.total_steps, algo_cfg.n_envs, algo_cfg.n_steps)
     return _run(algo, algo_cfg, run, schedule, Path(run_dir), ckpt=(meta, raw), console=console)
-
-
-def _progress(console, enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-        TextColumn("{task.fields[sps]:>8} SPS"), TimeRemainingColumn(), TextColumn("return {task.fields[ret]}"),
-        console=console, disable=not enabled, transient=False,
-    )
 
 
 def _nanmean(x) -> float:
@@ -168,6 +96,7 @@ def _nanmean(x) -> float:
 
 
 def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt=None, console=None) -> dict:
+    assert run.total_steps is not None  # resolved by train() (or saved by it, for resume())
     if getattr(algo, "SEARCH", False):  # gradient-free search (CEM, hill climbing, CMA-ES): whole-episode generations
         from advantage.training import search
 
@@ -179,7 +108,7 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
     console = console or Console(stderr=True)
     enable_compilation_cache()
     t_start = time.perf_counter()
-    backend, chunk_iters = _make_backend(algo, algo_cfg, run, run.backend, schedule)
+    backend, chunk_iters = make_backend(algo, algo_cfg, run, run.backend, schedule)
     seeds = list(run.seeds)
     runners = backend.init(seeds)
     if ckpt is None:  # written once the env and agent are built, so a failed start leaves no half-made run
@@ -241,7 +170,7 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
         for si, seed in enumerate(seeds):
             start = 0
             for i in ends:
-                row = {"step": first_step + (i + 1) * step_size, "seed": seed}
+                row: dict[str, float] = {"step": first_step + (i + 1) * step_size, "seed": seed}
                 row.update({k: _nanmean(v[si, start:i + 1]) for k, v in metrics.items()})
                 if i == n - 1:
                     row["perf/sps"] = sps
@@ -269,14 +198,15 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
                     batch = found[1]
                     flat = {f: np.asarray(getattr(batch, f)) for f in batch.__dataclass_fields__}
                     np.savez_compressed(run_dir / "debug" / "nonfinite_batch.npz", **flat)
-                    console.print(f"the offending rollout batch is saved in {run_dir / 'debug' / 'nonfinite_batch.npz'}")
+                    console.print("the offending rollout batch is saved in "
+                                  f"{run_dir / 'debug' / 'nonfinite_batch.npz'}")
             except Exception as e:  # noqa: BLE001 - the diagnosis must not hide the error itself
                 console.print(f"[yellow]could not save the offending batch: {e}[/]")
             raise
 
     run_time = 0.0
     try:
-        with _progress(console, run.progress) as progress:
+        with progress_bar(console, run.progress) as progress:
             task = progress.add_task(f"{algo.NAME} {run.env}", total=run.total_steps, completed=steps_done(),
                                      sps="-", ret="-")
             while iters_done < schedule.full_iters:
@@ -296,6 +226,7 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
                 if next_eval and steps_done() >= next_eval and iters_done < schedule.full_iters:
                     ev = evaluate(steps_done(), f"step_{steps_done()}")
                     console.print(f"evaluation at {steps_done()} steps: mean return {ev['eval_return']['mean']:.1f}")
+                    assert run.eval_every  # next_eval is set only with eval_every
                     next_eval = (steps_done() // run.eval_every + 1) * run.eval_every
                 if steps_done() >= next_ckpt and iters_done < schedule.full_iters:
                     save_checkpoint()
@@ -350,111 +281,16 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
                   sps=steps_done() * len(seeds) / max(run_time, 1e-9) if ckpt is None else None)
 
 
-def evaluate_now(backend, runners, run: RunConfig, run_dir: Path, step: int, name: str, writers) -> dict:
-    """Evaluate all seeds now; write eval/NAME.json (+ .npz episodes) and the eval/ metrics rows to ``writers``."""
-    seeds = list(run.seeds)
-    returns, lengths, trajectories = backend.evaluate(runners, run.eval_episodes, run.eval_deterministic,
-                                                      run.eval_max_steps, run.eval_record)
-    result = _eval_result(seeds, returns, lengths, run.eval_deterministic)
-    _write_eval(run_dir / "eval" / f"{name}.json", seeds, returns, lengths, step, trajectories)
-    rows = [{"step": step, "seed": seed, "eval/return_mean": float(returns[i].mean()),
-             "eval/return_iqm": iqm(returns[i]), "eval/return_std": float(returns[i].std()),
-             "eval/length_mean": float(lengths[i].mean())} for i, seed in enumerate(seeds)]
-    for w in writers:
-        w.write_rows(rows)
-    return result
-
-
-def finish(summary: dict, algo, run: RunConfig, run_dir: Path, console, **timing) -> dict:
-    """Complete a finished run's summary (timings, device, versions), draw its learning curve and video,
-    and write summary.json. A failing plot or video is reported, never allowed to lose the run."""
-    summary.update(timing)
-    summary.update({"device": jax.default_backend(), "cpu": cpu.describe(), "run_dir": str(run_dir),
-                    "versions": checkpoint.versions()})
-    try:
-        from advantage.report.plots import learning_curve
-
-        summary["learning_curve"] = str(learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png",
-                                                       title=f"{algo.NAME} on {run.env}"))
-    except Exception as e:  # noqa: BLE001 - a plot must never lose a finished run
-        console.print(f"[yellow]could not draw the learning curve: {e}[/]")
-    if run.video:
-        try:
-            from advantage.report.video import record
-
-            summary["video"] = str(record(run_dir))
-        except Exception as e:  # noqa: BLE001 - a video must never lose a finished run
-            console.print(f"[yellow]no video: {e}[/]")
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
-
-
-def _eval_result(seeds, returns: np.ndarray, lengths: np.ndarray, deterministic: bool) -> dict:
-    """``eval_return`` of a summary: per-seed mean returns over the evaluation episodes, their mean and IQM."""
-    per_seed = returns.mean(axis=1)
-    return {
-        "eval_return": {"per_seed": per_seed.tolist(), "mean": float(per_seed.mean()), "iqm": iqm(per_seed),
-                        "std": float(per_seed.std()), "episodes_per_seed": int(returns.shape[1]),
-                        "deterministic": deterministic},
-        "eval_length_mean": float(lengths.mean()),
-    }
-
-
-def _write_eval(path: Path, seeds, returns, lengths, step: int | None = None, trajectories=None) -> None:
-    """``path`` (JSON): per training seed, the evaluation seeds and every episode's return and length.
-    With ``trajectories``, ``path.npz`` keeps the recorded episodes: ``obs``, ``actions``, ``rewards``
-    ``[n_seeds, n_recorded, T, ...]`` (zero after each episode's length) and ``lengths``."""
-    from advantage.training.jax_backend import EVAL_SEED_OFFSET
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = returns.shape[1]
-    path.write_text(json.dumps([{"seed": s, "step": step, "eval_seeds": list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + n)),
-                                 "returns": returns[i].tolist(), "lengths": lengths[i].tolist()}
-                                for i, s in enumerate(seeds)]))
-    if trajectories is not None:
-        r = trajectories["obs"].shape[1]
-        t_max = max(1, int(lengths[:, :r].max()))
-        arrays = {k: np.asarray(v)[:, :, :t_max] for k, v in trajectories.items()}
-        np.savez_compressed(path.with_suffix(".npz"), seeds=np.asarray(seeds), lengths=lengths[:, :r],
-                            eval_seeds=np.arange(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + r), **arrays)
-
-
-def _restore(run_dir: Path):
-    """Rebuild the back end of the run in ``run_dir`` and fill it from the last checkpoint."""
-    algo_name, algo_cfg, run = load_run_config(run_dir)
-    meta, raw = checkpoint.load_meta(run_dir / "checkpoints")
-    algo = algos.get(algo_name)
-    schedule = Schedule(run.total_steps, algo_cfg.n_envs, algo_cfg.n_steps)
-    enable_compilation_cache()
-    backend, _ = _make_backend(algo, algo_cfg, run, run.backend, schedule)
-    runners = checkpoint.restore(backend.init(list(run.seeds)), raw, str(run_dir / "checkpoints"),
-                                 buffers_saved=meta.get("replay_buffer_saved", True))
-    return algo, algo_cfg, run, meta, backend, runners
-
-
-def load_agents(run_dir) -> tuple:
-    """``(algo, config, action_space, agents)`` of a finished or checkpointed run; ``agents``
-    has a leading seed axis (``jax.tree.map(lambda x: x[i], agents)`` is seed ``i``)::
-
-        algo, cfg, space, agents = load_agents("runs/ppo-CartPole-v1-...")
-        action, _, _ = algo.act(cfg, space, jax.tree.map(lambda x: x[0], agents), obs[None], key, True)
-    """
-    algo, algo_cfg, _, _, backend, runners = _restore(Path(run_dir))
-    if hasattr(backend, "close"):
-        backend.close()
-    return algo, algo_cfg, backend.action_space, runners.agent
-
-
 def evaluate_run(run_dir, episodes: int = 200, deterministic: bool = True, max_steps: int | None = None) -> dict:
     """Evaluate the last checkpoint of the run in ``run_dir`` again (``advantage eval``)."""
     run_dir = Path(run_dir)
-    algo, algo_cfg, run, meta, backend, runners = _restore(run_dir)
+    algo, algo_cfg, run, meta, backend, runners = restore_run(run_dir)
     returns, lengths, _ = backend.evaluate(runners, episodes, deterministic, max_steps or run.eval_max_steps)
     if hasattr(backend, "close"):
         backend.close()
     result = {"run_dir": str(run_dir), "env_steps": meta["env_steps"], "seeds": list(run.seeds),
-              **_eval_result(run.seeds, returns, lengths, deterministic)}
+              **eval_result(run.seeds, returns, lengths, deterministic)}
     out = run_dir / "eval" / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    _write_eval(out, run.seeds, returns, lengths)
+    write_eval(out, run.seeds, returns, lengths)
     result["episodes_file"] = str(out)
     return result

@@ -27,8 +27,7 @@ from advantage.types import Transition
 EVAL_BATCH = 64  # evaluation episodes run this many at a time
 
 
-@struct.dataclass
-class HostRunner:
+class HostRunner(struct.PyTreeNode):
     """What can be saved of a host run: the agent, the RNG key and the step counter
     (the environments' internal state lives in Gymnasium and is re-seeded on resume)."""
 
@@ -58,7 +57,7 @@ class GymnasiumBackend:
         self.obs_space, self.action_space = self.vec.observation_space, self.vec.action_space
         self.compiled = CompileCache()
         self.timers = {"env": 0.0, "act": 0.0, "update": 0.0}
-        self._obs = None
+        self._obs: Any = None  # the latest observations [n_seeds * n_envs, ...], set by reset_envs
         self._seeds = list(seeds)
 
         def act_one(agent, obs, key):
@@ -141,7 +140,7 @@ class GymnasiumBackend:
             self._obs = next_obs
         t0 = time.perf_counter()
         # time-major [T, S, N] -> per seed [S, T, N], on the host (one transfer per field, no eager device ops)
-        seed_major = lambda x: np.swapaxes(np.asarray(x), 0, 1)  # noqa: E731
+        seed_major: Any = lambda x: np.swapaxes(np.asarray(x), 0, 1)  # noqa: E731 - host arrays; jit takes them
         batch = Transition(
             obs=seed_major(obs_buf), action=seed_major(np.stack(actions)), reward=seed_major(rew_buf),
             terminated=seed_major(term_buf), truncated=seed_major(trunc_buf), next_obs=seed_major(next_buf),
@@ -154,8 +153,10 @@ class GymnasiumBackend:
         self.timers["update"] += time.perf_counter() - t0
         n_done = done_buf.sum(axis=(0, 2))
         with np.errstate(invalid="ignore", divide="ignore"):
-            metrics["train/episode_return"] = np.where(n_done > 0, (ret_buf * done_buf).sum(axis=(0, 2)) / n_done, np.nan)
-            metrics["train/episode_length"] = np.where(n_done > 0, (len_buf * done_buf).sum(axis=(0, 2)) / n_done, np.nan)
+            metrics["train/episode_return"] = np.where(n_done > 0, (ret_buf * done_buf).sum(axis=(0, 2)) / n_done,
+                                                       np.nan)
+            metrics["train/episode_length"] = np.where(n_done > 0, (len_buf * done_buf).sum(axis=(0, 2)) / n_done,
+                                                       np.nan)
         metrics["train/episodes"] = n_done.astype(np.float32)
         metrics["train/reward_per_step"] = rew_buf.mean(axis=(0, 2))
         metrics["train/reward_std"] = rew_buf.std(axis=(0, 2))
@@ -195,19 +196,19 @@ class GymnasiumBackend:
                                                             deterministic)[0])
         returns = np.zeros((self.n_seeds, n_episodes), np.float32)
         lengths = np.zeros((self.n_seeds, n_episodes), np.int32)
-        recorded = {"obs": [], "actions": [], "rewards": []}
+        recorded: dict[str, list] = {"obs": [], "actions": [], "rewards": []}
         try:
             for s in range(self.n_seeds):
                 agent = jax.tree.map(lambda x: x[s], runners.agent)
                 key = jax.random.PRNGKey(EVAL_SEED_OFFSET)
-                steps = {"obs": [], "actions": [], "rewards": []}
+                steps: dict[str, list] = {"obs": [], "actions": [], "rewards": []}
                 for start in range(0, n_episodes, n_par):
                     idx = list(range(start, min(start + n_par, n_episodes)))
                     obs = vec.reset([EVAL_SEED_OFFSET + i for i in idx] + [0] * (n_par - len(idx)))
                     finished = np.zeros(n_par, bool)
                     finished[len(idx):] = True
                     running = np.zeros(n_par, np.float64)
-                    for t in range(max_steps):
+                    for _ in range(max_steps):
                         if finished.all():
                             break
                         key, k = jax.random.split(key)

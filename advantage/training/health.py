@@ -12,12 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from advantage.errors import NonFiniteError  # defined there; importable from here as before
+
 #: Metrics that may be NaN by design (no episode ended; no variance to explain; no update yet).
 NAN_ALLOWED = ("train/", "value/explained_variance", "eval/")
-
-
-class NonFiniteError(FloatingPointError):
-    """A NaN or infinity appeared in training; the message says where first."""
 
 
 def _where(metric: str) -> str:

@@ -27,8 +27,7 @@ DEFAULT_EVAL_MAX_STEPS = 10_000
 EVAL_SEED_OFFSET = 1_000_000_000
 
 
-@struct.dataclass
-class Runner:
+class Runner(struct.PyTreeNode):
     """The complete state of one seed's training run (everything a checkpoint needs)."""
 
     agent: Any
@@ -54,7 +53,9 @@ def episode_metrics(reward, done, ep_return, ep_length, terminated) -> dict:
 
 
 def count_nonfinite(tree) -> jax.Array:
-    return sum(jnp.sum(~jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating))
+    # sum() starts from the int 0; every tree counted here holds float arrays, so the result is an array
+    return sum(  # type: ignore[return-value]
+        jnp.sum(~jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating))
 
 
 def health_metrics(batch: Transition, policy_params) -> dict:

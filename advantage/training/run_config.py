@@ -16,7 +16,8 @@ class RunConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds; each is an independent run (vmapped together on the JAX back end)."""
     total_steps: Optional[int] = None
-    """Budget in environment steps per seed, summed over that seed's parallel envs (exact). Default: the algorithm's default for the env."""
+    """Budget in environment steps per seed, summed over that seed's parallel envs (exact). Default: the algorithm's
+    default for the env."""
     run_dir: Optional[str] = None
     """Output folder. Default: runs/ALGO-ENV-TIMESTAMP."""
     backend: Literal["auto", "jax", "gymnasium"] = "auto"

@@ -7,10 +7,10 @@ driver's fixed ``[n_steps, n_envs]`` rollouts. This path runs *generations* inst
     returns, lengths, trajectories = population roll-out      # every candidate plays whole episodes
     state, metrics = algo.tell(config, action_space, state, candidates, returns, trajectories, key)
 
-and reuses everything else of the generic driver: the run folder and ``config.json``, the
-back end's ``init`` (agent per seed, stacked over seeds), its evaluation routine
-(``algo.act(..., deterministic=True)`` on evaluation seeds disjoint from training), checkpoints,
-CSV/TensorBoard metrics, ``summary.json``, the learning-curve plot and the video.
+and reuses everything else of the generic driver (through ``common.py`` and ``loading.py``): the
+run folder and ``config.json``, the back end's ``init`` (agent per seed, stacked over seeds), its
+evaluation routine (``algo.act(..., deterministic=True)`` on evaluation seeds disjoint from
+training), checkpoints, CSV/TensorBoard metrics, ``summary.json``, the learning-curve plot and the video.
 
 Roll-outs:
 
@@ -40,7 +40,8 @@ import numpy as np
 
 from advantage.config import to_dict
 from advantage.training import checkpoint
-from advantage.training import driver
+from advantage.training.common import evaluate_now, finish, params_digest, progress_bar
+from advantage.training.loading import enable_compilation_cache, make_backend
 from advantage.training.run_config import RunConfig, Schedule
 
 #: Roll-out step cap when neither the config nor the env gives one.
@@ -86,7 +87,8 @@ class JaxPopulation:
         obs, state = env.reset(k_reset, params)
         T = self.max_steps
         a_shape = jax.eval_shape(lambda: algo.candidate_act(cfg, space, candidate, obs, key))
-        traj = ({"obs": jnp.zeros((T,) + obs.shape, obs.dtype), "actions": jnp.zeros((T,) + a_shape.shape, a_shape.dtype),
+        traj = ({"obs": jnp.zeros((T,) + obs.shape, obs.dtype),
+                 "actions": jnp.zeros((T,) + a_shape.shape, a_shape.dtype),
                  "mask": jnp.zeros((T,), jnp.float32)} if self.record else {})
 
         def cond(c):
@@ -171,7 +173,7 @@ class HostPopulation:
             return _keep_if(active, new_agent, agent), metrics
 
         self._ask = lambda agent, key: over(lambda a: ask_one(*a))((agent, key))
-        self._act = lambda ep, obs, k, t: over(lambda a: act_one(*a, t))((ep, obs, k))
+        self._act = lambda ep, obs, k, t: over(lambda a: act_one(a[0], a[1], a[2], t))((ep, obs, k))
         self._tell = lambda *args: over(lambda a: tell_one(*a))(args)
 
     def _obs(self, obs):
@@ -229,14 +231,16 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
 
     from advantage.logging.writers import CSVWriter, TensorBoardWriter
 
+    assert run.total_steps is not None  # resolved by driver.train() (or saved by it, for resume())
     console = console or Console(stderr=True)
-    driver.enable_compilation_cache()
+    enable_compilation_cache()
     t_start = time.perf_counter()
     schedule = Schedule(run.total_steps, 1, 1)
-    backend, _ = driver._make_backend(algo, algo_cfg, run, run.backend, schedule)
+    backend, _ = make_backend(algo, algo_cfg, run, run.backend, schedule)
     seeds = list(run.seeds)
     runners = backend.init(seeds)
     env_kwargs = json.loads(run.env_kwargs) if run.env_kwargs else {}
+    population: JaxPopulation | HostPopulation
     if backend.name == "jax":
         population = JaxPopulation(backend, algo, algo_cfg, run.total_steps)
     else:
@@ -264,7 +268,7 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
     next_eval = (int(steps().min()) // run.eval_every + 1) * run.eval_every if run.eval_every else None
 
     def evaluate(step: int, name: str) -> dict:
-        return driver.evaluate_now(backend, runners, run, run_dir, step, name, (tb_writer, eval_csv))
+        return evaluate_now(backend, runners, run, run_dir, step, name, (tb_writer, eval_csv))
 
     def save_checkpoint():
         checkpoint.save(run_dir / "checkpoints", runners, {
@@ -282,7 +286,7 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
                   f"{run.total_steps} env steps per seed; run folder {run_dir}")
     run_time = 0.0
     try:
-        with driver._progress(console, run.progress) as progress:
+        with progress_bar(console, run.progress) as progress:
             task = progress.add_task(f"{algo.NAME} {run.env}", total=run.total_steps,
                                      completed=min(int(steps().min()), run.total_steps), sps="-", ret="-")
             while (steps() < run.total_steps).any():
@@ -310,7 +314,9 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
                 progress.update(task, completed=done, sps=f"{sps:,.0f}", ret=f"{latest:.2f}")
                 if next_eval and after.min() >= next_eval and (after < run.total_steps).any():
                     ev = evaluate(int(after.min()), f"step_{int(after.min())}")
-                    console.print(f"evaluation at {int(after.min())} steps: mean return {ev['eval_return']['mean']:.2f}")
+                    console.print(f"evaluation at {int(after.min())} steps: "
+                                  f"mean return {ev['eval_return']['mean']:.2f}")
+                    assert run.eval_every  # next_eval is set only with eval_every
                     next_eval = (int(after.min()) // run.eval_every + 1) * run.eval_every
                 if after.min() >= next_ckpt and (after < run.total_steps).any():
                     save_checkpoint()
@@ -333,8 +339,8 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
         "algo": algo.NAME, "env": run.env, "backend": backend.name, "seeds": seeds,
         "env_steps": int(per_seed.max()), "env_steps_per_seed": per_seed.tolist(),
         "total_env_steps": int(per_seed.sum()), "generations": generations,
-        "params_digest": driver.params_digest([algo.policy_params(agent_i(i)) for i in range(len(seeds))]),
-        "params_digest_per_seed": [driver.params_digest(algo.policy_params(agent_i(i))) for i in range(len(seeds))],
+        "params_digest": params_digest([algo.policy_params(agent_i(i)) for i in range(len(seeds))]),
+        "params_digest_per_seed": [params_digest(algo.policy_params(agent_i(i))) for i in range(len(seeds))],
     }
     if run.eval_episodes > 0:
         t0 = time.perf_counter()
@@ -344,7 +350,7 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
     eval_csv.close()
     if hasattr(backend, "close"):
         backend.close()
-    return driver.finish(summary, algo, run, run_dir, console,
-                         wall_time_s=wall_before + time.perf_counter() - t_start,
-                         compile_time_s=compile_before + backend.compile_time_s, run_time_s=run_time,
-                         sps=float(per_seed.sum()) / max(run_time, 1e-9) if ckpt is None else None)
+    return finish(summary, algo, run, run_dir, console,
+                  wall_time_s=wall_before + time.perf_counter() - t_start,
+                  compile_time_s=compile_before + backend.compile_time_s, run_time_s=run_time,
+                  sps=float(per_seed.sum()) / max(run_time, 1e-9) if ckpt is None else None)

@@ -63,7 +63,7 @@ class Pendulum(Environment):
         del key  # deterministic
         th, thdot = state.th, state.thdot
         dtype = jnp.result_type(th)
-        g, m, l, dt = params.g, params.m, params.l, params.dt
+        g, m, l, dt = params.g, params.m, params.l, params.dt  # noqa: E741 - l: the pole's length, as in Gymnasium
         u = jnp.clip(jnp.asarray(action, dtype).reshape(-1), -params.max_torque, params.max_torque)[0]
         costs = angle_normalize(th) ** 2 + 0.1 * thdot**2 + 0.001 * (u**2)
         newthdot = thdot + (3 * g / (2 * l) * jnp.sin(th) + 3.0 / (m * l**2) * u) * dt

@@ -4,7 +4,4 @@ Importing this package registers them (``advantage envs`` lists them). Keep this
 plain list of imports: each module registers its environments when imported.
 """
 
-from advantage.envs.lectures import aliased_gridworld  # noqa: F401
-from advantage.envs.lectures import one_state  # noqa: F401
-from advantage.envs.lectures import rock_paper_scissors  # noqa: F401
-from advantage.envs.lectures import gridworld  # noqa: F401
+from advantage.envs.lectures import aliased_gridworld, gridworld, one_state, rock_paper_scissors  # noqa: F401
