@@ -71,7 +71,8 @@ ROBUST: tuple[Preset, ...] = (
     # CartPole-v1, discrete actions
     Preset("ppo-cartpole", "ppo", "CartPole-v1", CARTPOLE),
     Preset("ppo-cartpole-gymnasium", "ppo", "CartPole-v1", CARTPOLE, backend="gymnasium"),
-    Preset("ppo-kl-cartpole", "ppo", "CartPole-v1", CARTPOLE, {"objective": "kl"}),
+    Preset("ppo-kl-cartpole", "ppo", "CartPole-v1", CARTPOLE, {"objective": "kl"}, total_steps=100_000,
+           eval_episodes=100),
     Preset("ppo-clip-kl-cartpole", "ppo", "CartPole-v1", CARTPOLE, {"objective": "clip-kl"}),
     Preset("a2c-gae-cartpole", "a2c", "CartPole-v1", CARTPOLE),
     Preset("a2c-td-cartpole", "a2c", "CartPole-v1", CARTPOLE, {"estimator": "n-step", "n_step": 1},
@@ -79,6 +80,7 @@ ROBUST: tuple[Preset, ...] = (
     Preset("npg-cartpole", "npg", "CartPole-v1", CARTPOLE),
     Preset("trpo-cartpole", "trpo", "CartPole-v1", CARTPOLE),
     Preset("reinforce-cartpole", "reinforce", "CartPole-v1", CARTPOLE),
+    Preset("qac-cartpole", "qac", "CartPole-v1", 400.0),
     Preset("ac-lambda-cartpole", "ac-lambda", "CartPole-v1", 195.0, total_steps=30_000),
     Preset("cem-cartpole", "cem", "CartPole-v1", CARTPOLE, total_steps=60_000),
     # Pendulum-v1, continuous actions (a random policy scores about -1200)
@@ -90,8 +92,24 @@ ROBUST: tuple[Preset, ...] = (
     Preset("ddpg-pendulum", "ddpg", "Pendulum-v1", -250.0, in_tests=False),
 )
 
+#: Presets that learning tests name but that do not yet solve 20 seeds of 20 (benchmarks/ROBUSTNESS.md): their
+#: tests (tests/test_reinforce.py, tests/test_offpolicy_pg.py, tests/test_offpolicy.py) still check the mean or
+#: the median of seeds 0-2, and the robustness benchmark reports how many of 0-19 reach the threshold.
+NOT_YET_ROBUST: tuple[Preset, ...] = (
+    Preset("reinforce-vanilla-cartpole", "reinforce", "CartPole-v1", 195.0,
+           {"phi": "total", "baseline": "none", "n_envs": 4, "gamma": 1.0, "learning_rate": 2e-3},
+           total_steps=1_000_000, in_tests=False),
+    Preset("is-pg-cartpole", "is-pg", "CartPole-v1", 300.0, eval_episodes=100, in_tests=False),
+    Preset("sac-pendulum-short", "sac", "Pendulum-v1", -250.0, {"hidden_sizes": (64, 64), "learning_starts": 1000},
+           total_steps=8000, eval_episodes=100, in_tests=False),
+    Preset("td3-pendulum-short", "td3", "Pendulum-v1", -250.0, {"hidden_sizes": (64, 64), "learning_starts": 1000},
+           total_steps=8000, eval_episodes=100, in_tests=False),
+    Preset("ddpg-pendulum-short", "ddpg", "Pendulum-v1", -250.0, {"hidden_sizes": (64, 64), "learning_starts": 1000},
+           total_steps=8000, eval_episodes=100, in_tests=False),
+)
+
 def get(name: str) -> Preset:
-    for p in ROBUST:
+    for p in ROBUST + NOT_YET_ROBUST:
         if p.name == name:
             return p
-    raise KeyError(f"no preset {name!r}; the presets are {', '.join(p.name for p in ROBUST)}")
+    raise KeyError(f"no preset {name!r}; the presets are {', '.join(p.name for p in ROBUST + NOT_YET_ROBUST)}")

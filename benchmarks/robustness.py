@@ -40,7 +40,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from advantage.presets import ROBUST, Preset  # noqa: E402
+from advantage.presets import NOT_YET_ROBUST, ROBUST, Preset  # noqa: E402
+
+ALL = ROBUST + NOT_YET_ROBUST
 from advantage.report.stats import iqm, stratified_bootstrap_ci  # noqa: E402
 
 RESULTS = HERE / "results"
@@ -160,7 +162,7 @@ def write_table() -> None:
              "on other machines too. Written by `python benchmarks/robustness.py` (see its docstring).",
              "The wall times are each run's own, measured while several runs shared the 2 cores: a rough",
              "guide to the cost, not a speed benchmark (that is `benchmarks/RESULTS.md`).", ""]
-    order = {p.name: i for i, p in enumerate(ROBUST)}
+    order = {p.name: i for i, p in enumerate(ALL)}
     for isa in ISAS:
         data = load(isa)
         if not data["presets"]:
@@ -192,7 +194,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--isa", default="default", choices=ISAS)
     ap.add_argument("--only", action="append", help="run only this preset (repeatable); names: "
-                    + ", ".join(p.name for p in ROBUST))
+                    + ", ".join(p.name for p in ALL))
     ap.add_argument("--jobs", type=int, default=1, help="presets trained at the same time (one process each)")
     ap.add_argument("--runs", default="/tmp/advantage-robustness", help="where the run folders go")
     ap.add_argument("--table", action="store_true", help="only rewrite ROBUSTNESS.md from the saved results")
@@ -200,10 +202,10 @@ def main() -> int:
     if args.table:
         write_table()
         return 0
-    presets = [p for p in ROBUST if not args.only or p.name in args.only]
+    presets = [p for p in ALL if not args.only or p.name in args.only]
     unknown = set(args.only or ()) - {p.name for p in presets}
     if unknown:
-        ap.error(f"unknown preset(s) {sorted(unknown)}; choose from {[p.name for p in ROBUST]}")
+        ap.error(f"unknown preset(s) {sorted(unknown)}; choose from {[p.name for p in ALL]}")
     data = load(args.isa)
     data["machine"] = machine()
     failed = 0

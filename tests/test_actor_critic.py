@@ -186,26 +186,5 @@ def test_probe_context_action(tmp_path, algo, cfg, continuous):
 
 
 # ----------------------------------------------------------------------------- learning
-# A2C on CartPole-v1 (GAE and the TD actor-critic, n_step=1) and Pendulum-v1: tests/test_presets.py.
-#: Budget of the linear ac-lambda CartPole test (the preset's default budget is 100k).
-AC_LAMBDA_STEPS = 30_000
-
-
-@pytest.mark.slow
-def test_qac_learns_cartpole(tmp_path):
-    """The slides' Q actor-critic (actor weighted by Q_w(s, a)) with the CartPole preset."""
-    cfg = actor_critic.Config(**actor_critic.PRESETS["CartPole-v1"])
-    assert cfg.actor_weight == "q"
-    summary, _ = train_run(tmp_path, "qac", cfg, "CartPole-v1", seeds=(0, 1, 2),
-                           total_steps=actor_critic.DEFAULT_STEPS["CartPole-v1"], eval_episodes=200)
-    assert summary["eval_return"]["mean"] >= 400, summary["eval_return"]
-
-
-@pytest.mark.slow
-def test_ac_lambda_linear_learns_cartpole(tmp_path):
-    """Linear (tile-coded) TD(lambda) actor-critic with the CartPole preset."""
-    cfg = ac_lambda.Config(**ac_lambda.PRESETS["CartPole-v1"])
-    assert cfg.features == "linear-tiles"
-    summary, _ = train_run(tmp_path, "ac-lambda", cfg, "CartPole-v1", seeds=(0, 1, 2), total_steps=AC_LAMBDA_STEPS,
-                           eval_episodes=200)
-    assert summary["eval_return"]["mean"] >= 195, summary["eval_return"]
+# A2C on CartPole-v1 (GAE and the TD actor-critic, n_step=1) and Pendulum-v1, the Q actor-critic and the linear
+# TD(lambda) actor-critic on CartPole-v1: tests/test_presets.py.

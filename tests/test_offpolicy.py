@@ -457,10 +457,10 @@ def test_checkpoint_without_buffer_is_smaller_evaluates_and_refuses_to_resume(tm
 
 
 # ----------------------------------------------------------------------------- learning
-# The task's targets (Zoo preset, 20k steps, 3 seeds: SAC/TD3 >= -200, DDPG >= -250) take ~110 s per SAC seed
-# on 2 CPU cores: they run on demand as `pytest -m benchmark` and in benchmarks/offpolicy_pendulum.py; the
-# measured numbers are in docs/algorithms/{sac,ddpg_td3}.md and benchmarks/RESULTS.md.
-PENDULUM_TARGET = {"sac": -200.0, "td3": -200.0, "ddpg": -250.0}
+# The Zoo presets (20k steps; SAC/TD3 >= -200, DDPG >= -250 on every seed) take ~110 s per SAC seed on 2 CPU
+# cores: tests/test_presets.py runs them on demand (`pytest -m benchmark`). The CI-sized version below is not
+# yet robust on 20 seeds at -250 per seed (advantage/presets.py NOT_YET_ROBUST: SAC 19/20, TD3 18/20, DDPG 17/20
+# with the AVX2 pin; every seed beat -800), so it checks the median and the worst seed.
 SHORT = dict(hidden_sizes=(64, 64), learning_starts=1000)
 
 
@@ -468,24 +468,11 @@ SHORT = dict(hidden_sizes=(64, 64), learning_starts=1000)
 @pytest.mark.parametrize("name", ["sac", "td3", "ddpg"])
 def test_learns_pendulum_short(tmp_path, name):
     """The CI-sized learning test: the Zoo preset with (64, 64) networks and 1000 random steps, 8000 env steps,
-    seeds 0 1 2, 100 evaluation episodes per seed. Measured (2 CPU cores): per-seed means SAC -148/-282/-147,
-    TD3 -265/-156/-155, DDPG -149/-152/-517 (a random policy scores about -1200). The median seed must reach
+    seeds 0 1 2, 100 evaluation episodes per seed. Measured with the AVX2 pin: per-seed means SAC -149/-228/-148,
+    TD3 -161/-158/-154, DDPG -150/-148/-476 (a random policy scores about -1200). The median seed must reach
     -250 and every seed must beat -800."""
     mod = MODULES[name]
     cfg = mod.Config(**{**mod.PRESETS["Pendulum-v1"], **SHORT})
     summary, _ = train_run(tmp_path, name, cfg, "Pendulum-v1", seeds=(0, 1, 2), total_steps=8000, eval_episodes=100)
     per_seed = np.asarray(summary["eval_return"]["per_seed"])
     assert np.median(per_seed) >= -250.0 and per_seed.min() >= -800.0, per_seed
-
-
-@pytest.mark.benchmark
-@pytest.mark.parametrize("name", ["sac", "td3", "ddpg"])
-def test_learns_pendulum_in_20k_steps(tmp_path, name):
-    """The Zoo's Pendulum-v1 preset and budget (20k env steps per seed), seeds 0 1 2, 200 deterministic
-    evaluation episodes per seed. See docs/algorithms/{sac,ddpg_td3}.md for the measured numbers and times."""
-    mod = MODULES[name]
-    cfg = mod.Config(**mod.PRESETS["Pendulum-v1"])
-    summary, _ = train_run(tmp_path, name, cfg, "Pendulum-v1", seeds=(0, 1, 2), eval_episodes=200)
-    assert summary["env_steps"] == 20_000
-    ret = summary["eval_return"]
-    assert ret["iqm"] >= PENDULUM_TARGET[name] and ret["mean"] >= PENDULUM_TARGET[name], ret

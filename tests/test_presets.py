@@ -31,7 +31,10 @@ def _params(in_tests: bool):
 def test_preset_learns_on_every_seed(tmp_path, preset):
     summary, run_dir = train_run(tmp_path, preset.algo, preset.config(), preset.env, seeds=SEEDS,
                                  total_steps=preset.steps, eval_episodes=preset.eval_episodes, backend=preset.backend)
-    assert summary["env_steps"] == preset.steps
+    if getattr(preset.module, "SEARCH", False):  # whole-episode generations: the last one may overshoot
+        assert all(steps >= preset.steps for steps in summary["env_steps_per_seed"])
+    else:
+        assert summary["env_steps"] == preset.steps
     per_seed = summary["eval_return"]["per_seed"]
     failed = {seed: round(r, 1) for seed, r in zip(SEEDS, per_seed) if r < preset.threshold}
     assert not failed, (f"{preset.name}: seeds {failed} below the threshold {preset.threshold:g} "

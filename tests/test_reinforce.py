@@ -166,9 +166,12 @@ def test_probe_context_action(tmp_path, continuous):
 
 @pytest.mark.slow
 def test_reinforce_total_return_no_baseline_learns_cartpole(tmp_path):
+    """Phi = R(tau), no baseline (the slides' vanilla estimator): it learns, slowly and unevenly. Not yet robust
+    (advantage/presets.py NOT_YET_ROBUST: 16 of seeds 0-19 reach 195 at 1M steps), so this checks the mean of
+    seeds 0-2 (163, 500, 244 with the default AVX2 pin)."""
     cfg = reinforce.Config(**{**reinforce.PRESETS["CartPole-v1"], **reinforce.VANILLA})
-    summary, _ = train_run(tmp_path, "reinforce", cfg, "CartPole-v1", seeds=(0, 1, 2), total_steps=200_000,
-                           eval_episodes=200)
+    summary, _ = train_run(tmp_path, "reinforce", cfg, "CartPole-v1", seeds=(0, 1, 2),
+                           total_steps=reinforce.VANILLA_STEPS, eval_episodes=200)
     assert summary["eval_return"]["mean"] >= 195, summary["eval_return"]
 
 

@@ -166,11 +166,7 @@ def test_tabular_cem_solves_frozenlake(tmp_path):
     assert summary["eval_length_mean"] == 6.0  # the shortest path
 
 
-@pytest.mark.slow
-def test_parameter_cem_solves_cartpole(tmp_path):
-    summary, _ = train_run(tmp_path, "cem", cem.Config(**cem.PRESETS["CartPole-v1"]), "CartPole-v1",
-                           seeds=(0, 1, 2), total_steps=60_000, eval_episodes=20)
-    assert min(summary["eval_return"]["per_seed"]) >= 475, summary["eval_return"]
+# Parameter-space CEM on CartPole-v1: tests/test_presets.py.
 
 
 @pytest.mark.slow
