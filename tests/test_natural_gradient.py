@@ -105,7 +105,8 @@ def test_step_length_puts_the_quadratic_kl_on_the_boundary():
     delta = 1e-4
     beta, shs = ng.max_step_length(s, fvp(s), delta)
     step = beta * s
-    np.testing.assert_allclose(0.5 * float(step @ fvp(step)), delta, rtol=1e-4)
+    # float32: the two Fisher-vector products round differently (1.1e-4 relative with XLA limited to AVX)
+    np.testing.assert_allclose(0.5 * float(step @ fvp(step)), delta, rtol=5e-4)
     np.testing.assert_allclose(float(shs), float(s @ fvp(s)), rtol=1e-6)
     # for a small delta the true KL is close to its quadratic model
     np.testing.assert_allclose(float(kl_fn(theta + step)), delta, rtol=0.1)
