@@ -71,8 +71,7 @@ ROBUST: tuple[Preset, ...] = (
     # CartPole-v1, discrete actions
     Preset("ppo-cartpole", "ppo", "CartPole-v1", CARTPOLE),
     Preset("ppo-cartpole-gymnasium", "ppo", "CartPole-v1", CARTPOLE, backend="gymnasium"),
-    Preset("ppo-kl-cartpole", "ppo", "CartPole-v1", CARTPOLE, {"objective": "kl"}, total_steps=100_000,
-           eval_episodes=100),
+    Preset("ppo-kl-cartpole", "ppo", "CartPole-v1", CARTPOLE, {"objective": "kl"}),
     Preset("ppo-clip-kl-cartpole", "ppo", "CartPole-v1", CARTPOLE, {"objective": "clip-kl"}),
     Preset("a2c-gae-cartpole", "a2c", "CartPole-v1", CARTPOLE),
     Preset("a2c-td-cartpole", "a2c", "CartPole-v1", CARTPOLE, {"estimator": "n-step", "n_step": 1},
