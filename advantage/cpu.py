@@ -77,8 +77,10 @@ def use_native_isa(environ=os.environ) -> None:
     if _added is None:
         return
     if backend_started():
-        raise RuntimeError("--native-isa must be chosen before JAX starts; set ADVANTAGE_NATIVE_ISA=1 in the "
-                           "environment instead")
+        from advantage.errors import RunError
+
+        raise RunError("the native instruction set must be chosen before JAX starts: set ADVANTAGE_NATIVE_ISA=1 in "
+                       "the environment before starting Python (or pass --native-isa to advantage train)")
     flags = environ.get("XLA_FLAGS", "")
     environ["XLA_FLAGS"] = " ".join(f for f in flags.split() if f != _added)
     _added = None

@@ -25,10 +25,8 @@ presets on fewer seeds (``tests/test_presets.py``).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -39,7 +37,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
 
+import ppo_cartpole as common  # noqa: E402  (machine_info)
 from advantage.presets import NOT_YET_ROBUST, ROBUST, Preset  # noqa: E402
 
 ALL = ROBUST + NOT_YET_ROBUST
@@ -120,22 +120,10 @@ def run_preset(preset: Preset, isa: str, runs: Path, seeds=SEEDS) -> Outcome:
 
 
 def machine() -> dict:
+    """The benchmarks' machine record (CPU, cores, platform, versions, commit, date) and the CPU's vector extensions."""
     from advantage import cpu
 
-    info = cpu.describe()
-    versions = {}
-    for dist in ("advantage", "jax", "jaxlib", "flax", "optax", "gymnasium", "numpy"):
-        try:
-            from importlib.metadata import version
-
-            versions[dist] = version(dist)
-        except Exception:  # noqa: BLE001
-            versions[dist] = None
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    return {"cpu": info["cpu"], "cpu_vector_flags": info["cpu_vector_flags"], "nproc": os.cpu_count(),
-            "platform": platform.platform(), "python": platform.python_version(), "versions": versions,
-            "git": git.stdout.strip(), "date": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
-
+    return {**common.machine_info(), "cpu_vector_flags": cpu.describe()["cpu_vector_flags"]}
 
 def load(isa: str) -> dict:
     path = RESULTS / f"robustness-{isa}.json"
@@ -174,10 +162,10 @@ def write_table() -> None:
             continue
         m = data.get("machine", {})
         lines += [f"## {describe_isa(isa)}", "",
-                  f"Machine: {m.get('cpu')}, {m.get('nproc')} cores; vector extensions "
+                  f"Machine: {m.get('cpu_model')}, {m.get('nproc')} cores; vector extensions "
                   f"{' '.join(m.get('cpu_vector_flags', []))}; {m.get('platform')}; Python {m.get('python')}; "
-                  + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items()) + f"; commit {m.get('git')}; "
-                  f"{m.get('date')}.", "",
+                  + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items() if v) +
+                  f"; commit {(m.get('git') or {}).get('commit', '')[:7]}; {m.get('date')}.", "",
                   "| preset | command | env steps per seed | threshold | solved | IQM [95% CI] | worst seed | "
                   "wall, 20 seeds |", "|---|---|---|---|---|---|---|---|"]
         for name in sorted(data["presets"], key=lambda n: order.get(n, 1e9)):

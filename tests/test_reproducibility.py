@@ -96,6 +96,16 @@ def test_the_default_pins_avx2_and_respects_the_user(monkeypatch):
     assert "XLA_FLAGS" not in arm
 
 
+def test_native_isa_after_jax_started_is_a_clear_error(monkeypatch):
+    """Lifting the pin once XLA has read its flags would silently do nothing: it is refused, with the fix."""
+    from advantage.errors import RunError
+
+    monkeypatch.setattr(cpu, "_added", "--xla_cpu_max_isa=AVX2")
+    monkeypatch.setattr(cpu, "backend_started", lambda: True)
+    with pytest.raises(RunError, match="ADVANTAGE_NATIVE_ISA=1"):
+        cpu.use_native_isa({"XLA_FLAGS": "--xla_cpu_max_isa=AVX2"})
+
+
 def test_a_run_records_the_instruction_set(tmp_path):
     summary = train("ppo", ppo.Config(n_envs=2, n_steps=8), RunConfig(
         env="CartPole-v1", seeds=(0,), total_steps=32, run_dir=str(tmp_path / "r"), progress=False,

@@ -51,11 +51,7 @@ def train(algo_name: str, algo_cfg, run: RunConfig, console=None) -> dict:
     """Train ``algo_name`` with ``algo_cfg`` as described by ``run``; returns the summary."""
     algo = algos.get(algo_name)
     if run.native_isa and cpu.isa() != "native":
-        try:
-            cpu.use_native_isa()
-        except RuntimeError:
-            raise RunError("native_isa=True must take effect before JAX starts: set ADVANTAGE_NATIVE_ISA=1 in the "
-                           "environment before starting Python") from None
+        cpu.use_native_isa()  # a RunError if JAX has started already
     run = dataclasses.replace(run, native_isa=cpu.isa() == "native")  # config.json says what really ran
     backend_name = resolve_backend(run)
     total = run.total_steps or algo.DEFAULT_STEPS.get(run.env, 100_000)
