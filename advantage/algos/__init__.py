@@ -1,5 +1,6 @@
-"""Algorithms, one module each. Every module exposes ``NAME``, ``Config``, ``PRESETS``,
-``DEFAULT_STEPS``, ``init``, ``act``, ``update`` and ``policy_params``."""
+"""Algorithms, one module each. Every module satisfies a protocol of ``advantage.algos.api``:
+``Algorithm`` (``NAME``, ``Config``, ``PRESETS``, ``DEFAULT_STEPS``, ``init``, ``act``, ``update``,
+``policy_params``, ...) or ``SearchAlgorithm``. ``register`` adds one of your own (docs/how-to/add-an-algorithm.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import difflib
 import importlib
 from types import ModuleType
 
-from advantage.errors import UnknownNameError
+from advantage.errors import ConfigError, UnknownNameError
 
 ALGORITHMS: dict[str, str] = {
     "ppo": "advantage.algos.ppo",
@@ -28,6 +29,18 @@ ALGORITHMS: dict[str, str] = {
     "hill-climb": "advantage.algos.hill_climb",
     "cma-es": "advantage.algos.cma_es",
 }
+
+
+def register(name: str, module: str) -> None:
+    """Make the module ``module`` (an importable dotted path) available as algorithm ``name``: to the CLI
+    (``advantage train NAME`` in a process that ran this, e.g. through ``python -m`` a script of yours), to
+    ``driver.train`` and to saved runs. It is checked against ``advantage.algos.api`` at once."""
+    from advantage.algos import api
+
+    if name in ALGORITHMS and ALGORITHMS[name] != module:
+        raise ConfigError(f"algorithm {name!r} is already registered as {ALGORITHMS[name]}; choose another name")
+    api.kind(importlib.import_module(module))  # a ConfigError naming what is missing
+    ALGORITHMS[name] = module
 
 
 def available() -> list[str]:

@@ -44,6 +44,8 @@ from advantage.nets.mlp import ActorCritic, flatten_obs
 from advantage.types import Transition
 
 NAME = "a2c"
+SEARCH = False  # trained by updates (advantage.training.stepper.UpdateStepper)
+NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 
 @struct.dataclass

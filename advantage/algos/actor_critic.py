@@ -46,6 +46,8 @@ from advantage.nets.mlp import flatten_obs
 from advantage.types import Transition
 
 NAME = "qac"
+SEARCH = False  # trained by updates (advantage.training.stepper.UpdateStepper)
+NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 
 @struct.dataclass

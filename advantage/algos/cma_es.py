@@ -24,6 +24,7 @@ from advantage.config import check, static
 from advantage.errors import MissingExtraError
 
 NAME = "cma-es"
+NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 SEARCH = True
 
 INSTALL_HINT = 'cma-es needs the evosax package: pip install "advantage[evosax]" (or: pip install evosax)'

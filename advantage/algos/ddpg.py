@@ -16,6 +16,7 @@ from advantage.algos.td3 import NAN_METRICS, AgentState, act, init, policy_param
 from advantage.config import static
 
 NAME = "ddpg"
+SEARCH = False  # trained by updates (advantage.training.stepper.UpdateStepper)
 
 
 @struct.dataclass

@@ -29,6 +29,7 @@ from advantage.algos import cem
 from advantage.config import check, static
 
 NAME = "hill-climb"
+NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 SEARCH = True
 
 

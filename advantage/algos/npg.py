@@ -15,6 +15,8 @@ from advantage.algos.trpo import AgentState, act, init, policy_params, update  #
 from advantage.config import static
 
 NAME = "npg"
+SEARCH = False  # trained by updates (advantage.training.stepper.UpdateStepper)
+NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 
 @struct.dataclass

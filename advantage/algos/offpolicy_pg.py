@@ -45,6 +45,8 @@ from advantage.nets.mlp import ActorCritic, flatten_obs
 from advantage.types import Transition
 
 NAME = "is-pg"
+SEARCH = False  # trained by updates (advantage.training.stepper.UpdateStepper)
+NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 #: The weightings ``Config.is_mode`` accepts.
 IS_MODES = ("full", "per-decision", "truncated")

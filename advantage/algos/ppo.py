@@ -29,6 +29,8 @@ from advantage.nets.mlp import ActorCritic, flatten_obs
 from advantage.types import Transition
 
 NAME = "ppo"
+SEARCH = False  # trained by updates (advantage.training.stepper.UpdateStepper)
+NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 
 @struct.dataclass

@@ -30,6 +30,7 @@ from advantage.envs.spaces import action_dim
 from advantage.types import Transition
 
 NAME = "sac"
+SEARCH = False  # trained by updates (advantage.training.stepper.UpdateStepper)
 
 #: Metric prefixes that are NaN by design: no gradient step runs before ``learning_starts`` (and between
 #: training rounds when ``train_freq > 1``); ``loss/alpha`` is NaN when alpha is not learned.

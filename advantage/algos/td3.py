@@ -35,6 +35,7 @@ from advantage.nets.mlp import ACTIVATIONS, flatten_obs
 from advantage.types import Transition
 
 NAME = "td3"
+SEARCH = False  # trained by updates (advantage.training.stepper.UpdateStepper)
 
 #: Metric prefixes that are NaN by design: no gradient step runs before ``learning_starts`` (and between
 #: training rounds when ``train_freq > 1``), and with ``policy_delay > 1`` an update may train only the critics.

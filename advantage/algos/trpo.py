@@ -32,6 +32,8 @@ from advantage.nets.mlp import ActorCritic, flatten_obs
 from advantage.types import Transition
 
 NAME = "trpo"
+SEARCH = False  # trained by updates (advantage.training.stepper.UpdateStepper)
+NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 
 @struct.dataclass

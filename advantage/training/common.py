@@ -16,6 +16,7 @@ from advantage import cpu
 from advantage.report.stats import iqm
 from advantage.training import checkpoint
 from advantage.training.run_config import RunConfig
+from advantage.training.seeding import EVAL_SEED_OFFSET
 
 
 def params_digest(tree) -> str:
@@ -40,10 +41,10 @@ def progress_bar(console, enabled: bool):
     )
 
 
-def evaluate_now(backend, runners, run: RunConfig, run_dir: Path, step: int, name: str, writers) -> dict:
+def evaluate_now(stepper, state, run: RunConfig, run_dir: Path, step: int, name: str, writers) -> dict:
     """Evaluate all seeds now; write eval/NAME.json (+ .npz episodes) and the eval/ metrics rows to ``writers``."""
     seeds = list(run.seeds)
-    returns, lengths, trajectories = backend.evaluate(runners, run.eval_episodes, run.eval_deterministic,
+    returns, lengths, trajectories = stepper.evaluate(state, run.eval_episodes, run.eval_deterministic,
                                                       run.eval_max_steps, run.eval_record)
     result = eval_result(seeds, returns, lengths, run.eval_deterministic)
     write_eval(run_dir / "eval" / f"{name}.json", seeds, returns, lengths, step, trajectories)
@@ -94,8 +95,6 @@ def write_eval(path: Path, seeds, returns, lengths, step: int | None = None, tra
     """``path`` (JSON): per training seed, the evaluation seeds and every episode's return and length.
     With ``trajectories``, ``path.npz`` keeps the recorded episodes: ``obs``, ``actions``, ``rewards``
     ``[n_seeds, n_recorded, T, ...]`` (zero after each episode's length) and ``lengths``."""
-    from advantage.training.jax_backend import EVAL_SEED_OFFSET
-
     path.parent.mkdir(parents=True, exist_ok=True)
     n = returns.shape[1]
     path.write_text(json.dumps([{"seed": s, "step": step,

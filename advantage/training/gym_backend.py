@@ -15,13 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from advantage.training.jax_backend import (
-    DEFAULT_EVAL_MAX_STEPS,
-    EVAL_SEED_OFFSET,
-    CompileCache,
-    batch_over_seeds,
-    count_nonfinite,
-)
+from advantage.training.jax_backend import DEFAULT_EVAL_MAX_STEPS, CompileCache, batch_over_seeds, count_nonfinite
+from advantage.training.seeding import EVAL_SEED_OFFSET, env_seed, train_key
 from advantage.types import Transition
 
 EVAL_BATCH = 64  # evaluation episodes run this many at a time
@@ -34,12 +29,6 @@ class HostRunner(struct.PyTreeNode):
     agent: Any
     key: jax.Array
     env_steps: jax.Array
-
-
-def env_seed(seed: int, index: int, env_steps: int = 0) -> int:
-    """Reset seed of sub-environment ``index`` of training seed ``seed`` when the run
-    (re)starts after ``env_steps`` steps (a resumed run does not replay its first episodes)."""
-    return int(np.random.SeedSequence([seed, index, env_steps]).generate_state(1)[0])
 
 
 class GymnasiumBackend:
@@ -57,8 +46,9 @@ class GymnasiumBackend:
         self.obs_space, self.action_space = self.vec.observation_space, self.vec.action_space
         self.compiled = CompileCache()
         self.timers = {"env": 0.0, "act": 0.0, "update": 0.0}
-        self._obs: Any = None  # the latest observations [n_seeds * n_envs, ...], set by reset_envs
+        self._obs: Any = None  # the latest observations [n_seeds * n_envs, ...], set by restart_envs
         self._seeds = list(seeds)
+        self.last_batch: Transition | None = None  # the latest rollout, kept so a non-finite update can be inspected
 
         def act_one(agent, obs, key):
             key, k_act = jax.random.split(key)
@@ -89,17 +79,17 @@ class GymnasiumBackend:
 
     def init(self, seeds) -> HostRunner:
         def init_one(seed):
-            key = jax.random.PRNGKey(seed)
+            key = train_key(seed)
             key, k_init, _ = jax.random.split(key, 3)
             agent = self.algo.init(k_init, self.obs_space, self.action_space, self.config, self.schedule.total_updates)
             return HostRunner(agent, key, jnp.zeros((), jnp.int32))
 
         seeds = jnp.asarray(seeds, jnp.uint32)
         runners = self.compiled.get("init", self.over_seeds(init_one), seeds)(seeds)
-        self.reset_envs(runners)
+        self.restart_envs(runners)
         return runners
 
-    def reset_envs(self, runners: HostRunner) -> None:
+    def restart_envs(self, runners: HostRunner) -> None:
         """(Re)start every sub-env from its seed (also used when resuming from a checkpoint)."""
         steps = np.asarray(runners.env_steps)
         seeds = [env_seed(s, j, int(steps[i])) for i, s in enumerate(self._seeds) for j in range(self.n_envs)]
@@ -147,7 +137,7 @@ class GymnasiumBackend:
             log_prob=seed_major(np.stack(jax.device_get(log_probs))),
             value=seed_major(np.stack(jax.device_get(values))),
         )
-        self.last_batch = batch  # kept so a non-finite update can be inspected
+        self.last_batch = batch
         agent, key, metrics = self._update(runners.agent, batch, key)
         metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
         self.timers["update"] += time.perf_counter() - t0
@@ -173,6 +163,10 @@ class GymnasiumBackend:
             runners, m = self.iteration(runners, self.config.n_steps)
             rows.append(m)
         return runners, {k: np.stack([r[k] for r in rows], axis=1) for k in rows[0]}
+
+    def nonfinite_batch(self, runners: HostRunner, n_iters: int):
+        """The latest rollout: the host loop cannot replay a chunk, and the update that failed saw this batch."""
+        return self.last_batch
 
     def run_partial(self, runners: HostRunner):
         runners = runners.replace(agent=jax.tree.map(jnp.copy, runners.agent))

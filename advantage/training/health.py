@@ -61,14 +61,18 @@ class HealthMonitor:
         order = ("health/nonfinite_obs", "health/nonfinite_reward", "loss/", "grad/", "health/nonfinite_params")
         return next((i for i, prefix in enumerate(order) if name.startswith(prefix)), len(order))
 
-    def check_finite(self, metrics: dict, steps: np.ndarray) -> None:
-        """Raise at the first (update, seed) with a non-finite value, naming its source."""
+    def check_finite(self, metrics: dict, steps: np.ndarray, active: np.ndarray | None = None) -> None:
+        """Raise at the first (update, seed) with a non-finite value, naming its source. ``active [n_seeds,
+        n_updates]``: the updates that happened (a seed that had spent its budget, or an asynchronous worker
+        that was not reporting, has NaN metrics there by contract)."""
         first = None
         for name, values in metrics.items():
             if name.startswith(self.nan_allowed) and not name.startswith("health/"):
                 continue
             values = np.asarray(values, np.float64)
             bad = (values > 0) if name.startswith("health/nonfinite") else ~np.isfinite(values)
+            if active is not None:
+                bad &= active
             if bad.any():
                 si, ui = np.argwhere(bad)[np.argmin(np.argwhere(bad)[:, 1])]
                 if first is None or (ui, self._rank(name)) < (first[2], self._rank(first[0])):
@@ -105,8 +109,10 @@ class HealthMonitor:
                 if self.streak[key] >= limit:
                     self._warn(rule, message(self.seeds[si]))
 
-    def check(self, metrics: dict, steps: np.ndarray) -> None:
-        self.check_finite(metrics, steps)
+    def check(self, metrics: dict, steps: np.ndarray, active: np.ndarray | None = None) -> None:
+        """``steps [n_updates]``: the env step each update ends at (the furthest seed's); ``active``: see
+        :meth:`check_finite` (the trend rules skip NaN values anyway)."""
+        self.check_finite(metrics, steps, active)
         get = lambda k: np.asarray(metrics[k], np.float64) if k in metrics else None  # noqa: E731
         if (adv := get("adv/mean_abs")) is not None:
             self._streak("zero-advantage", adv, adv == 0.0, 10, lambda s: (

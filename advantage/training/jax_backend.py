@@ -17,14 +17,12 @@ from flax import struct
 
 from advantage.envs.spaces import is_discrete, scale_action
 from advantage.envs.wrappers import AutoReset, EpisodeStats
+from advantage.training.seeding import EVAL_SEED_OFFSET, eval_keys, train_key  # noqa: F401 - importable here
 from advantage.types import Transition
 
 #: Evaluation episodes of an env without a time limit are cut after this many steps.
 DEFAULT_EVAL_MAX_STEPS = 10_000
 
-#: Evaluation episode ``i`` resets from ``PRNGKey(EVAL_SEED_OFFSET + i)`` for every training seed;
-#: training streams all derive from ``PRNGKey(seed)`` by splitting, so the two never coincide.
-EVAL_SEED_OFFSET = 1_000_000_000
 
 
 class Runner(struct.PyTreeNode):
@@ -110,14 +108,21 @@ class JaxBackend:
         self.chunk_iters = chunk_iters
         self.over_seeds = batch_over_seeds(seed_batching)
         self.compiled = CompileCache()
+        self.timers: dict[str, float] = {}  # one compiled program: no host-side activities to time
 
     @property
     def compile_time_s(self) -> float:
         return self.compiled.seconds
 
+    def restart_envs(self, runners: Runner) -> None:
+        """Nothing to do: the environments' state is part of the runners (a checkpoint holds it)."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
     # ------------------------------------------------------------------ one seed
     def init_one(self, seed) -> Runner:
-        key = jax.random.PRNGKey(seed)
+        key = train_key(seed)
         key, k_init, k_reset = jax.random.split(key, 3)
         agent = self.algo.init(k_init, self.obs_space, self.action_space, self.config, self.schedule.total_updates)
         obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(
@@ -190,6 +195,11 @@ class JaxBackend:
         runners, metrics = fn(runners)
         return runners, {k: np.asarray(v)[:, None] for k, v in jax.device_get(metrics).items()}
 
+    def nonfinite_batch(self, runners: Runner, n_iters: int):
+        """The rollout batch of the first non-finite iteration of a chunk started from ``runners``, or None."""
+        found = self.first_nonfinite_batch(runners, n_iters)
+        return None if found is None else found[1]
+
     def first_nonfinite_batch(self, runners: Runner, n_iters: int):
         """Re-run the iterations of a chunk one at a time from its (finite) start state and
         return ``(index, batch, metrics)`` of the first whose metrics hold a non-finite value."""
@@ -213,7 +223,7 @@ class JaxBackend:
         (steps past an episode's length are padding).
         """
         env, cfg = EpisodeStats(self.base_env), self.config
-        keys = jax.vmap(jax.random.PRNGKey)(EVAL_SEED_OFFSET + jnp.arange(n_episodes, dtype=jnp.uint32))
+        keys = eval_keys(n_episodes)
         obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, self.env_params)
         keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
 

@@ -20,8 +20,9 @@ from advantage.config import from_dict
 from advantage.envs import registry
 from advantage.errors import AdvantageError, RunError
 from advantage.training import checkpoint
-from advantage.training.jax_backend import DEFAULT_EVAL_MAX_STEPS, EVAL_SEED_OFFSET  # noqa: F401 - for report/video.py
+from advantage.training.jax_backend import DEFAULT_EVAL_MAX_STEPS  # noqa: F401 - for report/video.py
 from advantage.training.run_config import RunConfig, Schedule
+from advantage.training.seeding import EVAL_SEED_OFFSET  # noqa: F401 - for report/video.py
 
 
 def enable_compilation_cache() -> None:
@@ -97,7 +98,8 @@ def restore_run(run_dir):
     algo_name, algo_cfg, run = load_run_config(run_dir)
     meta, raw = checkpoint.load_meta(run_dir / "checkpoints")
     algo = algos.get(algo_name)
-    schedule = Schedule(run.total_steps, algo_cfg.n_envs, algo_cfg.n_steps)
+    schedule = Schedule(run.total_steps, 1, 1) if algo.SEARCH else Schedule(run.total_steps, algo_cfg.n_envs,
+                                                                           algo_cfg.n_steps)
     enable_compilation_cache()
     backend, _ = make_backend(algo, algo_cfg, run, run.backend, schedule)
     runners = checkpoint.restore(backend.init(list(run.seeds)), raw, str(run_dir / "checkpoints"),
@@ -113,6 +115,5 @@ def load_agents(run_dir) -> tuple:
         action, _, _ = algo.act(cfg, space, jax.tree.map(lambda x: x[0], agents), obs[None], key, True)
     """
     algo, algo_cfg, _, _, backend, runners = restore_run(run_dir)
-    if hasattr(backend, "close"):
-        backend.close()
+    backend.close()
     return algo, algo_cfg, backend.action_space, runners.agent

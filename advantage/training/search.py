@@ -31,18 +31,15 @@ may overshoot by less than one generation, and the exact per-seed counts are rep
 from __future__ import annotations
 
 import json
-import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advantage.config import to_dict
 from advantage.training import checkpoint
-from advantage.training.common import evaluate_now, finish, params_digest, progress_bar
-from advantage.training.loading import enable_compilation_cache, make_backend
-from advantage.training.run_config import RunConfig, Schedule
+from advantage.training.run_config import RunConfig
+from advantage.training.seeding import env_seed
+from advantage.training.stepper import Advance
 
 #: Roll-out step cap when neither the config nor the env gives one.
 DEFAULT_MAX_STEPS = 1000
@@ -181,7 +178,7 @@ class HostPopulation:
         return obs.reshape((len(self.seeds), self.n * self.e) + obs.shape[1:])
 
     def generation(self, runners):
-        from advantage.training.gym_backend import HostRunner, env_seed
+        from advantage.training.gym_backend import HostRunner
 
         c = self.backend.compiled
         S, NE, T = len(self.seeds), self.n * self.e, self.max_steps
@@ -223,134 +220,76 @@ class HostPopulation:
         self.vec.close()
 
 
-# ----------------------------------------------------------------------------- the run
+# ----------------------------------------------------------------------------- the stepper
 
-def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) -> dict:
-    """Train (or, with ``ckpt = (meta, raw_state)``, resume) a search algorithm; returns the summary."""
-    from rich.console import Console
+class SearchStepper:
+    """Population search as a :class:`advantage.training.stepper.Stepper`: one generation per ``advance``;
+    each seed counts the env steps its episodes took, so seeds reach their budget at different times."""
 
-    from advantage.logging.writers import CSVWriter, TensorBoardWriter
+    health_checks = False  # generations have no losses or gradients to watch
+    update_size = 1  # a generation's env steps vary with its episodes' lengths
+    nan_metrics: tuple[str, ...] = ()
 
-    assert run.total_steps is not None  # resolved by driver.train() (or saved by it, for resume())
-    console = console or Console(stderr=True)
-    enable_compilation_cache()
-    t_start = time.perf_counter()
-    schedule = Schedule(run.total_steps, 1, 1)
-    backend, _ = make_backend(algo, algo_cfg, run, run.backend, schedule)
-    seeds = list(run.seeds)
-    runners = backend.init(seeds)
-    env_kwargs = json.loads(run.env_kwargs) if run.env_kwargs else {}
-    population: JaxPopulation | HostPopulation
-    if backend.name == "jax":
-        population = JaxPopulation(backend, algo, algo_cfg, run.total_steps)
-    else:
-        population = HostPopulation(backend, algo, algo_cfg, run.total_steps, run.env, env_kwargs, seeds)
-    if ckpt is None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config = {"algo": algo.NAME, "algo_config": to_dict(algo_cfg), "run": to_dict(run),
-                  "versions": checkpoint.versions()}
-        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
-    generations, wall_before, compile_before = 0, 0.0, 0.0
-    if ckpt is not None:
-        meta, raw = ckpt
-        runners = checkpoint.restore(runners, raw, str(run_dir / "checkpoints"))
-        generations, wall_before, compile_before = meta["generations"], meta["wall_time_s"], meta["compile_time_s"]
-        console.print(f"[bold]resuming[/] {run_dir} at generation {generations}")
-    steps = lambda: np.asarray(jax.device_get(runners.env_steps)).astype(np.int64)  # noqa: E731
-    # Seeds reach different env-step counts (episode lengths differ): each seed's metric rows are kept up to its own.
-    resume_steps = dict(zip(seeds, steps().tolist())) if ckpt is not None else None
-    csv_writer = CSVWriter(run_dir / "metrics.csv", resume_step=resume_steps)
-    (run_dir / "eval").mkdir(parents=True, exist_ok=True)
-    eval_csv = CSVWriter(run_dir / "eval" / "history.csv", resume_step=int(steps().min()) if ckpt is not None else None)
-    tb_writer = TensorBoardWriter(run_dir / "tb", seeds, resume_step=resume_steps)
-    ckpt_every = run.checkpoint_every or max(1, run.total_steps // 10)
-    next_ckpt = (int(steps().min()) // ckpt_every + 1) * ckpt_every
-    next_eval = (int(steps().min()) // run.eval_every + 1) * run.eval_every if run.eval_every else None
+    def __init__(self, algo, algo_cfg, run: RunConfig, backend):
+        assert run.total_steps is not None  # resolved by the session
+        self.algo, self.config, self.backend = algo, algo_cfg, backend
+        self.name, self.action_space, self.total_steps = backend.name, backend.action_space, run.total_steps
+        self.timers: dict[str, float] = {}
+        self.generations = 0
+        self.population: JaxPopulation | HostPopulation
+        if backend.name == "jax":
+            self.population = JaxPopulation(backend, algo, algo_cfg, run.total_steps)
+        else:
+            env_kwargs = json.loads(run.env_kwargs) if run.env_kwargs else {}
+            self.population = HostPopulation(backend, algo, algo_cfg, run.total_steps, run.env, env_kwargs, run.seeds)
 
-    def evaluate(step: int, name: str) -> dict:
-        return evaluate_now(backend, runners, run, run_dir, step, name, (tb_writer, eval_csv))
+    @property
+    def compile_time_s(self) -> float:
+        return self.backend.compile_time_s
 
-    def save_checkpoint():
-        checkpoint.save(run_dir / "checkpoints", runners, {
-            "algo": algo.NAME, "algo_config": to_dict(algo_cfg), "run": to_dict(run),
-            "generations": generations, "env_steps": int(steps().min()),
-            "env_steps_per_seed": steps().tolist(), "iters_done": generations, "partial_done": False,
-            "wall_time_s": wall_before + time.perf_counter() - t_start,
-            "compile_time_s": compile_before + backend.compile_time_s,
-        })
+    def describe(self) -> str:
+        cfg = self.config
+        return (f"generations of {cfg.population_size} candidates x {getattr(cfg, 'episodes_per_candidate', 1)} "
+                f"episodes (at most {self.population.max_steps} steps each) until {self.total_steps} env steps "
+                "per seed")
 
-    cap = population.max_steps
-    console.print(f"[bold]{algo.NAME}[/] on [bold]{run.env}[/] ({backend.name} back end, {jax.default_backend()}), "
-                  f"seeds {seeds}: generations of {algo_cfg.population_size} candidates x "
-                  f"{getattr(algo_cfg, 'episodes_per_candidate', 1)} episodes (at most {cap} steps each) until "
-                  f"{run.total_steps} env steps per seed; run folder {run_dir}")
-    run_time = 0.0
-    try:
-        with progress_bar(console, run.progress) as progress:
-            task = progress.add_task(f"{algo.NAME} {run.env}", total=run.total_steps,
-                                     completed=min(int(steps().min()), run.total_steps), sps="-", ret="-")
-            while (steps() < run.total_steps).any():
-                before, c0 = steps(), backend.compile_time_s
-                t0 = time.perf_counter()
-                new_runners, metrics = population.generation(runners)
-                after = np.asarray(jax.device_get(new_runners.env_steps)).astype(np.int64)
-                dt = time.perf_counter() - t0 - (backend.compile_time_s - c0)
-                run_time += dt
-                sps = float((after - before).sum()) / max(dt, 1e-9)
-                rows = []
-                for i, seed in enumerate(seeds):
-                    if before[i] >= run.total_steps:
-                        continue
-                    row = {"step": int(after[i]), "seed": seed, "search/generation": generations + 1}
-                    row.update({k: float(v[i]) for k, v in metrics.items()})
-                    row["perf/sps"] = sps
-                    row["perf/compile_s"] = compile_before + backend.compile_time_s
-                    rows.append(row)
-                csv_writer.write_rows(rows)
-                tb_writer.write_rows(rows)
-                runners, generations = new_runners, generations + 1
-                done = int(min(after.min(), run.total_steps))
-                latest = np.nanmean(metrics["train/episode_return"]) if rows else float("nan")
-                progress.update(task, completed=done, sps=f"{sps:,.0f}", ret=f"{latest:.2f}")
-                if next_eval and after.min() >= next_eval and (after < run.total_steps).any():
-                    ev = evaluate(int(after.min()), f"step_{int(after.min())}")
-                    console.print(f"evaluation at {int(after.min())} steps: "
-                                  f"mean return {ev['eval_return']['mean']:.2f}")
-                    assert run.eval_every  # next_eval is set only with eval_every
-                    next_eval = (int(after.min()) // run.eval_every + 1) * run.eval_every
-                if after.min() >= next_ckpt and (after < run.total_steps).any():
-                    save_checkpoint()
-                    next_ckpt = (int(after.min()) // ckpt_every + 1) * ckpt_every
-    except BaseException as e:
-        save_checkpoint()
-        for w in (csv_writer, tb_writer, eval_csv):
-            w.close()
-        population.close()
-        what = "interrupted" if isinstance(e, KeyboardInterrupt) else f"stopped by an error ({type(e).__name__})"
-        console.print(f"\n[bold]{what}[/] after {generations} generations; the checkpoint is saved. "
-                      f"Continue with: advantage train --resume {run_dir}")
-        raise
-    save_checkpoint()
-    csv_writer.close()
-    population.close()
-    per_seed = steps()
-    agent_i = lambda i: jax.tree.map(lambda x: x[i], runners.agent)  # noqa: E731
-    summary = {
-        "algo": algo.NAME, "env": run.env, "backend": backend.name, "seeds": seeds,
-        "env_steps": int(per_seed.max()), "env_steps_per_seed": per_seed.tolist(),
-        "total_env_steps": int(per_seed.sum()), "generations": generations,
-        "params_digest": params_digest([algo.policy_params(agent_i(i)) for i in range(len(seeds))]),
-        "params_digest_per_seed": [params_digest(algo.policy_params(agent_i(i))) for i in range(len(seeds))],
-    }
-    if run.eval_episodes > 0:
-        t0 = time.perf_counter()
-        summary.update(evaluate(int(per_seed.max()), "final"))
-        summary["eval_time_s"] = time.perf_counter() - t0
-    tb_writer.close()
-    eval_csv.close()
-    if hasattr(backend, "close"):
-        backend.close()
-    return finish(summary, algo, run, run_dir, console,
-                  wall_time_s=wall_before + time.perf_counter() - t_start,
-                  compile_time_s=compile_before + backend.compile_time_s, run_time_s=run_time,
-                  sps=float(per_seed.sum()) / max(run_time, 1e-9) if ckpt is None else None)
+    def log_interval(self, log_every: int | None) -> int:
+        return 1  # a row per generation
+
+    def start(self, seeds):
+        return self.backend.init(seeds)
+
+    def restore(self, template, raw, path, meta):
+        self.generations = meta["generations"]
+        return checkpoint.restore(template, raw, path)
+
+    def env_steps(self, state) -> np.ndarray:
+        return np.asarray(jax.device_get(state.env_steps)).astype(np.int64).reshape(-1)
+
+    def finished(self, state) -> bool:
+        return bool((self.env_steps(state) >= self.total_steps).all())
+
+    def advance(self, state, budget: int) -> Advance:
+        state, metrics = self.population.generation(state)
+        self.generations += 1
+        metrics["search/generation"] = np.full(len(self.env_steps(state)), float(self.generations), np.float32)
+        return Advance(state, {k: v[:, None] for k, v in metrics.items()}, self.env_steps(state)[:, None])
+
+    def nonfinite_batch(self, state, adv: Advance):
+        return None
+
+    def evaluate(self, state, n_episodes, deterministic, max_steps=None, record=0):
+        return self.backend.evaluate(state, n_episodes, deterministic, max_steps, record)
+
+    def agents(self, state):
+        return state.agent
+
+    def checkpoint_meta(self, state) -> dict:
+        return {"generations": self.generations, "iters_done": self.generations, "partial_done": False}
+
+    def summary(self, state) -> dict:
+        return {"env_steps_per_seed": self.env_steps(state).tolist(), "generations": self.generations}
+
+    def close(self) -> None:
+        self.population.close()
+        self.backend.close()
