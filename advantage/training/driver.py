@@ -63,6 +63,10 @@ def train(algo_name: str, algo_cfg, run: RunConfig, console=None) -> dict:
     if (run_dir / "config.json").exists():
         raise RunError(f"{run_dir} already holds a run; choose another --run-dir, or continue it with "
                        f"--resume {run_dir}")
+    if run.wandb_project:
+        from advantage.logging.writers import import_wandb
+
+        import_wandb()  # a missing extra stops the run here, before its folder is made
     return _run(algo, algo_cfg, run, schedule, run_dir, console=console)
 
 
@@ -99,7 +103,7 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
         return search.run(algo, algo_cfg, run, run_dir, ckpt=ckpt, console=console)
     from rich.console import Console
 
-    from advantage.logging.writers import CSVWriter, TensorBoardWriter
+    from advantage.logging.writers import CSVWriter, open_writers
 
     console = console or Console(stderr=True)
     enable_compilation_cache()
@@ -123,10 +127,9 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
         console.print(f"[bold]resuming[/] {run_dir} at {meta['env_steps']} env steps per seed")
     steps_done = lambda: iters_done * schedule.batch + (schedule.partial_steps * algo_cfg.n_envs if partial_done else 0)  # noqa: E731
     resume_step = steps_done() if ckpt is not None else None
-    csv_writer = CSVWriter(run_dir / "metrics.csv", resume_step=resume_step)
+    writers = open_writers(run_dir, seeds, run, json.loads((run_dir / "config.json").read_text()), resume_step)
     (run_dir / "eval").mkdir(parents=True, exist_ok=True)
     eval_csv = CSVWriter(run_dir / "eval" / "history.csv", resume_step=resume_step)
-    tb_writer = TensorBoardWriter(run_dir / "tb", seeds, resume_step=resume_step)
     ckpt_every = run.checkpoint_every or max(schedule.batch, run.total_steps // 10)
     next_ckpt = (steps_done() // ckpt_every + 1) * ckpt_every
     next_eval = (steps_done() // run.eval_every + 1) * run.eval_every if run.eval_every else None
@@ -135,7 +138,7 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
                             nan_allowed=tuple(getattr(algo, "NAN_METRICS", ())), steps_per_update=schedule.batch)
 
     def evaluate(step: int, name: str) -> dict:
-        return evaluate_now(backend, runners, run, run_dir, step, name, (tb_writer, eval_csv))
+        return evaluate_now(backend, runners, run, run_dir, step, name, (writers, eval_csv))
 
     console.print(f"[bold]{algo.NAME}[/] on [bold]{run.env}[/] ({backend.name} back end, {jax.default_backend()}), "
                   f"seeds {seeds}: {schedule.describe()}; run folder {run_dir}")
@@ -175,8 +178,7 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
                         row[f"perf/{k}_s"] = v - timers_before[k]
                 rows.append(row)
                 start = i + 1
-        csv_writer.write_rows(rows)
-        tb_writer.write_rows(rows)
+        writers.write_rows(rows)
         returns = metrics["train/episode_return"]
         finite = returns[np.isfinite(returns)]
         return float(np.mean(returns[:, -1])) if np.all(np.isfinite(returns[:, -1])) else (
@@ -242,8 +244,7 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
     except BaseException as e:
         # Ctrl-C, or an error from the env or the host: keep the state after the last completed chunk.
         save_checkpoint()
-        csv_writer.close()
-        tb_writer.close()
+        writers.close()
         eval_csv.close()
         what = "interrupted" if isinstance(e, KeyboardInterrupt) else f"stopped by an error ({type(e).__name__})"
         resumable = run.checkpoint_buffer or not checkpoint.replay_buffers(runners)
@@ -252,7 +253,6 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
             "It holds no replay buffer (--no-checkpoint-buffer): evaluate it with advantage eval; it cannot resume."))
         raise
     save_checkpoint()
-    csv_writer.close()
 
     summary = {
         "algo": algo.NAME, "env": run.env, "backend": backend.name, "seeds": seeds,
@@ -266,7 +266,7 @@ def _run(algo, algo_cfg, run: RunConfig, schedule: Schedule, run_dir: Path, ckpt
         t0 = time.perf_counter()
         summary.update(evaluate(steps_done(), "final"))
         summary["eval_time_s"] = time.perf_counter() - t0
-    tb_writer.close()
+    writers.close()
     eval_csv.close()
     if monitor.warned:
         summary["warnings"] = list(monitor.warned.values())

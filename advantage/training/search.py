@@ -229,7 +229,7 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
     """Train (or, with ``ckpt = (meta, raw_state)``, resume) a search algorithm; returns the summary."""
     from rich.console import Console
 
-    from advantage.logging.writers import CSVWriter, TensorBoardWriter
+    from advantage.logging.writers import CSVWriter, open_writers
 
     assert run.total_steps is not None  # resolved by driver.train() (or saved by it, for resume())
     console = console or Console(stderr=True)
@@ -259,16 +259,15 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
     steps = lambda: np.asarray(jax.device_get(runners.env_steps)).astype(np.int64)  # noqa: E731
     # Seeds reach different env-step counts (episode lengths differ): each seed's metric rows are kept up to its own.
     resume_steps = dict(zip(seeds, steps().tolist())) if ckpt is not None else None
-    csv_writer = CSVWriter(run_dir / "metrics.csv", resume_step=resume_steps)
+    writers = open_writers(run_dir, seeds, run, json.loads((run_dir / "config.json").read_text()), resume_steps)
     (run_dir / "eval").mkdir(parents=True, exist_ok=True)
     eval_csv = CSVWriter(run_dir / "eval" / "history.csv", resume_step=int(steps().min()) if ckpt is not None else None)
-    tb_writer = TensorBoardWriter(run_dir / "tb", seeds, resume_step=resume_steps)
     ckpt_every = run.checkpoint_every or max(1, run.total_steps // 10)
     next_ckpt = (int(steps().min()) // ckpt_every + 1) * ckpt_every
     next_eval = (int(steps().min()) // run.eval_every + 1) * run.eval_every if run.eval_every else None
 
     def evaluate(step: int, name: str) -> dict:
-        return evaluate_now(backend, runners, run, run_dir, step, name, (tb_writer, eval_csv))
+        return evaluate_now(backend, runners, run, run_dir, step, name, (writers, eval_csv))
 
     def save_checkpoint():
         checkpoint.save(run_dir / "checkpoints", runners, {
@@ -306,8 +305,7 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
                     row["perf/sps"] = sps
                     row["perf/compile_s"] = compile_before + backend.compile_time_s
                     rows.append(row)
-                csv_writer.write_rows(rows)
-                tb_writer.write_rows(rows)
+                writers.write_rows(rows)
                 runners, generations = new_runners, generations + 1
                 done = int(min(after.min(), run.total_steps))
                 latest = np.nanmean(metrics["train/episode_return"]) if rows else float("nan")
@@ -323,7 +321,7 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
                     next_ckpt = (int(after.min()) // ckpt_every + 1) * ckpt_every
     except BaseException as e:
         save_checkpoint()
-        for w in (csv_writer, tb_writer, eval_csv):
+        for w in (writers, eval_csv):
             w.close()
         population.close()
         what = "interrupted" if isinstance(e, KeyboardInterrupt) else f"stopped by an error ({type(e).__name__})"
@@ -331,7 +329,6 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
                       f"Continue with: advantage train --resume {run_dir}")
         raise
     save_checkpoint()
-    csv_writer.close()
     population.close()
     per_seed = steps()
     agent_i = lambda i: jax.tree.map(lambda x: x[i], runners.agent)  # noqa: E731
@@ -346,7 +343,7 @@ def run(algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None) 
         t0 = time.perf_counter()
         summary.update(evaluate(int(per_seed.max()), "final"))
         summary["eval_time_s"] = time.perf_counter() - t0
-    tb_writer.close()
+    writers.close()
     eval_csv.close()
     if hasattr(backend, "close"):
         backend.close()
