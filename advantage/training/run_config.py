@@ -8,6 +8,9 @@ from typing import Literal, Optional
 
 from advantage.config import ConfigError
 
+#: Characters W&B does not allow in a project name.
+_WANDB_FORBIDDEN = ("/", "\\", "#", "?", "%", ":")
+
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
@@ -51,6 +54,13 @@ class RunConfig:
     log_every: Optional[int] = None
     """Write one metrics row per seed every this many env steps per seed, averaging the updates in between
     (NaN-aware). Default: every update, or about 2000 rows per seed when there are more updates than that."""
+    jsonl: bool = False
+    """Also write every metrics row, evaluation rows included, to metrics.jsonl (a JSON object a line; NaN: null)."""
+    wandb_project: Optional[str] = None
+    """Also log to Weights & Biases, project NAME (pip install "advantage[wandb]"): one W&B run per seed,
+    grouped by the run folder's name. WANDB_MODE=offline logs without a network."""
+    wandb_entity: Optional[str] = None
+    """The W&B entity (user or team) of --wandb-project (default: your W&B default entity)."""
     n_chunks: int = 50
     """Training is compiled in chunks; logging, checkpoints and the progress bar happen between them."""
     progress: bool = True
@@ -88,6 +98,15 @@ class RunConfig:
             raise ConfigError(f"--env-kwargs {self.env_kwargs!r} must be a JSON object, e.g. '{{\"size\": 8}}'")
         if self.log_every is not None and self.log_every <= 0:
             raise ConfigError(f"--log-every {self.log_every}: must be a positive number of env steps")
+        if self.wandb_project is not None and not self.wandb_project.strip():
+            raise ConfigError(f"--wandb-project {self.wandb_project!r}: the W&B project name is empty; give one, "
+                              "e.g. --wandb-project cartpole")
+        if self.wandb_project is not None and any(c in self.wandb_project for c in _WANDB_FORBIDDEN):
+            raise ConfigError(f"--wandb-project {self.wandb_project!r}: W&B project names cannot contain "
+                              f"{' '.join(_WANDB_FORBIDDEN)}; e.g. --wandb-project cartpole")
+        if self.wandb_entity is not None and (not self.wandb_project or not self.wandb_entity.strip()):
+            raise ConfigError(f"--wandb-entity {self.wandb_entity!r}: give a non-empty entity, together with "
+                              "--wandb-project NAME")
         if self.n_chunks < 1:
             raise ConfigError(f"--n-chunks {self.n_chunks}: must be >= 1")
 

@@ -88,6 +88,10 @@ def train(algo_name: str, algo_cfg, run: RunConfig, console=None) -> dict:
     if (run_dir / "config.json").exists():
         raise RunError(f"{run_dir} already holds a run; choose another --run-dir, or continue it with "
                        f"--resume {run_dir}")
+    if run.wandb_project:
+        from advantage.logging.writers import import_wandb
+
+        import_wandb()  # a missing extra stops the run here, before its folder is made
     return Session(algo, algo_cfg, run, run_dir, console=console).run()
 
 
@@ -184,10 +188,11 @@ class Session:
             self.console.print(f"[bold]resuming[/] {run_dir} at {meta['env_steps']} env steps per seed")
             # seeds may have reached different env-step counts: each seed's metric rows are kept up to its own
             resume_steps = dict(zip(self.seeds, self.env_steps().tolist()))
-        from advantage.logging.writers import CSVWriter, TensorBoardWriter
+        from advantage.logging.writers import CSVWriter, open_writers
 
-        self.writers: list[Any] = [CSVWriter(run_dir / "metrics.csv", resume_step=resume_steps),
-                        TensorBoardWriter(run_dir / "tb", self.seeds, resume_step=resume_steps)]
+        # metrics.csv, tb/ (and metrics.jsonl, W&B when asked): every row; eval/history.csv: the evaluations
+        self.writers = open_writers(run_dir, self.seeds, run, json.loads((run_dir / "config.json").read_text()),
+                                    resume_steps)
         (run_dir / "eval").mkdir(parents=True, exist_ok=True)
         self.eval_csv: Any = CSVWriter(run_dir / "eval" / "history.csv",
                                   resume_step=None if resume_steps is None else int(self.env_steps().min()))
@@ -288,8 +293,7 @@ class Session:
                     row.update(extra)
                 rows.append(row)
                 start = i + 1
-        for w in self.writers:
-            w.write_rows(rows)
+        self.writers.write_rows(rows)
 
     def _check_health(self, adv: Advance, before: np.ndarray) -> None:
         """Warn about unhealthy metrics; on a non-finite value save the offending batch and stop."""
@@ -311,7 +315,7 @@ class Session:
 
     def evaluate(self, step: int, name: str) -> dict:
         return evaluate_now(self.stepper, self.state, self.run_cfg, self.run_dir, step, name,
-                            (*self.writers[1:], self.eval_csv))
+                            (self.writers, self.eval_csv))
 
     # ------------------------------------------------------------------ checkpoints and the end
     def _save_checkpoint(self) -> None:
@@ -325,13 +329,12 @@ class Session:
         }, keep_buffers=self.run_cfg.checkpoint_buffer)
 
     def _close_writers(self) -> None:
-        for w in (*self.writers, self.eval_csv):
-            w.close()
+        self.writers.close()
+        self.eval_csv.close()
 
     def _finish(self) -> dict:
         stepper, run = self.stepper, self.run_cfg
         self._save_checkpoint()
-        self.writers[0].close()  # metrics.csv is complete; TensorBoard also gets the final evaluation
         per_seed = self.env_steps()
         agents = stepper.agents(self.state)
         policies = [self.algo.policy_params(jax.tree.map(lambda x: x[i], agents)) for i in range(len(self.seeds))]
@@ -349,8 +352,7 @@ class Session:
                 summary.update(self.evaluate(int(per_seed.max()), "final"))
                 summary["eval_time_s"] = time.perf_counter() - t0
         finally:
-            for w in (*self.writers[1:], self.eval_csv):
-                w.close()
+            self._close_writers()
             stepper.close()
         if self.monitor.warned:
             summary["warnings"] = list(self.monitor.warned.values())
