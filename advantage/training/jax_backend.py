@@ -135,10 +135,12 @@ class JaxBackend:
             return action
         return scale_action(action, jnp.asarray(self.action_space.low), jnp.asarray(self.action_space.high))
 
-    def iteration(self, runner: Runner, n_steps: int, return_batch: bool = False):
+    def iteration(self, runner: Runner, n_steps: int, return_batch: bool = False, config=None):
         """Collect ``n_steps`` from every env, then one ``algo.update``
-        (``return_batch``: also return the rollout, to save it when debugging)."""
-        cfg, algo, env = self.config, self.algo, self.env
+        (``return_batch``: also return the rollout, to save it when debugging). ``config``: the algorithm
+        config to use, default the back end's; passed as an argument of a compiled function, its numeric
+        fields are traced values, so one program serves (and ``vmap`` batches) several of them."""
+        cfg, algo, env = self.config if config is None else config, self.algo, self.env
 
         def env_step(carry, _):
             agent, env_state, obs, key = carry
@@ -163,15 +165,16 @@ class JaxBackend:
         out = Runner(agent, env_state, obs, key, env_steps), metrics
         return out + (batch,) if return_batch else out
 
-    def chunk_one(self, runner: Runner, n_iters):
+    def chunk_one(self, runner: Runner, n_iters, config=None):
         """``chunk_iters`` iterations, of which the first ``n_iters`` run (a shorter last chunk
         reuses the same compiled function); metrics of skipped iterations are NaN."""
         n_steps = self.config.n_steps
-        out_shape = jax.eval_shape(lambda r: self.iteration(r, n_steps)[1], runner)
+        out_shape = jax.eval_shape(lambda r: self.iteration(r, n_steps, config=config)[1], runner)
         skipped = jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), out_shape)
 
         def body(r, i):
-            return jax.lax.cond(i < n_iters, lambda r: self.iteration(r, n_steps), lambda r: (r, skipped), r)
+            return jax.lax.cond(i < n_iters, lambda r: self.iteration(r, n_steps, config=config),
+                                lambda r: (r, skipped), r)
 
         return jax.lax.scan(body, runner, jnp.arange(self.chunk_iters))
 
@@ -185,6 +188,23 @@ class JaxBackend:
         n = jnp.asarray(n_iters, jnp.int32)
         fn = self.compiled.get("chunk", lambda r, n: self.over_seeds(lambda x: self.chunk_one(x, n))(r), runners, n)
         runners, metrics = fn(runners, n)
+        metrics = jax.device_get(metrics)
+        return runners, {k: np.asarray(v)[:, :n_iters] for k, v in metrics.items()}
+
+    def run_chunk_over_configs(self, runners: Runner, n_iters: int, configs):
+        """Like :meth:`run_chunk`, with the algorithm config as an argument of the compiled program instead of
+        constants in it: ``configs`` is a config whose numeric fields carry the same leading axis as
+        ``runners`` (e.g. ``Config(learning_rate=jnp.array([1e-3, 3e-4]))`` with two runners), and the runners
+        are ``vmap``-ed together with them, so one program trains every setting of a sweep.
+
+        The default :meth:`run_chunk` keeps the config's numbers as compile-time constants: tracing them lets
+        XLA fold differently (a last-bit difference), and the recorded digests
+        (``tests/fixtures/digests.json``) are those of the constant-folded program."""
+        n = jnp.asarray(n_iters, jnp.int32)
+        fn = self.compiled.get(
+            "chunk-configs", jax.vmap(lambda r, c, n: self.chunk_one(r, n, c), in_axes=(0, 0, None)),
+            runners, configs, n)
+        runners, metrics = fn(runners, configs, n)
         metrics = jax.device_get(metrics)
         return runners, {k: np.asarray(v)[:, :n_iters] for k, v in metrics.items()}
 
