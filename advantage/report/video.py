@@ -202,7 +202,8 @@ def _rollout_jax(run, algo, cfg, space, agent, episodes, deterministic, max_fram
     from advantage import envs
     from advantage.envs.spaces import is_discrete, scale_action
     from advantage.envs.wrappers import EpisodeStats
-    from advantage.training.loading import DEFAULT_EVAL_MAX_STEPS, EVAL_SEED_OFFSET
+    from advantage.training import rollout
+    from advantage.training.rollout import DEFAULT_EVAL_MAX_STEPS
 
     env_kwargs = json.loads(run.env_kwargs) if run.env_kwargs else {}
     env, params = envs.make(run.env, **env_kwargs)
@@ -218,28 +219,12 @@ def _rollout_jax(run, algo, cfg, space, agent, episodes, deterministic, max_fram
             return action
         return scale_action(action, jnp.asarray(space.low), jnp.asarray(space.high))
 
-    def episode(i):
-        # the same key stream as JaxBackend.evaluate_one for evaluation episode i
-        key = jax.random.PRNGKey(EVAL_SEED_OFFSET + i)
-        obs, state = stats_env.reset(key, params)
-        key = jax.random.fold_in(key, 1)
+    def play():  # the evaluation episodes 0 .. episodes - 1, every state kept
+        act = lambda obs, key: algo.act(cfg, space, agent, obs[None], key, deterministic)[0][0]  # noqa: E731
+        r = rollout.jax_episodes(stats_env, params, act, to_env, episodes, scan_len, keep_states=True)
+        return r["states"], r["step_returns"], r["done"]
 
-        def step(carry, _):
-            obs, state, key, done, ret = carry
-            key, k_act, k_env = jax.random.split(key, 3)
-            action = algo.act(cfg, space, agent, obs[None], k_act, deterministic)[0][0]
-            obs2, state2, _, _, _, info = stats_env.step(k_env, state, to_env(action), params)
-            ended = jnp.logical_and(~done, info["episode_done"])
-            state2 = jax.tree.map(lambda a, b: jnp.where(done, a, b), state, state2)  # frozen after the end
-            ret = jnp.where(ended, info["episode_return"], jnp.where(done, ret, state2.episode_return))
-            return (obs2, state2, key, done | ended, ret), (state2, ret, done | ended)
-
-        init = (obs, state, key, jnp.zeros((), bool), jnp.zeros((), jnp.float32))
-        _, (states, rets, dones) = jax.lax.scan(step, init, None, length=scan_len)
-        states = jax.tree.map(lambda s0, s: jnp.concatenate([s0[None], s]), state, states)
-        return states, rets, dones
-
-    states, rets, dones = jax.jit(jax.vmap(episode))(jnp.arange(episodes, dtype=jnp.uint32))
+    states, rets, dones = jax.jit(play)()
     rets, dones = np.asarray(rets), np.asarray(dones)
     render = jax.jit(jax.vmap(lambda s: stats_env.render(s, params)))
 
@@ -282,7 +267,8 @@ def _rollout_gymnasium(run, algo, cfg, space, agent, episodes, deterministic, ma
 
     from advantage.envs.gymnasium import GymnasiumVecEnv
     from advantage.envs.validation import EnvError
-    from advantage.training.loading import DEFAULT_EVAL_MAX_STEPS, EVAL_SEED_OFFSET
+    from advantage.training import rollout
+    from advantage.training.rollout import DEFAULT_EVAL_MAX_STEPS
 
     env_kwargs = json.loads(run.env_kwargs) if run.env_kwargs else {}
     kwargs = {**env_kwargs, "render_mode": "rgb_array"}
@@ -298,18 +284,16 @@ def _rollout_gymnasium(run, algo, cfg, space, agent, episodes, deterministic, ma
     except (ImportError, gymnasium.error.DependencyNotInstalled) as e:
         raise VideoError(_render_install_hint(run.env, e)) from None
     modes = vec.metadata.get("render_modes") or []
-    env = None
     try:
         if "rgb_array" not in modes:
             raise VideoError(f"{run.env} cannot render images: its metadata['render_modes'] is {modes!r}, without "
                              "'rgb_array'; add 'rgb_array' to them and return an RGB array from render()")
         fps = int(vec.metadata.get("render_fps") or DEFAULT_FPS)
-        env = vec.env_factory()
         act = jax.jit(lambda obs, key: algo.act(cfg, space, agent, obs, key, deterministic)[0])
         limit = run.eval_max_steps or vec.max_episode_steps or DEFAULT_EVAL_MAX_STEPS
         out = Rollout(fps=fps, env=run.env, backend="gymnasium")
 
-        def frame():
+        def frame(env):
             try:
                 img = env.render()
             except (ImportError, gymnasium.error.DependencyNotInstalled) as e:
@@ -317,33 +301,17 @@ def _rollout_gymnasium(run, algo, cfg, space, agent, episodes, deterministic, ma
             if img is None:
                 raise VideoError(f"{run.env}.render() returned None with render_mode='rgb_array'; it must return "
                                  "an RGB array")
-            return _check_frame(img, f"{run.env}.render()")
+            out.frames.append(_check_frame(img, f"{run.env}.render()"))
 
-        for i in range(episodes):
-            if len(out.frames) >= max_frames - 1:
+        def go_on(new_episode: bool) -> bool:  # the frame budget: a first frame and one per step
+            if len(out.frames) >= max_frames - (1 if new_episode else 0):
                 out.cut_by_max_frames = True
-                break
-            raw, _ = env.reset(seed=EVAL_SEED_OFFSET + i)
-            out.frames.append(frame())
-            key = jax.random.PRNGKey(EVAL_SEED_OFFSET + i)
-            ret, length, ended = 0.0, 0, False
-            while not ended and length < limit:
-                if len(out.frames) >= max_frames:
-                    out.cut_by_max_frames = True
-                    break
-                key, k = jax.random.split(key)
-                action = np.asarray(act(vec._obs_batch(raw), k))
-                raw, reward, terminated, truncated, _ = env.step(vec.env_actions(action)[0])
-                ret += float(reward)
-                length += 1
-                ended = bool(terminated or truncated)
-                out.frames.append(frame())
-            out.returns.append(ret)
-            out.lengths.append(length)
+                return False
+            return True
+
+        out.returns, out.lengths = rollout.host_render_episodes(vec, act, episodes, limit, frame, go_on)
         return out
     finally:
-        if env is not None:
-            env.close()
         vec.close()
 
 

@@ -15,11 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from advantage.training.jax_backend import DEFAULT_EVAL_MAX_STEPS, CompileCache, batch_over_seeds, count_nonfinite
-from advantage.training.seeding import EVAL_SEED_OFFSET, env_seed, train_key
+from advantage.training import rollout
+from advantage.training.jax_backend import CompileCache, batch_over_seeds, count_nonfinite
+from advantage.training.seeding import env_seed, train_key
 from advantage.types import Transition
-
-EVAL_BATCH = 64  # evaluation episodes run this many at a time
 
 
 class HostRunner(struct.PyTreeNode):
@@ -175,64 +174,18 @@ class GymnasiumBackend:
 
     def evaluate(self, runners: HostRunner, n_episodes: int, deterministic: bool, max_steps: int | None = None,
                  record: int = 0):
-        """``n_episodes`` per seed on fresh env instances, episode ``i`` reset with seed
-        ``EVAL_SEED_OFFSET + i`` and actions sampled from the same key stream, for every training
-        seed. Episodes still running after ``max_steps`` (default: the env's time limit, else
-        ``DEFAULT_EVAL_MAX_STEPS``) count with the return and length they had reached. Also returns
-        the observations, actions and rewards of the first ``record`` episodes (see ``JaxBackend.evaluate``)."""
+        """``n_episodes`` per seed on fresh env instances (``rollout.host_episodes``): episode ``i`` reset with
+        seed ``EVAL_SEED_OFFSET + i`` for every training seed. Episodes still running after ``max_steps``
+        (default: the env's time limit, else ``DEFAULT_EVAL_MAX_STEPS``) count with the return and length they
+        had reached. Also returns the first ``record`` episodes (see ``JaxBackend.evaluate``)."""
         from advantage.envs.gymnasium import GymnasiumVecEnv
 
-        n_par = min(n_episodes, EVAL_BATCH)
-        record = min(record, n_par)
-        vec = GymnasiumVecEnv(self.env_spec, n_par, env_kwargs=self.env_kwargs, validate=False)
-        max_steps = max_steps or vec.max_episode_steps or DEFAULT_EVAL_MAX_STEPS
         act = jax.jit(lambda agent, obs, key: self.algo.act(self.config, self.action_space, agent, obs, key,
                                                             deterministic)[0])
-        returns = np.zeros((self.n_seeds, n_episodes), np.float32)
-        lengths = np.zeros((self.n_seeds, n_episodes), np.int32)
-        recorded: dict[str, list] = {"obs": [], "actions": [], "rewards": []}
-        try:
-            for s in range(self.n_seeds):
-                agent = jax.tree.map(lambda x: x[s], runners.agent)
-                key = jax.random.PRNGKey(EVAL_SEED_OFFSET)
-                steps: dict[str, list] = {"obs": [], "actions": [], "rewards": []}
-                for start in range(0, n_episodes, n_par):
-                    idx = list(range(start, min(start + n_par, n_episodes)))
-                    obs = vec.reset([EVAL_SEED_OFFSET + i for i in idx] + [0] * (n_par - len(idx)))
-                    finished = np.zeros(n_par, bool)
-                    finished[len(idx):] = True
-                    running = np.zeros(n_par, np.float64)
-                    for _ in range(max_steps):
-                        if finished.all():
-                            break
-                        key, k = jax.random.split(key)
-                        action = np.asarray(act(agent, obs, k))
-                        if start == 0 and record:  # steps after an episode's end are padding: zeros
-                            alive = ~finished[:record]
-                            keep = lambda x: np.where(alive.reshape(alive.shape + (1,) * (x.ndim - 1)), x, 0)  # noqa: E731
-                            steps["obs"].append(keep(obs[:record]))
-                            steps["actions"].append(keep(action[:record]))
-                        obs, reward, _, _, info = vec.step(action)
-                        if start == 0 and record:
-                            steps["rewards"].append(keep(reward[:record]))
-                        running += reward
-                        ended = info["episode_done"] & ~finished
-                        for j in np.flatnonzero(ended):
-                            returns[s, start + j] = info["episode_return"][j]
-                            lengths[s, start + j] = info["episode_length"][j]
-                        finished |= ended
-                    for j in np.flatnonzero(~finished):  # cut by max_steps
-                        returns[s, start + j], lengths[s, start + j] = running[j], max_steps
-                for k in recorded:
-                    recorded[k].append(np.swapaxes(np.stack(steps[k]), 0, 1) if steps[k] else None)
-        finally:
-            vec.close()
-        if not record:
-            return returns, lengths, None
-        # pad every seed's recording to the longest one: [n_seeds, record, T, ...]
-        t_max = max(r.shape[1] for r in recorded["obs"])
-        pad = lambda x: np.concatenate([x, np.zeros((x.shape[0], t_max - x.shape[1]) + x.shape[2:], x.dtype)], 1)  # noqa: E731
-        return returns, lengths, {k: np.stack([pad(x) for x in v]) for k, v in recorded.items()}
+        agents = [jax.tree.map(lambda x: x[s], runners.agent) for s in range(self.n_seeds)]
+        return rollout.host_episodes(lambda n: GymnasiumVecEnv(self.env_spec, n, env_kwargs=self.env_kwargs,
+                                                               validate=False),
+                                     act, agents, n_episodes, max_steps, record)
 
     def close(self):
         self.vec.close()

@@ -17,12 +17,10 @@ from flax import struct
 
 from advantage.envs.spaces import is_discrete, scale_action
 from advantage.envs.wrappers import AutoReset, EpisodeStats
-from advantage.training.seeding import EVAL_SEED_OFFSET, eval_keys, train_key  # noqa: F401 - importable here
+from advantage.training import rollout
+from advantage.training.rollout import DEFAULT_EVAL_MAX_STEPS
+from advantage.training.seeding import EVAL_SEED_OFFSET, train_key  # noqa: F401 - importable here
 from advantage.types import Transition
-
-#: Evaluation episodes of an env without a time limit are cut after this many steps.
-DEFAULT_EVAL_MAX_STEPS = 10_000
-
 
 
 class Runner(struct.PyTreeNode):
@@ -235,44 +233,15 @@ class JaxBackend:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate_one(self, agent, n_episodes: int, deterministic: bool, max_steps: int, record: int = 0):
-        """Run ``n_episodes`` complete episodes (batched) with frozen agent statistics.
-
-        Episode ``i`` starts from ``PRNGKey(EVAL_SEED_OFFSET + i)``, the same for every
-        training seed. Returns raw (undiscounted, unnormalised) returns and lengths, and the
-        observations, actions and rewards of the first ``record`` episodes ``[record, max_steps, ...]``
-        (steps past an episode's length are padding).
-        """
-        env, cfg = EpisodeStats(self.base_env), self.config
-        keys = eval_keys(n_episodes)
-        obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, self.env_params)
-        keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-
-        def act_one(o, k):
-            action, _, _ = self.algo.act(cfg, self.action_space, agent, o[None], k, deterministic)
-            return action[0]
-
-        def step(carry, _):
-            obs, state, keys, done, ret, length = carry
-            split = jax.vmap(lambda k: jax.random.split(k, 3))(keys)
-            keys, k_act, k_env = split[:, 0], split[:, 1], split[:, 2]
-            action = jax.vmap(act_one)(obs, k_act)
-            next_obs, state, reward, _, _, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                k_env, state, self._to_env(action), self.env_params
-            )
-            ended = jnp.logical_and(~done, info["episode_done"])
-            ret = jnp.where(ended, info["episode_return"], ret)
-            length = jnp.where(ended, info["episode_length"], length)
-            alive = ~done[:record]  # steps after an episode's end are padding: zeros
-            mask = lambda x: jnp.where(alive.reshape(alive.shape + (1,) * (x.ndim - 1)), x, 0)  # noqa: E731
-            trajectory = (mask(obs[:record]), mask(action[:record]), mask(reward[:record]))
-            return (next_obs, state, keys, done | ended, ret, length), trajectory
-
-        init = (obs, state, keys, jnp.zeros(n_episodes, bool), jnp.zeros(n_episodes), jnp.zeros(n_episodes, jnp.int32))
-        (_, state, _, done, ret, length), trajectory = jax.lax.scan(step, init, None, length=max_steps)
-        # episodes cut by max_steps count with the return and length they had reached
-        ret = jnp.where(done, ret, state.episode_return)
-        length = jnp.where(done, length, state.episode_length)
-        return ret, length, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), trajectory)
+        """One seed's evaluation episodes (``rollout.jax_episodes``) with frozen agent statistics: raw
+        (undiscounted, unnormalised) returns and lengths, and the observations, actions and rewards of the
+        first ``record`` episodes ``[record, max_steps, ...]``."""
+        act = lambda obs, key: self.algo.act(self.config, self.action_space, agent, obs[None], key,  # noqa: E731
+                                             deterministic)[0][0]
+        r = rollout.jax_episodes(EpisodeStats(self.base_env), self.env_params, act, self._to_env, n_episodes,
+                                 max_steps, record)
+        empty = jnp.zeros((0,))
+        return r["returns"], r["lengths"], (r.get("obs", empty), r.get("actions", empty), r.get("rewards", empty))
 
     def evaluate(self, runners: Runner, n_episodes: int, deterministic: bool, max_steps: int | None = None,
                  record: int = 0):

@@ -20,7 +20,7 @@ from advantage.config import from_dict
 from advantage.envs import registry
 from advantage.errors import AdvantageError, RunError
 from advantage.training import checkpoint
-from advantage.training.jax_backend import DEFAULT_EVAL_MAX_STEPS  # noqa: F401 - for report/video.py
+from advantage.training.rollout import DEFAULT_EVAL_MAX_STEPS  # noqa: F401 - importable here, as before
 from advantage.training.run_config import RunConfig, Schedule
 from advantage.training.seeding import EVAL_SEED_OFFSET  # noqa: F401 - for report/video.py
 
