@@ -92,22 +92,25 @@ ROBUST: tuple[Preset, ...] = (
     Preset("sac-pendulum", "sac", "Pendulum-v1", -200.0, in_tests=False),
     Preset("td3-pendulum", "td3", "Pendulum-v1", -200.0, in_tests=False),
     Preset("ddpg-pendulum", "ddpg", "Pendulum-v1", -250.0, in_tests=False),
+    # The off-policy learners on smaller networks and budgets, for the default test run (the Zoo presets above take
+    # about a minute per seed). At 8000 steps 1-3 seeds of 20 ended above -250 only for SAC; TD3 needed 16000 steps
+    # (at 12000 three seeds of 20 ended between -297 and -411 under AVX2), DDPG 12000.
+    Preset("sac-pendulum-short", "sac", "Pendulum-v1", -250.0, {"hidden_sizes": (64, 64), "learning_starts": 1000},
+           total_steps=16_000, eval_episodes=100),
+    Preset("td3-pendulum-short", "td3", "Pendulum-v1", -250.0, {"hidden_sizes": (64, 64), "learning_starts": 1000},
+           total_steps=16_000, eval_episodes=100),
+    Preset("ddpg-pendulum-short", "ddpg", "Pendulum-v1", -250.0, {"hidden_sizes": (64, 64), "learning_starts": 1000},
+           total_steps=12_000, eval_episodes=100),
 )
 
 #: Presets that learning tests name but that do not yet solve 20 seeds of 20 (benchmarks/ROBUSTNESS.md): their
-#: tests (tests/test_reinforce.py, tests/test_offpolicy_pg.py, tests/test_offpolicy.py) still check the mean or
-#: the median of seeds 0-2, and the robustness benchmark reports how many of 0-19 reach the threshold.
+#: tests (tests/test_reinforce.py, tests/test_offpolicy_pg.py) still check the mean of seeds 0-2, and the
+#: robustness benchmark reports how many of 0-19 reach the threshold.
 NOT_YET_ROBUST: tuple[Preset, ...] = (
     Preset("reinforce-vanilla-cartpole", "reinforce", "CartPole-v1", 195.0,
            {"phi": "total", "baseline": "none", "n_envs": 4, "gamma": 1.0, "learning_rate": 2e-3},
            total_steps=1_000_000, in_tests=False),
     Preset("is-pg-cartpole", "is-pg", "CartPole-v1", 300.0, eval_episodes=100, in_tests=False),
-    Preset("sac-pendulum-short", "sac", "Pendulum-v1", -250.0, {"hidden_sizes": (64, 64), "learning_starts": 1000},
-           total_steps=8000, eval_episodes=100, in_tests=False),
-    Preset("td3-pendulum-short", "td3", "Pendulum-v1", -250.0, {"hidden_sizes": (64, 64), "learning_starts": 1000},
-           total_steps=8000, eval_episodes=100, in_tests=False),
-    Preset("ddpg-pendulum-short", "ddpg", "Pendulum-v1", -250.0, {"hidden_sizes": (64, 64), "learning_starts": 1000},
-           total_steps=8000, eval_episodes=100, in_tests=False),
 )
 
 def get(name: str) -> Preset:
