@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from advantage.core.checks import ShapeError
 from advantage.core.returns import (
     discounted_returns,
     episode_returns,
@@ -15,6 +16,7 @@ from advantage.core.returns import (
     n_step_returns,
     td_errors,
     td_lambda_returns,
+    td_target,
 )
 
 RTOL = 1e-5
@@ -229,6 +231,16 @@ def test_td_errors_by_hand():
     # t2: 3 + 15 - 7 = 11; t3: 4 + 20 - 8 = 16
     expected = np.array([[1.0, 1.0, 1.0], [-4.0, 6.0, 6.0], [11.0, 11.0, 11.0], [16.0, 16.0, 16.0]])
     close(td_errors(R, V, NV, TERM, G), expected)
+
+
+def test_td_target_by_hand():
+    # y = r + gamma (1 - term) V(s'): 1 + .5 * 4 = 3 ; terminated: 2 ; truncated bootstraps: 3 + .5 * 8 = 7
+    r, v_tp1 = jnp.array([1.0, 2.0, 3.0]), jnp.array([4.0, 6.0, 8.0])
+    close(td_target(r, v_tp1, jnp.array([False, True, False]), 0.5), [3.0, 2.0, 7.0])
+    close(td_target(r, v_tp1, jnp.array([0.0, 1.0, 0.0]), 0.5), [3.0, 2.0, 7.0])  # 0/1 float flags
+    close(td_errors(R, V, NV, TERM, G), td_target(R, NV, TERM, G) - V)  # delta = y - V(s)
+    with pytest.raises(ShapeError, match=r"td_target.*r_t \(3,\), v_tp1 \(3, 1\)"):
+        td_target(r, v_tp1[:, None], jnp.zeros(3, bool), 0.5)
 
 
 def test_gae_and_lambda_returns_by_hand():
