@@ -94,7 +94,7 @@ def _batch(cfg, state, act_space, key, t=None):
 def test_buffer_ring_and_the_shorter_final_rollout():
     cfg = ispg.Config(n_envs=2, n_steps=4, buffer_size=3)
     space = Discrete(2)
-    state = ispg.init(jax.random.PRNGKey(0), Box(-1, 1, (3,)), space, cfg, total_updates=10)
+    state = ispg.init(jax.random.PRNGKey(0), Box(-1, 1, (3,)), space, cfg, 10 * cfg.n_envs * cfg.n_steps)
     update = jax.jit(lambda s, b: ispg.update(cfg, space, s, b, jax.random.PRNGKey(0)))
     batches = [_batch(cfg, state, space, jax.random.PRNGKey(i)) for i in range(4)]
     for i, b in enumerate(batches):
@@ -115,7 +115,7 @@ def test_on_policy_weights_are_one_and_old_rollouts_lose_weight():
     cfg = ispg.Config(n_envs=4, n_steps=16, buffer_size=4, n_epochs=4, learning_rate=3e-2, is_mode="per-decision",
                       anneal_lr=False)
     space = Discrete(2)
-    state = ispg.init(jax.random.PRNGKey(0), Box(-1, 1, (3,)), space, cfg, total_updates=10)
+    state = ispg.init(jax.random.PRNGKey(0), Box(-1, 1, (3,)), space, cfg, 10 * cfg.n_envs * cfg.n_steps)
     update = jax.jit(lambda s, b: ispg.update(cfg, space, s, b, jax.random.PRNGKey(0)))
     state, m = update(state, _batch(cfg, state, space, jax.random.PRNGKey(0)))
     np.testing.assert_allclose([m["is/ess"], m["is/max_ratio"], m["is/mean_log_weight"]], [1, 1, 0], atol=1e-5)

@@ -46,7 +46,7 @@ def test_first_epoch_ratio_is_one_and_update_moves_the_policy():
 
     cfg = ppo.Config(n_envs=4, n_steps=8, n_epochs=1, n_minibatches=1, normalize_obs=True)
     obs_space, act_space = Box(-1, 1, (3,)), Discrete(2)
-    state = ppo.init(jax.random.PRNGKey(0), obs_space, act_space, cfg, total_updates=10)
+    state = ppo.init(jax.random.PRNGKey(0), obs_space, act_space, cfg, total_steps=10 * cfg.n_envs * cfg.n_steps)
     obs = jax.random.normal(jax.random.PRNGKey(1), (8, 4, 3))
     action, logp, value = jax.vmap(lambda o, k: ppo.act(cfg, act_space, state, o, k))(
         obs, jax.random.split(jax.random.PRNGKey(2), 8))
@@ -54,7 +54,7 @@ def test_first_epoch_ratio_is_one_and_update_moves_the_policy():
                        obs, logp, value)
     new_state, m = ppo.update(cfg, act_space, state, batch, jax.random.PRNGKey(3))
     np.testing.assert_allclose(m["loss/approx_kl"], 0.0, atol=1e-7)  # one minibatch, first step: ratio == 1
-    assert int(new_state.update_count) == 1
+    assert int(new_state.env_steps) == 32  # the schedules run on env steps: T * B of the batch
     assert not np.allclose(np.asarray(new_state.obs_rms.mean), 0.0)  # statistics absorbed the batch after the update
 
 

@@ -58,7 +58,7 @@ def test_config_checks_the_new_fields():
 # ----------------------------------------------------------------------------- one update
 def _update(cfg, act_space=Discrete(2), seed=0):
     obs_space = Box(-1, 1, (3,))
-    state = ppo.init(jax.random.PRNGKey(seed), obs_space, act_space, cfg, total_updates=10)
+    state = ppo.init(jax.random.PRNGKey(seed), obs_space, act_space, cfg, total_steps=10 * cfg.n_envs * cfg.n_steps)
     T, B = cfg.n_steps, cfg.n_envs
     obs = jax.random.normal(jax.random.PRNGKey(1), (T, B, 3))
     action, logp, value = jax.vmap(lambda o, k: ppo.act(cfg, act_space, state, o, k))(

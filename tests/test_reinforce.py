@@ -74,7 +74,7 @@ def test_complete_mask_and_phi_across_episode_boundaries():
 def test_update_ignores_unfinished_episodes_and_skips_empty_rollouts():
     cfg = reinforce.Config(n_envs=2, n_steps=3, baseline="mean", features="linear-raw", learning_rate=0.1)
     obs_space, act_space = Box(-1, 1, (2,)), Discrete(2)
-    state = reinforce.init(jax.random.PRNGKey(0), obs_space, act_space, cfg, total_updates=1)
+    state = reinforce.init(jax.random.PRNGKey(0), obs_space, act_space, cfg, total_steps=cfg.n_envs * cfg.n_steps)
     obs = jax.random.normal(jax.random.PRNGKey(1), (3, 2, 2))
     zeros = jnp.zeros((3, 2))
     no_end = Transition(obs, jnp.zeros((3, 2), jnp.int32), jnp.ones((3, 2)), zeros.astype(bool), zeros.astype(bool),

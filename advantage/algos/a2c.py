@@ -138,8 +138,8 @@ class AgentState(struct.PyTreeNode):
     params: dict
     opt_state: optax.OptState
     obs_rms: RunningMeanStd
-    update_count: jax.Array
-    total_updates: jax.Array
+    env_steps: jax.Array  # env steps of the batches updated on so far
+    total_steps: jax.Array  # env steps of the run (per seed)
 
 
 def network(config: Config, action_space) -> ActorCritic:
@@ -159,12 +159,12 @@ def optimizer(config: Config) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), scale)
 
 
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     params = network(config, action_space).init(key, flatten_obs(jnp.zeros(obs_space.shape, jnp.float32),
                                                                  obs_space.shape))
     return AgentState(params=params, opt_state=optimizer(config).init(params),
-                      obs_rms=RunningMeanStd.create(obs_space.shape), update_count=jnp.zeros((), jnp.int32),
-                      total_updates=jnp.asarray(total_updates, jnp.int32))
+                      obs_rms=RunningMeanStd.create(obs_space.shape), env_steps=jnp.zeros((), jnp.int32),
+                      total_steps=jnp.asarray(total_steps, jnp.int32))
 
 
 def _preprocess(config: Config, state: AgentState, obs):
@@ -223,7 +223,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     flat_adv = adv.reshape(n)
     if config.normalize_advantage:
         flat_adv = losses.normalize(flat_adv)
-    frac = 1.0 - state.update_count / jnp.maximum(state.total_updates, 1)
+    frac = 1.0 - state.env_steps / jnp.maximum(state.total_steps, 1)  # linear annealing on env steps
     lr = config.learning_rate * (frac if config.anneal_lr else 1.0)
     (_, aux), grads = jax.value_and_grad(a2c_loss, has_aux=True)(
         state.params, net, config, obs.reshape((n, -1)), batch.action.reshape((n,) + batch.action.shape[2:]),
@@ -233,7 +233,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     params = optax.apply_updates(state.params, jax.tree.map(lambda u: -lr * u, updates))
     obs_rms = state.obs_rms.update(batch.obs) if config.normalize_obs else state.obs_rms
     new_state = state.replace(params=params, opt_state=opt_state, obs_rms=obs_rms,
-                              update_count=state.update_count + 1)
+                              env_steps=state.env_steps + batch.reward.size)
     deltas = td_errors(rewards, batch.value, next_values, batch.terminated, config.gamma)
     metrics = {
         "loss/policy": aux["policy"],

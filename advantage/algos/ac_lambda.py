@@ -137,8 +137,8 @@ class AgentState(struct.PyTreeNode):
     params: dict  # {"policy": theta, "critic": w}
     traces: dict  # {"policy": z^theta, "critic": z^w}, each like params with a leading [n_envs] axis
     discount_power: jax.Array  # I = gamma^t per environment, [n_envs]
-    update_count: jax.Array
-    total_updates: jax.Array
+    env_steps: jax.Array  # env steps of the batches updated on so far
+    total_steps: jax.Array  # env steps of the run (per seed)
     fmap: FeatureMap | None = struct.field(pytree_node=False, default=None)
 
 
@@ -149,7 +149,7 @@ def networks(config: Config, action_space, fmap) -> tuple[Policy, Critic]:
             Critic(1, fmap, config.hidden_sizes, config.activation))
 
 
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     fmap = make_feature_map(config.features, obs_space, config.tile_low, config.tile_high, config.n_tilings,
                             config.tiles_per_dim, algo=NAME)
     policy, critic = networks(config, action_space, fmap)
@@ -158,7 +158,7 @@ def init(key, obs_space, action_space, config: Config, total_updates: int) -> Ag
     params = {"policy": policy.init(k_pi, obs), "critic": critic.init(k_v, obs)}
     zeros = jax.tree.map(lambda p: jnp.zeros((config.n_envs,) + p.shape, p.dtype), params)
     return AgentState(params=params, traces=zeros, discount_power=jnp.ones(config.n_envs),
-                      update_count=jnp.zeros((), jnp.int32), total_updates=jnp.asarray(total_updates, jnp.int32),
+                      env_steps=jnp.zeros((), jnp.int32), total_steps=jnp.asarray(total_steps, jnp.int32),
                       fmap=fmap)
 
 
@@ -249,7 +249,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     state, m = jax.lax.scan(lambda st, tr: online_step(config, action_space, st, tr), state, batch)
     metrics = {k: (jnp.max(v) if k == "value/max" else jnp.mean(v)) for k, v in m.items()}
     metrics["opt/learning_rate"] = jnp.asarray(config.learning_rate, jnp.float32)
-    return state.replace(update_count=state.update_count + 1), metrics
+    return state.replace(env_steps=state.env_steps + batch.reward.size), metrics
 
 
 def policy_params(state: AgentState):

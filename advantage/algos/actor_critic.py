@@ -124,8 +124,8 @@ class AgentState(struct.PyTreeNode):
     params: dict  # {"policy": ..., "critic": ...}
     policy_opt: optax.OptState
     critic_opt: optax.OptState
-    update_count: jax.Array
-    total_updates: jax.Array
+    env_steps: jax.Array  # env steps of the batches updated on so far
+    total_steps: jax.Array  # env steps of the run (per seed)
     fmap: FeatureMap | None = struct.field(pytree_node=False, default=None)
 
 
@@ -141,7 +141,7 @@ def _optimizer(config: Config, lr) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), base)
 
 
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     if not is_discrete(action_space):
         raise ConfigError(f"qac needs a Discrete action space (its critic has one output per action); this "
                           f"environment's actions are a Box of shape {tuple(action_space.shape)}. Use a2c or "
@@ -155,7 +155,7 @@ def init(key, obs_space, action_space, config: Config, total_updates: int) -> Ag
     return AgentState(params=params,
                       policy_opt=_optimizer(config, config.learning_rate).init(params["policy"]),
                       critic_opt=_optimizer(config, config.critic_learning_rate).init(params["critic"]),
-                      update_count=jnp.zeros((), jnp.int32), total_updates=jnp.asarray(total_updates, jnp.int32),
+                      env_steps=jnp.zeros((), jnp.int32), total_steps=jnp.asarray(total_steps, jnp.int32),
                       fmap=fmap)
 
 
@@ -245,7 +245,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     u_q, critic_opt = _optimizer(config, config.critic_learning_rate).update(g_q, state.critic_opt, p_q)
     new_state = state.replace(
         params={"policy": optax.apply_updates(p_pi, u_pi), "critic": optax.apply_updates(p_q, u_q)},
-        policy_opt=policy_opt, critic_opt=critic_opt, update_count=state.update_count + 1)
+        policy_opt=policy_opt, critic_opt=critic_opt, env_steps=state.env_steps + batch.reward.size)
     metrics = {
         "loss/policy": pi_loss,
         "loss/value": q_loss,

@@ -269,7 +269,8 @@ def init_network(key, obs_space, action_space, config):
     return network(config, action_space).init(key, jnp.zeros((1, obs_dim(obs_space)), jnp.float32))
 
 
-def init(key, obs_space, action_space, config: Config, total_updates=None) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps=None) -> AgentState:
+    """``total_steps`` (the run's budget) is ignored: a search has no schedule."""
     if config.variant == "tabular":
         if not (hasattr(obs_space, "n") or getattr(obs_space, "one_hot", False)):
             raise ConfigError(f"cem.variant='tabular' needs a Discrete observation space (got {obs_space}); "

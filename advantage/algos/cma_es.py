@@ -89,7 +89,8 @@ def strategy(config: Config, flat_template):
     return es, es.default_params.replace(std_init=jnp.asarray(config.init_std, jnp.float32))
 
 
-def init(key, obs_space, action_space, config: Config, total_updates=None) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps=None) -> AgentState:
+    """``total_steps`` (the run's budget) is ignored: a search has no schedule."""
     k_net, k_es = jax.random.split(key)
     template = cem.init_network(k_net, obs_space, action_space, config)
     mean = jax.tree.map(jnp.zeros_like, template)

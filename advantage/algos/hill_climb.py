@@ -100,7 +100,8 @@ class AgentState:
     generation: jax.Array
 
 
-def init(key, obs_space, action_space, config: Config, total_updates=None) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps=None) -> AgentState:
+    """``total_steps`` (the run's budget) is ignored: a search has no schedule."""
     k_net, k_theta = jax.random.split(key)
     template = cem.init_network(k_net, obs_space, action_space, config)
     leaves, treedef = jax.tree.flatten(template)

@@ -171,8 +171,9 @@ class AgentState(struct.PyTreeNode):
     params: dict
     opt_state: optax.OptState
     buffer: RolloutBuffer
-    update_count: jax.Array
-    total_updates: jax.Array
+    update_count: jax.Array  # updates done so far: the buffer's next slot is update_count % buffer_size
+    env_steps: jax.Array  # env steps of the batches updated on so far: the schedule's position
+    total_steps: jax.Array  # env steps of the run (per seed): the schedule's horizon
 
 
 def network(config: Config, action_space) -> ActorCritic:
@@ -186,7 +187,7 @@ def optimizer(config: Config) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.scale_by_adam(eps=config.adam_eps))
 
 
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     net = network(config, action_space)
     params = net.init(key, flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape))
     act_shape, act_dtype = ((), jnp.int32) if is_discrete(action_space) else (action_space.shape, jnp.float32)
@@ -196,7 +197,8 @@ def init(key, obs_space, action_space, config: Config, total_updates: int) -> Ag
         buffer=RolloutBuffer.create(config.buffer_size, config.n_steps, config.n_envs, obs_space.shape,
                                     act_shape, act_dtype),
         update_count=jnp.zeros((), jnp.int32),
-        total_updates=jnp.asarray(total_updates, jnp.int32),
+        env_steps=jnp.zeros((), jnp.int32),
+        total_steps=jnp.asarray(total_steps, jnp.int32),
     )
 
 
@@ -342,7 +344,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
                                    buf.valid.shape).astype(jnp.float32),
     }
 
-    frac = 1.0 - state.update_count / jnp.maximum(state.total_updates, 1)
+    frac = 1.0 - state.env_steps / jnp.maximum(state.total_steps, 1)  # linear annealing on env steps
     lr = config.learning_rate * (frac if config.anneal_lr else 1.0)
     opt = optimizer(config)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -356,7 +358,8 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
 
     (params, opt_state), m = jax.lax.scan(step, (state.params, state.opt_state), None, length=config.n_epochs)
     first = jax.tree.map(lambda x: x[0], m)  # the weights as this update found them
-    new_state = state.replace(params=params, opt_state=opt_state, buffer=buf, update_count=state.update_count + 1)
+    new_state = state.replace(params=params, opt_state=opt_state, buffer=buf, update_count=state.update_count + 1,
+                              env_steps=state.env_steps + batch.reward.size)
     newest = data["newest"] * buf.valid
     sel = newest > 0
     metrics = {

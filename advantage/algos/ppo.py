@@ -154,8 +154,8 @@ class AgentState(struct.PyTreeNode):
     params: dict
     opt_state: optax.OptState
     obs_rms: RunningMeanStd
-    update_count: jax.Array  # updates done so far: the schedules' position
-    total_updates: jax.Array  # updates planned for the run: the schedules' horizon
+    env_steps: jax.Array  # env steps of the batches updated on so far: the schedules' position
+    total_steps: jax.Array  # env steps of the run (per seed): the schedules' horizon
     kl_beta: jax.Array  # the adaptive KL-penalty coefficient (constant unless the objective has the penalty)
 
 
@@ -175,15 +175,15 @@ def optimizer(config: Config) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.scale_by_adam(eps=config.adam_eps))
 
 
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     net = network(config, action_space)
     params = net.init(key, flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape))
     return AgentState(
         params=params,
         opt_state=optimizer(config).init(params),
         obs_rms=RunningMeanStd.create(obs_space.shape),
-        update_count=jnp.zeros((), jnp.int32),
-        total_updates=jnp.asarray(total_updates, jnp.int32),
+        env_steps=jnp.zeros((), jnp.int32),
+        total_steps=jnp.asarray(total_steps, jnp.int32),
         kl_beta=jnp.asarray(config.kl_beta, jnp.float32),
     )
 
@@ -206,8 +206,8 @@ def act(config: Config, action_space, state: AgentState, obs, key, deterministic
 
 
 def schedule(config: Config, state: AgentState):
-    """Linear annealing factor 1 -> 0 over the run, and the resulting (lr, clip_eps)."""
-    frac = 1.0 - state.update_count / jnp.maximum(state.total_updates, 1)
+    """Linear annealing factor 1 -> 0 over the run's env steps, and the resulting (lr, clip_eps)."""
+    frac = 1.0 - state.env_steps / jnp.maximum(state.total_steps, 1)  # linear annealing on env steps
     lr = config.learning_rate * (frac if config.anneal_lr else 1.0)
     clip_eps = config.clip_eps * (frac if config.anneal_clip else 1.0)
     return lr, clip_eps
@@ -340,7 +340,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
         kl_after = jnp.mean(old_dist.kl(net.apply(params, obs)[0]))
         kl_beta = adapt_kl_beta(state.kl_beta, kl_after, config.kl_target)
     new_state = state.replace(params=params, opt_state=opt_state, obs_rms=obs_rms,
-                              update_count=state.update_count + 1, kl_beta=kl_beta)
+                              env_steps=state.env_steps + batch.reward.size, kl_beta=kl_beta)
     metrics = {
         "loss/policy": mean(m["policy"]),
         "loss/value": mean(m["value"]),

@@ -168,8 +168,8 @@ class AgentState(struct.PyTreeNode):
     params: dict  # {"policy": ..., "critic": ...}
     policy_opt: optax.OptState
     critic_opt: optax.OptState
-    update_count: jax.Array
-    total_updates: jax.Array
+    env_steps: jax.Array  # env steps of the batches updated on so far
+    total_steps: jax.Array  # env steps of the run (per seed)
     fmap: FeatureMap | None = struct.field(pytree_node=False, default=None)
 
 
@@ -187,7 +187,7 @@ def _optimizer(config: Config, lr) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), base)
 
 
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     fmap = make_feature_map(config.features, obs_space, config.tile_low, config.tile_high, config.n_tilings,
                             config.tiles_per_dim, algo=NAME)
     policy, critic = networks(config, action_space, fmap)
@@ -198,8 +198,8 @@ def init(key, obs_space, action_space, config: Config, total_updates: int) -> Ag
         params=params,
         policy_opt=_optimizer(config, config.learning_rate).init(params["policy"]),
         critic_opt=_optimizer(config, config.value_learning_rate).init(params["critic"]),
-        update_count=jnp.zeros((), jnp.int32),
-        total_updates=jnp.asarray(total_updates, jnp.int32),
+        env_steps=jnp.zeros((), jnp.int32),
+        total_steps=jnp.asarray(total_steps, jnp.int32),
         fmap=fmap,
     )
 
@@ -330,7 +330,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
         params={"policy": pick(policy_params, state.params["policy"]), "critic": pick(critic_params,
                                                                                       state.params["critic"])},
         policy_opt=pick(policy_opt, state.policy_opt), critic_opt=pick(critic_opt, state.critic_opt),
-        update_count=state.update_count + 1,
+        env_steps=state.env_steps + batch.reward.size,
     )
     var_g = masked_mean((rtg - masked_mean(rtg, mask)) ** 2, mask)
     resid = rtg - values

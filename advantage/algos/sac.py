@@ -146,7 +146,7 @@ def target_entropy(config, action_space) -> float:
     return -float(action_dim(action_space)) if config.target_entropy is None else float(config.target_entropy)
 
 
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     td3.require_box(NAME, action_space)
     obs_dim, act_dim = int(np.prod(obs_space.shape)), action_dim(action_space)
     k_actor, k_critic = jax.random.split(key)
@@ -158,7 +158,7 @@ def init(key, obs_space, action_space, config: Config, total_updates: int) -> Ag
     return AgentState(
         actor=actor, critic=critic, critic_target=critic, log_alpha=log_alpha,
         actor_opt=adam.init(actor), critic_opt=adam.init(critic), alpha_opt=adam.init(log_alpha),
-        buffer=replay.init(td3.buffer_capacity(config, total_updates), obs_space.shape, (act_dim,)),
+        buffer=replay.init(td3.buffer_capacity(config, total_steps), obs_space.shape, (act_dim,)),
         env_steps=jnp.zeros((), jnp.int32), grad_steps=jnp.zeros((), jnp.int32),
     )
 

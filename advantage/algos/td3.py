@@ -252,12 +252,12 @@ def require_box(name: str, action_space) -> None:
                           f"got low={action_space.low}, high={action_space.high}.")
 
 
-def buffer_capacity(config, total_updates: int) -> int:
-    """``min(buffer_size, transitions the run will collect)``: a bigger buffer would never fill."""
-    return max(1, min(int(config.buffer_size), int(total_updates) * config.n_envs * config.n_steps))
+def buffer_capacity(config, total_steps: int) -> int:
+    """``min(buffer_size, total_steps)``: a buffer larger than the transitions the run collects would never fill."""
+    return max(1, min(int(config.buffer_size), int(total_steps)))
 
 
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     require_box(type(config).__module__.split(".")[-1], action_space)
     obs_dim, act_dim = int(np.prod(obs_space.shape)), action_dim(action_space)
     k_actor, k_critic, k_ou = jax.random.split(key, 3)
@@ -266,7 +266,7 @@ def init(key, obs_space, action_space, config: Config, total_updates: int) -> Ag
     return AgentState(
         actor=actor, critic=critic, actor_target=actor, critic_target=critic,
         actor_opt=adam(config).init(actor), critic_opt=adam(config).init(critic),
-        buffer=replay.init(buffer_capacity(config, total_updates), obs_space.shape, (act_dim,)),
+        buffer=replay.init(buffer_capacity(config, total_steps), obs_space.shape, (act_dim,)),
         ou_noise=ou_reset(config, k_ou, (config.n_envs, act_dim)),
         env_steps=jnp.zeros((), jnp.int32), grad_steps=jnp.zeros((), jnp.int32),
     )

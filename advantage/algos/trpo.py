@@ -137,8 +137,8 @@ class AgentState(struct.PyTreeNode):
     params: dict  # ActorCritic parameters: actor_torso + policy_head (the policy), critic_torso + value_head
     critic_opt_state: optax.OptState  # Adam state of the critic's parameters only
     obs_rms: RunningMeanStd
-    update_count: jax.Array
-    total_updates: jax.Array
+    env_steps: jax.Array  # env steps of the batches updated on so far
+    total_steps: jax.Array  # env steps of the run (per seed)
 
 
 def network(config: Config, action_space) -> ActorCritic:
@@ -172,15 +172,15 @@ def critic_optimizer(config: Config) -> optax.GradientTransformation:
     return optax.adam(config.learning_rate, eps=config.adam_eps)
 
 
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     net = network(config, action_space)
     params = net.init(key, flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape))
     return AgentState(
         params=params,
         critic_opt_state=critic_optimizer(config).init(split_params(params)[1]),
         obs_rms=RunningMeanStd.create(obs_space.shape),
-        update_count=jnp.zeros((), jnp.int32),
-        total_updates=jnp.asarray(total_updates, jnp.int32),
+        env_steps=jnp.zeros((), jnp.int32),
+        total_steps=jnp.asarray(total_steps, jnp.int32),
     )
 
 
@@ -285,7 +285,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
 
     obs_rms = state.obs_rms.update(batch.obs) if config.normalize_obs else state.obs_rms
     new_state = state.replace(params=merge_params(actor, critic), critic_opt_state=critic_opt_state,
-                              obs_rms=obs_rms, update_count=state.update_count + 1)
+                              obs_rms=obs_rms, env_steps=state.env_steps + batch.reward.size)
     metrics = {
         "loss/policy": -info["surrogate"],
         "loss/value": jnp.mean(v_losses),

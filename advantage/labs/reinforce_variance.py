@@ -62,7 +62,8 @@ def trained_policy(seed: int, total_steps: int):
     env, params = make(ENV)
     space = env.action_space(params)
     if total_steps <= 0:
-        agent = reinforce.init(jax.random.PRNGKey(seed), env.observation_space(params), space, cfg, 1)
+        agent = reinforce.init(jax.random.PRNGKey(seed), env.observation_space(params), space, cfg,
+                               cfg.n_envs * cfg.n_steps)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             run = RunConfig(env=ENV, seeds=(seed,), total_steps=total_steps, run_dir=str(Path(tmp) / "run"),
