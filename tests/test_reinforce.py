@@ -8,6 +8,7 @@ import pytest
 
 from advantage.algos import reinforce
 from advantage.config import ConfigError
+from advantage.core import losses
 from advantage.envs import Box, Discrete
 from advantage.nets.linear import FeatureMap, Policy, make_feature_map, tile_indices
 from advantage.types import Transition
@@ -44,7 +45,7 @@ def test_surrogate_gradient_is_sum_of_score_times_phi_by_hand(phi):
 
     def loss(p):
         logp = policy.apply(p, jnp.asarray(s)[:, None]).log_prob(jnp.asarray(a)[:, None])
-        return reinforce.reinforce_loss(logp, phi_t, jnp.ones((2, 1)))
+        return losses.policy_gradient_loss(logp, phi_t, jnp.ones((2, 1)))  # the loss REINFORCE trains with
 
     grad = np.asarray(jax.grad(loss)(params)["params"]["LinearHead_0"]["w"])
     # by hand: grad_theta log softmax(theta^T x)_a = x (e_a - pi)^T, x = [s, 1]

@@ -22,6 +22,7 @@ from jax.flatten_util import ravel_pytree
 from advantage.algos import cem
 from advantage.config import check, static
 from advantage.errors import MissingExtraError
+from advantage.nets.mlp import check_torso
 
 NAME = "cma-es"
 SEARCH = True
@@ -60,8 +61,7 @@ class Config:
         check(self, "episodes_per_candidate", lambda v: v >= 1, "run at least one episode per candidate")
         if self.max_episode_steps is not None:
             check(self, "max_episode_steps", lambda v: v >= 1, "use a positive step cap (or None)")
-        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
-        check(self, "activation", lambda v: v in ("tanh", "relu", "elu", "gelu"), "choose tanh, relu, elu or gelu")
+        check_torso(self)
         check(self, "init_std", lambda v: v > 0, "the initial step size must be positive")
 
     @property

@@ -27,6 +27,7 @@ from flax import struct
 
 from advantage.algos import cem
 from advantage.config import check, static
+from advantage.nets.mlp import check_torso
 
 NAME = "hill-climb"
 SEARCH = True
@@ -69,8 +70,7 @@ class Config:
         check(self, "episodes_per_candidate", lambda v: v >= 1, "run at least one episode per candidate")
         if self.max_episode_steps is not None:
             check(self, "max_episode_steps", lambda v: v >= 1, "use a positive step cap (or None)")
-        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
-        check(self, "activation", lambda v: v in ("tanh", "relu", "elu", "gelu"), "choose tanh, relu, elu or gelu")
+        check_torso(self)
         check(self, "init_std", lambda v: v >= 0, "the initial std must be >= 0")
         check(self, "noise_std", lambda v: v > 0, "the noise scale must be positive")
         check(self, "noise_shrink", lambda v: 0 < v <= 1, "the shrink factor must lie in (0, 1]")
