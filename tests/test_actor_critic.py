@@ -7,14 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import first_agent, train_run
 
 from advantage.algos import a2c, ac_lambda, actor_critic
 from advantage.config import ConfigError
 from advantage.core.returns import gae, td_errors
 from advantage.envs import Box, Discrete
 from advantage.types import Transition
-
-from helpers import first_agent, train_run
 
 
 # ----------------------------------------------------------------------------- ac-lambda by hand

@@ -7,14 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import first_agent, train_run
 
 from advantage.algos import ddpg, sac, td3
 from advantage.buffers import replay
 from advantage.config import ConfigError
 from advantage.envs import Box, Discrete
 from advantage.types import Transition
-
-from helpers import first_agent, train_run
 
 MODULES = {"ddpg": ddpg, "td3": td3, "sac": sac}
 

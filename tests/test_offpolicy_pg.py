@@ -4,14 +4,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import first_agent, train_run
 
 from advantage import algos
 from advantage.algos import offpolicy_pg as ispg
 from advantage.config import ConfigError
 from advantage.envs import Box, Discrete
 from advantage.types import Transition
-
-from helpers import first_agent, train_run
 
 
 # ----------------------------------------------------------------------------- buffer and update

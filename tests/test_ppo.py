@@ -4,10 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import first_agent, train_run
 
 from advantage.algos import ppo
-
-from helpers import first_agent, train_run
 
 
 # ----------------------------------------------------------------------------- one update (the losses by hand:

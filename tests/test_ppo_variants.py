@@ -4,13 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import first_agent, train_run
 
 from advantage.algos import ppo
 from advantage.config import ConfigError
 from advantage.envs import Box, Discrete
 from advantage.types import Transition
-
-from helpers import first_agent, train_run
 
 
 # ----------------------------------------------------------------------------- the rules, by hand
@@ -42,7 +41,8 @@ def test_config_checks_the_new_fields():
 
 
 # ----------------------------------------------------------------------------- one update
-def _update(cfg, act_space=Discrete(2), seed=0):
+def _update(cfg, act_space=None, seed=0):
+    act_space = Discrete(2) if act_space is None else act_space
     obs_space = Box(-1, 1, (3,))
     state = ppo.init(jax.random.PRNGKey(seed), obs_space, act_space, cfg, total_steps=10 * cfg.n_envs * cfg.n_steps)
     T, B = cfg.n_steps, cfg.n_envs

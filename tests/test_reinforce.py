@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import first_agent, train_run
 
 from advantage.algos import reinforce
 from advantage.config import ConfigError
@@ -12,8 +13,6 @@ from advantage.core import losses
 from advantage.envs import Box, Discrete
 from advantage.nets.linear import FeatureMap, Policy, make_feature_map, tile_indices
 from advantage.types import Transition
-
-from helpers import first_agent, train_run
 
 
 # ----------------------------------------------------------------------------- the estimator, by hand
