@@ -7,14 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import first_agent, train_run
 
 from advantage.algos import a2c, ac_lambda, actor_critic
 from advantage.config import ConfigError
 from advantage.core.returns import gae, td_errors
 from advantage.envs import Box, Discrete
 from advantage.types import Transition
-
-from helpers import first_agent, train_run
 
 
 # ----------------------------------------------------------------------------- ac-lambda by hand
@@ -58,7 +57,7 @@ def test_ac_lambda_two_steps_by_hand(discount_actor, first_ends):
         cfg = ac_lambda.Config(n_steps=n_steps, features="linear-raw", gamma=gamma, lambda_actor=lam_pi,
                                lambda_critic=lam_v, learning_rate=a_pi, critic_learning_rate=a_v,
                                discount_actor=discount_actor)
-        state = ac_lambda.init(jax.random.PRNGKey(0), Box(-5, 5, (2,)), space, cfg, total_updates=2)
+        state = ac_lambda.init(jax.random.PRNGKey(0), Box(-5, 5, (2,)), space, cfg, 2 * cfg.n_envs * cfg.n_steps)
         state = state.replace(params={"policy": {"params": {"LinearHead_0": {"w": jnp.asarray(theta)}}},
                                       "critic": {"params": {"LinearHead_0": {"w": jnp.asarray(w)}}}})
         batch = Transition(obs=jnp.asarray(s[:2])[:, None], action=jnp.asarray([[1], [0]], jnp.int32),

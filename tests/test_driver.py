@@ -9,12 +9,11 @@ import sys
 import time
 
 import pytest
+from helpers import train_run
 
 from advantage.algos import ppo
 from advantage.cli import main
 from advantage.training import driver
-
-from helpers import train_run
 
 SMALL = dict(n_envs=8, n_steps=32, n_epochs=2, n_minibatches=2)
 

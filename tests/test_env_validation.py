@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
+import envs_for_tests as E
 import gymnasium
 import numpy as np
 import pytest
 
-import envs_for_tests as E
 from advantage.envs.gymnasium import GymnasiumVecEnv
 from advantage.envs.validation import (
     EnvError,

@@ -3,13 +3,12 @@
 import jax
 import numpy as np
 import pytest
+from helpers import train_run
 
 from advantage.algos import ppo
 from advantage.cli import main
 from advantage.training import driver
 from advantage.training.health import HealthMonitor, NonFiniteError
-
-from helpers import train_run
 
 SMALL = dict(n_envs=8, n_steps=32, n_epochs=2, n_minibatches=2)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import envs_for_tests as E
 import gymnasium
 import numpy as np
 import pytest
 
-import envs_for_tests as E
 from advantage.envs.gymnasium import GymnasiumVecEnv, resolve_env_factory
 from advantage.envs.spaces import Box, Discrete
 from advantage.envs.validation import EnvError

@@ -7,14 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import first_agent, train_run
 
 from advantage.algos import ddpg, sac, td3
 from advantage.buffers import replay
 from advantage.config import ConfigError
 from advantage.envs import Box, Discrete
 from advantage.types import Transition
-
-from helpers import first_agent, train_run
 
 MODULES = {"ddpg": ddpg, "td3": td3, "sac": sac}
 
@@ -132,7 +131,7 @@ def test_sac_alpha_moves_toward_the_target_entropy(log_std, direction):
     """Entropy below the target (-1 for one action dimension) raises alpha; above it lowers alpha."""
     cfg = sac.Config(hidden_sizes=(16,), batch_size=32, learning_starts=0, learning_rate=1e-2, n_envs=64)
     space = Box(-1, 1, (1,))
-    state = _with_log_std(sac.init(jax.random.PRNGKey(0), Box(-1, 1, (1,)), space, cfg, total_updates=100), log_std)
+    state = _with_log_std(sac.init(jax.random.PRNGKey(0), Box(-1, 1, (1,)), space, cfg, total_steps=6400), log_std)
     obs = jax.random.uniform(jax.random.PRNGKey(1), (1, 64, 1), minval=-1, maxval=1)  # one step of 64 envs
     batch = Transition(obs, jnp.zeros((1, 64, 1)), jnp.zeros((1, 64)), jnp.zeros((1, 64), bool),
                        jnp.zeros((1, 64), bool), obs, jnp.zeros((1, 64)), jnp.zeros((1, 64)))
@@ -176,8 +175,9 @@ def test_ddpg_is_td3_with_three_switches():
         ddpg.Config(tau=0.0)
 
 
-def _state(mod, cfg, act_dim=1, obs_dim=1, total_updates=1000):
-    return mod.init(jax.random.PRNGKey(0), Box(-1, 1, (obs_dim,)), Box(-1, 1, (act_dim,)), cfg, total_updates)
+def _state(mod, cfg, act_dim=1, obs_dim=1, updates=1000):
+    return mod.init(jax.random.PRNGKey(0), Box(-1, 1, (obs_dim,)), Box(-1, 1, (act_dim,)), cfg,
+                    updates * cfg.n_envs * cfg.n_steps)
 
 
 @pytest.mark.parametrize("name", ["td3", "sac"])
@@ -185,7 +185,7 @@ def test_act_random_before_learning_starts_then_policy(name):
     mod = MODULES[name]
     cfg = mod.Config(hidden_sizes=(8,), learning_starts=5, n_envs=4000)
     space = Box(-1, 1, (2,))
-    state = mod.init(jax.random.PRNGKey(0), Box(-1, 1, (1,)), space, cfg, 10)
+    state = mod.init(jax.random.PRNGKey(0), Box(-1, 1, (1,)), space, cfg, 40_000)
     if name == "sac":
         state = _with_log_std(state, -3.0)  # std 0.05, so that exploring is told apart from uniform
     obs = jnp.zeros((4000, 1))
@@ -202,7 +202,7 @@ def test_act_random_before_learning_starts_then_policy(name):
 def test_td3_gaussian_exploration_is_independent_per_dimension():
     cfg = td3.Config(hidden_sizes=(8,), learning_starts=0, exploration_std=0.1, n_envs=20_000)
     space = Box(-1, 1, (3,))
-    state = td3.init(jax.random.PRNGKey(0), Box(-1, 1, (1,)), space, cfg, 10)
+    state = td3.init(jax.random.PRNGKey(0), Box(-1, 1, (1,)), space, cfg, 200_000)
     obs = jnp.zeros((20_000, 1))
     mu = np.asarray(td3.act(cfg, space, state, obs, None, deterministic=True)[0])
     noise = np.asarray(td3.act(cfg, space, state, obs, jax.random.PRNGKey(3))[0]) - mu

@@ -4,14 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import first_agent, train_run
 
 from advantage.algos import ppo
 from advantage.config import ConfigError
-from advantage.core.distributions import Categorical
 from advantage.envs import Box, Discrete
 from advantage.types import Transition
-
-from helpers import first_agent, train_run
 
 
 # ----------------------------------------------------------------------------- the rules, by hand
@@ -33,19 +31,6 @@ def test_adaptive_beta_stays_within_its_bounds():
     assert float(ppo.adapt_kl_beta(jnp.float32(ppo.KL_BETA_MAX), 1.0, 0.01)) == pytest.approx(ppo.KL_BETA_MAX)
 
 
-def test_kl_penalty_and_unclipped_surrogate_by_hand():
-    old = Categorical(jnp.log(jnp.array([[0.5, 0.5], [0.9, 0.1]])))
-    new = Categorical(jnp.log(jnp.array([[0.8, 0.2], [0.9, 0.1]])))
-    penalty, kl = ppo.kl_penalty(old, new, 2.0)
-    kl0 = 0.5 * np.log(0.5 / 0.8) + 0.5 * np.log(0.5 / 0.2)  # KL(old || new) in state 0; 0 in state 1
-    np.testing.assert_allclose(kl, kl0 / 2, rtol=1e-6)
-    np.testing.assert_allclose(penalty, kl0, rtol=1e-6)
-    # -mean(r A): ratios 2 and 0.5, advantages 1 and 3
-    new_logp, old_logp = jnp.log(jnp.array([0.4, 0.1])), jnp.log(jnp.array([0.2, 0.2]))
-    loss = ppo.importance_surrogate(new_logp, old_logp, jnp.array([1.0, 3.0]))
-    np.testing.assert_allclose(loss, -(2 * 1 + 0.5 * 3) / 2, rtol=1e-6)
-
-
 def test_config_checks_the_new_fields():
     with pytest.raises(ConfigError, match="ppo.objective"):
         ppo.Config(objective="kl-clip")
@@ -56,9 +41,10 @@ def test_config_checks_the_new_fields():
 
 
 # ----------------------------------------------------------------------------- one update
-def _update(cfg, act_space=Discrete(2), seed=0):
+def _update(cfg, act_space=None, seed=0):
+    act_space = Discrete(2) if act_space is None else act_space
     obs_space = Box(-1, 1, (3,))
-    state = ppo.init(jax.random.PRNGKey(seed), obs_space, act_space, cfg, total_updates=10)
+    state = ppo.init(jax.random.PRNGKey(seed), obs_space, act_space, cfg, total_steps=10 * cfg.n_envs * cfg.n_steps)
     T, B = cfg.n_steps, cfg.n_envs
     obs = jax.random.normal(jax.random.PRNGKey(1), (T, B, 3))
     action, logp, value = jax.vmap(lambda o, k: ppo.act(cfg, act_space, state, o, k))(

@@ -14,9 +14,9 @@ caught: ppo-cartpole (seeds 500, 380.6, 500), ppo-pendulum (-215, -662, -165), a
 from __future__ import annotations
 
 import pytest
+from helpers import train_run
 
 from advantage.presets import ROBUST
-from helpers import train_run
 
 #: Seeds of the learning tests (a subset of the robustness benchmark's 0-19).
 SEEDS = (0, 1, 2)

@@ -5,14 +5,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import first_agent, train_run
 
 from advantage.algos import reinforce
 from advantage.config import ConfigError
+from advantage.core import losses
 from advantage.envs import Box, Discrete
 from advantage.nets.linear import FeatureMap, Policy, make_feature_map, tile_indices
 from advantage.types import Transition
-
-from helpers import first_agent, train_run
 
 
 # ----------------------------------------------------------------------------- the estimator, by hand
@@ -44,7 +44,7 @@ def test_surrogate_gradient_is_sum_of_score_times_phi_by_hand(phi):
 
     def loss(p):
         logp = policy.apply(p, jnp.asarray(s)[:, None]).log_prob(jnp.asarray(a)[:, None])
-        return reinforce.reinforce_loss(logp, phi_t, jnp.ones((2, 1)))
+        return losses.policy_gradient_loss(logp, phi_t, jnp.ones((2, 1)))  # the loss REINFORCE trains with
 
     grad = np.asarray(jax.grad(loss)(params)["params"]["LinearHead_0"]["w"])
     # by hand: grad_theta log softmax(theta^T x)_a = x (e_a - pi)^T, x = [s, 1]
@@ -74,7 +74,7 @@ def test_complete_mask_and_phi_across_episode_boundaries():
 def test_update_ignores_unfinished_episodes_and_skips_empty_rollouts():
     cfg = reinforce.Config(n_envs=2, n_steps=3, baseline="mean", features="linear-raw", learning_rate=0.1)
     obs_space, act_space = Box(-1, 1, (2,)), Discrete(2)
-    state = reinforce.init(jax.random.PRNGKey(0), obs_space, act_space, cfg, total_updates=1)
+    state = reinforce.init(jax.random.PRNGKey(0), obs_space, act_space, cfg, total_steps=cfg.n_envs * cfg.n_steps)
     obs = jax.random.normal(jax.random.PRNGKey(1), (3, 2, 2))
     zeros = jnp.zeros((3, 2))
     no_end = Transition(obs, jnp.zeros((3, 2), jnp.int32), jnp.ones((3, 2)), zeros.astype(bool), zeros.astype(bool),

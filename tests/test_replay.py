@@ -94,13 +94,13 @@ def test_checkpoint_round_trip_with_the_buffer(algo):
     mod = algos.get(algo)
     cfg = mod.Config(hidden_sizes=(8,), buffer_size=16, batch_size=4, learning_starts=0)
     obs_space, act_space = Box(-1, 1, (2,)), Box(-1, 1, (1,))
-    state = mod.init(jax.random.PRNGKey(0), obs_space, act_space, cfg, total_updates=100)
+    state = mod.init(jax.random.PRNGKey(0), obs_space, act_space, cfg, total_steps=100)
     assert replay.capacity(state.buffer) == 16
     batch = _batch(np.arange(5.0))
     state, m = mod.update(cfg, act_space, state, batch, jax.random.PRNGKey(1))
     assert int(replay.size(state.buffer)) == 5 and float(m["buffer/size"]) == 5
     data = serialization.msgpack_serialize(serialization.to_state_dict(jax.device_get(state)))
-    template = mod.init(jax.random.PRNGKey(7), obs_space, act_space, cfg, total_updates=100)
+    template = mod.init(jax.random.PRNGKey(7), obs_space, act_space, cfg, total_steps=100)
     restored = serialization.from_state_dict(template, serialization.msgpack_restore(data))
     for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(restored)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -113,6 +113,6 @@ def test_capacity_is_capped_by_the_budget():
     from advantage.envs import Box
 
     cfg = td3.Config(hidden_sizes=(8,), buffer_size=1_000_000)
-    state = td3.init(jax.random.PRNGKey(0), Box(-1, 1, (3,)), Box(-2, 2, (1,)), cfg, total_updates=20_000)
+    state = td3.init(jax.random.PRNGKey(0), Box(-1, 1, (3,)), Box(-2, 2, (1,)), cfg, total_steps=20_000)
     assert replay.capacity(state.buffer) == 20_000
     assert replay.nbytes(state.buffer) == 20_000 * (3 * 4 * 2 + 4 + 4 + 1 + 1) + 8

@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.stats
+from helpers import train_run
 
 from advantage.algos import ppo
 from advantage.cli import main
 from advantage.report import stats
 from advantage.report.report import ReportError, make_report
-
-from helpers import train_run
 
 SMALL = dict(n_envs=8, n_steps=32, n_epochs=2, n_minibatches=2)
 

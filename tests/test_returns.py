@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from advantage.core.checks import ShapeError
 from advantage.core.returns import (
     discounted_returns,
     episode_returns,
@@ -15,6 +16,7 @@ from advantage.core.returns import (
     n_step_returns,
     td_errors,
     td_lambda_returns,
+    td_target,
 )
 
 RTOL = 1e-5
@@ -102,9 +104,9 @@ def ref_gae(rewards, values, next_values, terminated, truncated, gamma, lam):
     for b in range(B):
         for t in range(T):
             adv = 0.0
-            for l in range(T - t):
-                adv += (gamma * lam) ** l * delta[t + l, b]
-                if terminated[t + l, b] or truncated[t + l, b]:
+            for k in range(T - t):
+                adv += (gamma * lam) ** k * delta[t + k, b]
+                if terminated[t + k, b] or truncated[t + k, b]:
                     break
             out[t, b] = adv
     return out
@@ -229,6 +231,16 @@ def test_td_errors_by_hand():
     # t2: 3 + 15 - 7 = 11; t3: 4 + 20 - 8 = 16
     expected = np.array([[1.0, 1.0, 1.0], [-4.0, 6.0, 6.0], [11.0, 11.0, 11.0], [16.0, 16.0, 16.0]])
     close(td_errors(R, V, NV, TERM, G), expected)
+
+
+def test_td_target_by_hand():
+    # y = r + gamma (1 - term) V(s'): 1 + .5 * 4 = 3 ; terminated: 2 ; truncated bootstraps: 3 + .5 * 8 = 7
+    r, v_tp1 = jnp.array([1.0, 2.0, 3.0]), jnp.array([4.0, 6.0, 8.0])
+    close(td_target(r, v_tp1, jnp.array([False, True, False]), 0.5), [3.0, 2.0, 7.0])
+    close(td_target(r, v_tp1, jnp.array([0.0, 1.0, 0.0]), 0.5), [3.0, 2.0, 7.0])  # 0/1 float flags
+    close(td_errors(R, V, NV, TERM, G), td_target(R, NV, TERM, G) - V)  # delta = y - V(s)
+    with pytest.raises(ShapeError, match=r"td_target.*r_t \(3,\), v_tp1 \(3, 1\)"):
+        td_target(r, v_tp1[:, None], jnp.zeros(3, bool), 0.5)
 
 
 def test_gae_and_lambda_returns_by_hand():
@@ -361,20 +373,25 @@ def test_termination_vs_truncation_differ_by_bootstrap():
     def diff(fn):  # (end marked truncated) minus (end marked terminated)
         return np.asarray(fn(flag_trunc=flag, flag_term=no)) - np.asarray(fn(flag_trunc=no, flag_term=flag))
 
-    dr = lambda flag_trunc, flag_term: discounted_returns(r, nv, flag_term, flag_trunc, gamma)
+    def dr(flag_trunc, flag_term):
+        return discounted_returns(r, nv, flag_term, flag_trunc, gamma)
     close(diff(dr), np.where(in_episode, boot, 0.0))
 
-    ep = lambda flag_trunc, flag_term: episode_returns(r, flag_term, flag_trunc, gamma, next_values=nv)
+    def ep(flag_trunc, flag_term):
+        return episode_returns(r, flag_term, flag_trunc, gamma, next_values=nv)
     close(diff(ep), np.where(in_episode, gamma ** (e + 1) * v_final, 0.0))
 
-    td = lambda flag_trunc, flag_term: td_errors(r, v, nv, flag_term, gamma)
+    def td(flag_trunc, flag_term):
+        return td_errors(r, v, nv, flag_term, gamma)
     close(diff(td), np.where(t == e, gamma * v_final, 0.0))
 
-    ga = lambda flag_trunc, flag_term: gae(r, v, nv, flag_term, flag_trunc, gamma, lam)
+    def ga(flag_trunc, flag_term):
+        return gae(r, v, nv, flag_term, flag_trunc, gamma, lam)
     close(diff(ga), np.where(in_episode, (gamma * lam) ** (e - t) * gamma * v_final, 0.0))
 
     for n in (1, 2, 3, 10):
-        ns = lambda flag_trunc, flag_term: n_step_returns(r, nv, flag_term, flag_trunc, gamma, n)
+        def ns(flag_trunc, flag_term):
+            return n_step_returns(r, nv, flag_term, flag_trunc, gamma, n)
         close(diff(ns), np.where(in_episode & (e - t + 1 <= n), boot, 0.0))
 
 
@@ -449,13 +466,15 @@ def test_infinite_horizon_value_of_start_state():
     starts = np.concatenate([np.ones((1, B_INF), bool), cut[:-1]], axis=0)
 
     # R(tau) of every episode: 9.56 + gamma^H V(final) when truncated, 9.56 when terminated
-    ep = lambda r, v, nv, te, tr: episode_returns(r, te, tr, GAMMA_INF, next_values=nv)
+    def ep(r, v, nv, te, tr):
+        return episode_returns(r, te, tr, GAMMA_INF, next_values=nv)
     v_trunc, v_term = fit_constant_value(ep, rewards, cut)
     assert abs(v_trunc - V_INF) < 0.01 * V_INF, v_trunc
     close(v_term, V_FINITE, rtol=1e-4)  # (1 - .99^10) / (1 - .99) = 9.5618
 
     # the same with the reward-to-go read at the episode starts only
-    rtg = lambda r, v, nv, te, tr: discounted_returns(r, nv, te, tr, GAMMA_INF)
+    def rtg(r, v, nv, te, tr):
+        return discounted_returns(r, nv, te, tr, GAMMA_INF)
     v_trunc, v_term = fit_constant_value(rtg, rewards, cut, mask=starts)
     assert abs(v_trunc - V_INF) < 0.01 * V_INF, v_trunc
     close(v_term, V_FINITE, rtol=1e-4)
@@ -502,7 +521,8 @@ def test_vmap_over_batch_and_extra_axes():
         assert per_column[name].shape == (6, 3), name
         close(per_column[name], out)
     # vmap over a leading axis of independent rollouts, and over gamma
-    stack = lambda x: np.stack([x, x[::-1]])
+    def stack(x):
+        return np.stack([x, x[::-1]])
     batched = jax.jit(jax.vmap(all_functions))(stack(r), stack(v), stack(nv), stack(term), stack(trunc))
     for name, out in eager.items():
         assert batched[name].shape == (2, 6, 3), name

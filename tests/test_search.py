@@ -17,7 +17,6 @@ from advantage.envs.spaces import Box, Discrete
 from advantage.training.driver import evaluate_run
 from tests.helpers import train_run
 
-
 # ----------------------------------------------------------------------------- the math, by hand
 
 def test_tabular_refit_formula_by_hand():

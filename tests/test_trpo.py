@@ -4,14 +4,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import first_agent, train_run
 
 from advantage import algos
 from advantage.algos import npg, trpo
 from advantage.config import ConfigError
 from advantage.envs import Box, Discrete
 from advantage.types import Transition
-
-from helpers import first_agent, train_run
 
 
 # ----------------------------------------------------------------------------- the module and one update
@@ -31,7 +30,7 @@ def test_npg_is_trpo_without_the_line_search():
 
 def _one_update(cfg, act_space, seed=0):
     obs_space = Box(-1, 1, (3,))
-    state = trpo.init(jax.random.PRNGKey(seed), obs_space, act_space, cfg, total_updates=10)
+    state = trpo.init(jax.random.PRNGKey(seed), obs_space, act_space, cfg, 10 * cfg.n_envs * cfg.n_steps)
     T, B = cfg.n_steps, cfg.n_envs
     obs = jax.random.normal(jax.random.PRNGKey(1), (T, B, 3))
     action, logp, value = jax.vmap(lambda o, k: trpo.act(cfg, act_space, state, o, k))(
@@ -59,7 +58,7 @@ def test_one_trpo_update():
         return any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
     assert changed(old_actor, new_actor) and changed(old_critic, new_critic)
-    assert int(new_state.update_count) == 1
+    assert int(new_state.env_steps) == cfg.n_envs * cfg.n_steps
 
 
 def test_one_npg_update_takes_the_full_natural_step():

@@ -10,14 +10,13 @@ import gymnasium
 import numpy as np
 import pytest
 from gymnasium import spaces
+from helpers import train_run
 
 from advantage.algos import ppo
 from advantage.cli import main
 from advantage.envs import Environment
 from advantage.envs.classic.cartpole import CartPole
 from advantage.report import video
-
-from helpers import train_run
 
 SMALL = dict(n_envs=4, n_steps=32, n_epochs=2, n_minibatches=2)
 HAS_PYGAME = importlib.util.find_spec("pygame") is not None

@@ -36,11 +36,11 @@ import optax
 from flax import struct
 
 from advantage.config import ConfigError, check, static
-from advantage.core import losses
+from advantage.core import losses, optim
 from advantage.core.normalization import RunningMeanStd
 from advantage.core.returns import gae, n_step_returns, td_errors
 from advantage.envs.spaces import action_dim, is_discrete
-from advantage.nets.mlp import ActorCritic, flatten_obs
+from advantage.nets.mlp import ActorCritic, check_torso, flatten_obs
 from advantage.types import Transition
 
 NAME = "a2c"
@@ -102,8 +102,7 @@ class Config:
         check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
         check(self, "estimator", lambda v: v in ("gae", "n-step"), "choose 'gae' or 'n-step'")
         check(self, "n_step", lambda v: v >= 1, "n-step returns need n >= 1")
-        check(self, "activation", lambda v: v in ("tanh", "relu", "elu", "gelu"), "choose tanh, relu, elu or gelu")
-        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
+        check_torso(self)
         check(self, "optimizer", lambda v: v in ("rmsprop", "adam"), "choose 'rmsprop' or 'adam'")
         check(self, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
         check(self, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
@@ -140,8 +139,8 @@ class AgentState(struct.PyTreeNode):
     params: dict
     opt_state: optax.OptState
     obs_rms: RunningMeanStd
-    update_count: jax.Array
-    total_updates: jax.Array
+    env_steps: jax.Array  # env steps of the batches updated on so far: the schedule's position
+    total_steps: jax.Array  # env steps of the run (per seed): the schedule's horizon
 
 
 def network(config: Config, action_space) -> ActorCritic:
@@ -151,22 +150,18 @@ def network(config: Config, action_space) -> ActorCritic:
 
 
 def optimizer(config: Config) -> optax.GradientTransformation:
-    """Global-norm clipping, then RMSprop's or Adam's scaling; the (annealed) step size is applied in ``update``.
-
-    RMSprop as in PyTorch / SB3: ``g / (sqrt(E[g^2]) + eps)``, ``E[g^2]`` starting at 0, no momentum."""
-    if config.optimizer == "rmsprop":
-        scale = optax.scale_by_rms(decay=config.rms_decay, eps=config.opt_eps, eps_in_sqrt=False)
-    else:
-        scale = optax.scale_by_adam(eps=config.opt_eps)
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), scale)
+    """Global-norm clipping, then RMSprop's (as in PyTorch / SB3: ``g / (sqrt(E[g^2]) + eps)``, no momentum) or
+    Adam's scaling; the (annealed) step size is applied in ``update``."""
+    return optim.optimizer(config.optimizer, max_grad_norm=config.max_grad_norm, eps=config.opt_eps,
+                           rms_decay=config.rms_decay)
 
 
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     params = network(config, action_space).init(key, flatten_obs(jnp.zeros(obs_space.shape, jnp.float32),
                                                                  obs_space.shape))
     return AgentState(params=params, opt_state=optimizer(config).init(params),
-                      obs_rms=RunningMeanStd.create(obs_space.shape), update_count=jnp.zeros((), jnp.int32),
-                      total_updates=jnp.asarray(total_updates, jnp.int32))
+                      obs_rms=RunningMeanStd.create(obs_space.shape), env_steps=jnp.zeros((), jnp.int32),
+                      total_steps=jnp.asarray(total_steps, jnp.int32))
 
 
 def _preprocess(config: Config, state: AgentState, obs):
@@ -205,8 +200,8 @@ def a2c_loss(params, net, config: Config, obs, actions, advantages, targets):
     entropy term of their sec. 4; the lecture slide "Advantage Actor Critic (A2C)".
     """
     dist, values = net.apply(params, obs)
-    pg_loss = -jnp.mean(dist.log_prob(actions) * jax.lax.stop_gradient(advantages))
-    v_loss = losses.value_loss(values, values, jax.lax.stop_gradient(targets))
+    pg_loss = losses.policy_gradient_loss(dist.log_prob(actions), advantages)
+    v_loss = losses.value_loss(values, targets)
     entropy = jnp.mean(dist.entropy())
     return pg_loss + config.vf_coef * v_loss - config.ent_coef * entropy, dict(policy=pg_loss, value=v_loss,
                                                                                entropy=entropy)
@@ -225,17 +220,13 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     flat_adv = adv.reshape(n)
     if config.normalize_advantage:
         flat_adv = losses.normalize(flat_adv)
-    frac = 1.0 - state.update_count / jnp.maximum(state.total_updates, 1)
-    lr = config.learning_rate * (frac if config.anneal_lr else 1.0)
+    lr = config.learning_rate * (optim.linear_decay(state.env_steps, state.total_steps) if config.anneal_lr else 1.0)
     (_, aux), grads = jax.value_and_grad(a2c_loss, has_aux=True)(
         state.params, net, config, obs.reshape((n, -1)), batch.action.reshape((n,) + batch.action.shape[2:]),
         flat_adv, targets.reshape(n))
-    opt = optimizer(config)
-    updates, opt_state = opt.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, jax.tree.map(lambda u: -lr * u, updates))
+    params, opt_state = optim.apply_gradients(optimizer(config), state.params, state.opt_state, grads, lr)
     obs_rms = state.obs_rms.update(batch.obs) if config.normalize_obs else state.obs_rms
-    new_state = state.replace(params=params, opt_state=opt_state, obs_rms=obs_rms,
-                              update_count=state.update_count + 1)
+    new_state = state.replace(params=params, opt_state=opt_state, obs_rms=obs_rms, env_steps=state.env_steps + n)
     deltas = td_errors(rewards, batch.value, next_values, batch.terminated, config.gamma)
     metrics = {
         "loss/policy": aux["policy"],

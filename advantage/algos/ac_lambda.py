@@ -51,12 +51,12 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from advantage.config import ConfigError, check, static
+from advantage.config import check, static
 from advantage.core import losses
 from advantage.core.returns import td_errors
 from advantage.envs.spaces import action_dim, is_discrete
-from advantage.nets.linear import FEATURES, Critic, FeatureMap, Policy, make_feature_map
-from advantage.nets.mlp import flatten_obs
+from advantage.nets.linear import Critic, FeatureMap, FeaturesConfig, Policy
+from advantage.nets.mlp import check_torso, flatten_obs
 from advantage.types import Transition
 
 NAME = "ac-lambda"
@@ -65,28 +65,23 @@ NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 
 @struct.dataclass
-class Config:
+class Config(FeaturesConfig):
     """TD(lambda) actor-critic hyperparameters. Defaults: linear in tile-coded features."""
+
+    # features, tile_low, tile_high, n_tilings, tiles_per_dim: the fields of nets.linear.FeaturesConfig (features
+    # here linear by default)
+    features: str = static("linear-tiles")
+    """Function approximation: 'linear-tiles', 'linear-raw', 'linear-onehot', or 'mlp' (traces over all weights)."""
 
     n_envs: int = static(1)
     """Parallel environments per seed (each with its own traces); 1 is the book's algorithm."""
     n_steps: int = static(1)
     """Steps per update call; 1 is exactly online. T > 1 replays the T steps one by one (actions chosen by the
     rollout-start policy)."""
-    features: str = static("linear-tiles")
-    """Function approximation: 'linear-tiles', 'linear-raw', 'linear-onehot', or 'mlp' (traces over all weights)."""
     hidden_sizes: tuple[int, ...] = static((64, 64))
     """Hidden layer sizes (features='mlp')."""
     activation: str = static("tanh")
     """Hidden activation (features='mlp'): tanh, relu, elu or gelu."""
-    tile_low: tuple[float, ...] = static(())
-    """Tile coding: lower end of each observation dimension (empty: the observation space's bounds)."""
-    tile_high: tuple[float, ...] = static(())
-    """Tile coding: upper end of each observation dimension (empty: the observation space's bounds)."""
-    n_tilings: int = static(8)
-    """Tile coding: number of offset tilings."""
-    tiles_per_dim: int = static(8)
-    """Tile coding: tiles per dimension in each tiling."""
     discount_actor: bool = static(False)
     """Multiply the actor's trace input by I = gamma^t (t: steps since the episode start), as in S&B's pseudocode."""
 
@@ -104,21 +99,15 @@ class Config:
     """Initial log standard deviation of the Gaussian policy (continuous actions)."""
 
     def __post_init__(self):
+        self.check_features()
         check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
         check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
-        check(self, "features", lambda v: v in FEATURES, f"choose one of {', '.join(FEATURES)}")
-        check(self, "activation", lambda v: v in ("tanh", "relu", "elu", "gelu"), "choose tanh, relu, elu or gelu")
-        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
-        check(self, "n_tilings", lambda v: v >= 1, "use at least one tiling")
-        check(self, "tiles_per_dim", lambda v: v >= 1, "use at least one tile per dimension")
+        check_torso(self)
         check(self, "learning_rate", lambda v: v > 0, "the step size must be positive")
         check(self, "critic_learning_rate", lambda v: v > 0, "the step size must be positive")
         check(self, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
         check(self, "lambda_actor", lambda v: 0 <= v <= 1, "lambda must lie in [0, 1]")
         check(self, "lambda_critic", lambda v: 0 <= v <= 1, "lambda must lie in [0, 1]")
-        if len(self.tile_low) != len(self.tile_high):
-            raise ConfigError(f"ac-lambda.tile_low and tile_high need the same length, got {len(self.tile_low)} "
-                              f"and {len(self.tile_high)}.")
 
 
 #: CartPole-v1: tile coding over the ranges a balancing policy visits (the velocities are unbounded), and
@@ -139,8 +128,8 @@ class AgentState(struct.PyTreeNode):
     params: dict  # {"policy": theta, "critic": w}
     traces: dict  # {"policy": z^theta, "critic": z^w}, each like params with a leading [n_envs] axis
     discount_power: jax.Array  # I = gamma^t per environment, [n_envs]
-    update_count: jax.Array
-    total_updates: jax.Array
+    env_steps: jax.Array  # env steps of the batches updated on so far
+    total_steps: jax.Array  # env steps of the run (per seed)
     fmap: FeatureMap | None = struct.field(pytree_node=False, default=None)
 
 
@@ -151,16 +140,15 @@ def networks(config: Config, action_space, fmap) -> tuple[Policy, Critic]:
             Critic(1, fmap, config.hidden_sizes, config.activation))
 
 
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
-    fmap = make_feature_map(config.features, obs_space, config.tile_low, config.tile_high, config.n_tilings,
-                            config.tiles_per_dim, algo=NAME)
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
+    fmap = config.feature_map(obs_space, algo=NAME)
     policy, critic = networks(config, action_space, fmap)
     k_pi, k_v = jax.random.split(key)
     obs = flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape)
     params = {"policy": policy.init(k_pi, obs), "critic": critic.init(k_v, obs)}
     zeros = jax.tree.map(lambda p: jnp.zeros((config.n_envs,) + p.shape, p.dtype), params)
     return AgentState(params=params, traces=zeros, discount_power=jnp.ones(config.n_envs),
-                      update_count=jnp.zeros((), jnp.int32), total_updates=jnp.asarray(total_updates, jnp.int32),
+                      env_steps=jnp.zeros((), jnp.int32), total_steps=jnp.asarray(total_steps, jnp.int32),
                       fmap=fmap)
 
 
@@ -251,7 +239,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     state, m = jax.lax.scan(lambda st, tr: online_step(config, action_space, st, tr), state, batch)
     metrics = {k: (jnp.max(v) if k == "value/max" else jnp.mean(v)) for k, v in m.items()}
     metrics["opt/learning_rate"] = jnp.asarray(config.learning_rate, jnp.float32)
-    return state.replace(update_count=state.update_count + 1), metrics
+    return state.replace(env_steps=state.env_steps + batch.reward.size), metrics
 
 
 def policy_params(state: AgentState):

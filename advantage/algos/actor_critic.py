@@ -26,7 +26,8 @@ when there is one in the same episode (SARSA). At the rollout's last step, and a
 :math:`\pi_\theta(\cdot|s')`. A termination has no next action: :math:`\delta = r - Q_w(s,a)`.
 
 Discrete actions only (``Q_w(s, .)`` has one output per action). Read top to bottom:
-``Config`` -> ``AgentState`` -> networks -> ``init`` / ``act`` -> losses -> ``update``.
+``Config`` -> ``AgentState`` -> networks -> ``init`` / ``act`` -> the SARSA target -> ``update``
+with the actor's and the critic's losses.
 Details: ``docs/algorithms/actor_critic.md``.
 """
 
@@ -38,11 +39,11 @@ import optax
 from flax import struct
 
 from advantage.config import ConfigError, check, static
-from advantage.core import losses
-from advantage.core.returns import td_errors
+from advantage.core import losses, optim
+from advantage.core.returns import td_target
 from advantage.envs.spaces import action_dim, is_discrete
-from advantage.nets.linear import FEATURES, Critic, FeatureMap, Policy, make_feature_map
-from advantage.nets.mlp import flatten_obs
+from advantage.nets.linear import Critic, FeatureMap, FeaturesConfig, Policy
+from advantage.nets.mlp import check_torso, flatten_obs
 from advantage.types import Transition
 
 NAME = "qac"
@@ -51,9 +52,10 @@ NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 
 @struct.dataclass
-class Config:
+class Config(FeaturesConfig):
     """Q actor-critic hyperparameters (discrete actions). Defaults: the CartPole-v1 preset."""
 
+    # features, tile_low, tile_high, n_tilings, tiles_per_dim: the fields of nets.linear.FeaturesConfig
     n_envs: int = static(32)
     """Parallel environments per seed."""
     n_steps: int = static(8)
@@ -61,20 +63,10 @@ class Config:
     actor_weight: str = static("q")
     """What weights grad log pi(a|s): 'q' (Q_w(s,a), the slides' Algorithm 1) or 'advantage'
     (Q_w(s,a) - sum_b pi(b|s) Q_w(s,b))."""
-    features: str = static("mlp")
-    """Function approximation: 'mlp', or linear in features 'linear-raw', 'linear-onehot', 'linear-tiles'."""
     hidden_sizes: tuple[int, ...] = static((64, 64))
     """Hidden layer sizes of the policy and Q MLPs."""
     activation: str = static("tanh")
     """Hidden activation: tanh, relu, elu or gelu."""
-    tile_low: tuple[float, ...] = static(())
-    """Tile coding: lower end of each observation dimension (empty: the observation space's bounds)."""
-    tile_high: tuple[float, ...] = static(())
-    """Tile coding: upper end of each observation dimension (empty: the observation space's bounds)."""
-    n_tilings: int = static(8)
-    """Tile coding: number of offset tilings."""
-    tiles_per_dim: int = static(8)
-    """Tile coding: tiles per dimension in each tiling."""
     optimizer: str = static("adam")
     """Optimiser of actor and critic: 'adam' or 'sgd' (plain stochastic gradient steps, as in the slides)."""
 
@@ -90,22 +82,16 @@ class Config:
     """Global-norm gradient clipping threshold (actor and critic each)."""
 
     def __post_init__(self):
+        self.check_features()
         check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
         check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
         check(self, "actor_weight", lambda v: v in ("q", "advantage"), "choose 'q' or 'advantage'")
-        check(self, "features", lambda v: v in FEATURES, f"choose one of {', '.join(FEATURES)}")
-        check(self, "activation", lambda v: v in ("tanh", "relu", "elu", "gelu"), "choose tanh, relu, elu or gelu")
-        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
-        check(self, "n_tilings", lambda v: v >= 1, "use at least one tiling")
-        check(self, "tiles_per_dim", lambda v: v >= 1, "use at least one tile per dimension")
+        check_torso(self)
         check(self, "optimizer", lambda v: v in ("adam", "sgd"), "choose 'adam' or 'sgd'")
         check(self, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
         check(self, "critic_learning_rate", lambda v: v > 0, "the learning rate must be positive")
         check(self, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
         check(self, "max_grad_norm", lambda v: v > 0, "the clipping threshold must be positive")
-        if len(self.tile_low) != len(self.tile_high):
-            raise ConfigError(f"qac.tile_low and tile_high need the same length, got {len(self.tile_low)} "
-                              f"and {len(self.tile_high)}.")
 
 
 #: Per-environment defaults (docs/algorithms/actor_critic.md, "Presets"): tuned here. The Q-weighted actor
@@ -128,8 +114,8 @@ class AgentState(struct.PyTreeNode):
     params: dict  # {"policy": ..., "critic": ...}
     policy_opt: optax.OptState
     critic_opt: optax.OptState
-    update_count: jax.Array
-    total_updates: jax.Array
+    env_steps: jax.Array  # env steps of the batches updated on so far
+    total_steps: jax.Array  # env steps of the run (per seed)
     fmap: FeatureMap | None = struct.field(pytree_node=False, default=None)
 
 
@@ -141,17 +127,16 @@ def networks(config: Config, action_space, fmap) -> tuple[Policy, Critic]:
 
 
 def _optimizer(config: Config, lr) -> optax.GradientTransformation:
-    base = optax.adam(lr) if config.optimizer == "adam" else optax.sgd(lr)
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), base)
+    """Global-norm clipping, then Adam or plain SGD with step size ``lr``."""
+    return optim.optimizer(config.optimizer, max_grad_norm=config.max_grad_norm, learning_rate=lr)
 
 
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     if not is_discrete(action_space):
         raise ConfigError(f"qac needs a Discrete action space (its critic has one output per action); this "
                           f"environment's actions are a Box of shape {tuple(action_space.shape)}. Use a2c or "
                           "reinforce for continuous actions.")
-    fmap = make_feature_map(config.features, obs_space, config.tile_low, config.tile_high, config.n_tilings,
-                            config.tiles_per_dim, algo=NAME)
+    fmap = config.feature_map(obs_space, algo=NAME)
     policy, critic = networks(config, action_space, fmap)
     k_pi, k_q = jax.random.split(key)
     obs = flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape)
@@ -159,7 +144,7 @@ def init(key, obs_space, action_space, config: Config, total_updates: int) -> Ag
     return AgentState(params=params,
                       policy_opt=_optimizer(config, config.learning_rate).init(params["policy"]),
                       critic_opt=_optimizer(config, config.critic_learning_rate).init(params["critic"]),
-                      update_count=jnp.zeros((), jnp.int32), total_updates=jnp.asarray(total_updates, jnp.int32),
+                      env_steps=jnp.zeros((), jnp.int32), total_steps=jnp.asarray(total_steps, jnp.int32),
                       fmap=fmap)
 
 
@@ -177,7 +162,7 @@ def act(config: Config, action_space, state: AgentState, obs, key, deterministic
     return action, dist.log_prob(action), _take(critic.apply(state.params["critic"], obs), action)
 
 
-# ----------------------------------------------------------------------------- next actions and losses
+# ----------------------------------------------------------------------------- next actions and the target
 def next_actions(actions, terminated, truncated, sampled_next):
     r"""SARSA's :math:`a'_t` ``[T, B]``: ``actions[t+1]`` inside an episode, else ``sampled_next[t]``.
 
@@ -193,29 +178,10 @@ def next_actions(actions, terminated, truncated, sampled_next):
 def sarsa_targets(rewards, next_q, terminated, gamma):
     r"""SARSA's TD target :math:`y_t = r_t + \gamma (1 - \text{term}_t)\, Q_w(s'_t, a'_t)`, ``[T, B]``.
 
-    With ``core.returns.td_errors`` this is ``td_errors(r, 0, next_q, term, gamma)``: the TD error
-    :math:`\delta_t = y_t - Q_w(s_t, a_t)` of the slide (Algorithm 1), with the true final
-    observation at a truncation.
+    (``core.returns.td_target``); :math:`\delta_t = y_t - Q_w(s_t, a_t)` is the TD error of the slide
+    (Algorithm 1), with the true final observation at a truncation.
     """
-    return td_errors(rewards, jnp.zeros_like(rewards), next_q, terminated, gamma)
-
-
-def critic_loss(q_sa, targets):
-    r"""Semi-gradient TD(0) loss :math:`\tfrac12\hat{\mathbb E}[(Q_w(s,a) - y)^2]`, ``y`` a constant.
-
-    Its negative gradient is :math:`\hat{\mathbb E}[\delta\, \nabla_w Q_w(s,a)]`, the slide's
-    critic step :math:`w \leftarrow w + \alpha_w \delta \nabla_w Q_w(s,a)`.
-    """
-    return 0.5 * jnp.mean((q_sa - jax.lax.stop_gradient(targets)) ** 2)
-
-
-def actor_loss(log_prob, weights):
-    r"""Actor loss :math:`-\hat{\mathbb E}[\log\pi_\theta(a|s)\, \Psi]`, ``Psi`` (``Q_w(s,a)`` or the advantage)
-    a constant.
-
-    Its negative gradient is the slide's actor step :math:`Q_w(s,a)\nabla_\theta\log\pi_\theta(a|s)`.
-    """
-    return -jnp.mean(log_prob * jax.lax.stop_gradient(weights))
+    return td_target(rewards, next_q, terminated, gamma)
 
 
 # ----------------------------------------------------------------------------- update
@@ -234,6 +200,8 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     next_q = _take(critic.apply(p_q, next_obs), a_next)
     targets = sarsa_targets(batch.reward, next_q, batch.terminated, config.gamma)
 
+    # actor: -mean(log pi(a|s) Psi), Psi = Q_w(s, a) or Q_w(s, a) - V(s) a constant; its negative gradient is the
+    # slide's actor step Q_w(s, a) grad log pi(a|s)
     def policy_objective(p):
         dist = policy.apply(p, obs)
         if config.actor_weight == "q":
@@ -241,15 +209,21 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
         else:
             weights = q_sa - jnp.sum(jnp.exp(dist.log_probs) * q_all, axis=-1)
         entropy = jnp.mean(dist.entropy())
-        return actor_loss(dist.log_prob(batch.action), weights) - config.ent_coef * entropy, (entropy, weights)
+        pg_loss = losses.policy_gradient_loss(dist.log_prob(batch.action), weights)
+        return pg_loss - config.ent_coef * entropy, (entropy, weights)
+
+    # critic: semi-gradient TD(0) 1/2 mean (Q_w(s, a) - y)^2, y a constant; its negative gradient is the slide's
+    # critic step delta grad Q_w(s, a)
+    def critic_objective(p):
+        return losses.value_loss(_take(critic.apply(p, obs), batch.action), targets)
 
     (pi_loss, (entropy, weights)), g_pi = jax.value_and_grad(policy_objective, has_aux=True)(p_pi)
-    q_loss, g_q = jax.value_and_grad(lambda p: critic_loss(_take(critic.apply(p, obs), batch.action), targets))(p_q)
+    q_loss, g_q = jax.value_and_grad(critic_objective)(p_q)
     u_pi, policy_opt = _optimizer(config, config.learning_rate).update(g_pi, state.policy_opt, p_pi)
     u_q, critic_opt = _optimizer(config, config.critic_learning_rate).update(g_q, state.critic_opt, p_q)
     new_state = state.replace(
         params={"policy": optax.apply_updates(p_pi, u_pi), "critic": optax.apply_updates(p_q, u_q)},
-        policy_opt=policy_opt, critic_opt=critic_opt, update_count=state.update_count + 1)
+        policy_opt=policy_opt, critic_opt=critic_opt, env_steps=state.env_steps + batch.reward.size)
     metrics = {
         "loss/policy": pi_loss,
         "loss/value": q_loss,

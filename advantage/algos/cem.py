@@ -37,8 +37,10 @@ import optax
 from flax import struct
 
 from advantage.config import ConfigError, check, static
+from advantage.core import optim
+from advantage.core.losses import masked_mean
 from advantage.envs.spaces import action_dim, is_discrete
-from advantage.nets.mlp import MLP, PolicyHead
+from advantage.nets.mlp import MLP, PolicyHead, check_torso
 
 NAME = "cem"
 NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
@@ -88,8 +90,7 @@ class Config:
         check(self, "episodes_per_candidate", lambda v: v >= 1, "run at least one episode per candidate")
         if self.max_episode_steps is not None:
             check(self, "max_episode_steps", lambda v: v >= 1, "use a positive step cap (or None)")
-        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
-        check(self, "activation", lambda v: v in ("tanh", "relu", "elu", "gelu"), "choose tanh, relu, elu or gelu")
+        check_torso(self)
         check(self, "fit_steps", lambda v: v >= 1, "take at least one fitting step")
         check(self, "smoothing", lambda v: v >= 0, "lambda must be >= 0")
         check(self, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
@@ -223,8 +224,7 @@ def elite_log_likelihood(params, config, action_space, obs, actions, mask):
     (the approximate CEM objective of the slides, normalised by the number of pairs).
     ``obs [K, ...]``, ``actions [K, ...]``, ``mask [K]``."""
     dist = policy_dist(config, action_space, params, obs)
-    logp = dist.log_prob(actions)
-    return jnp.sum(logp * mask) / jnp.maximum(jnp.sum(mask), 1.0), dist
+    return masked_mean(dist.log_prob(actions), mask), dist
 
 
 def gaussian_refit(elite, old_mean, old_std, extra_std, update_rate):
@@ -233,13 +233,13 @@ def gaussian_refit(elite, old_mean, old_std, extra_std, update_rate):
     .. math:: \mu' = \frac1M\sum_{i\in E}\theta_i, \qquad
               \sigma'^2 = \frac1M\sum_{i\in E}(\theta_i-\mu')^2 + \sigma_{extra}^2
 
-    then ``mu <- alpha mu' + (1 - alpha) mu`` and likewise for sigma. ``elite``: pytree of
-    ``[M, ...]`` leaves; ``old_mean, old_std``: pytrees of the same leaves without the M axis.
+    then ``mu <- alpha mu' + (1 - alpha) mu`` and likewise for sigma (``optax.incremental_update``).
+    ``elite``: pytree of ``[M, ...]`` leaves; ``old_mean, old_std``: pytrees of the same leaves without
+    the M axis.
     """
     mean = jax.tree.map(lambda e: jnp.mean(e, axis=0), elite)
     std = jax.tree.map(lambda e, m: jnp.sqrt(jnp.mean((e - m) ** 2, axis=0) + extra_std**2), elite, mean)
-    mix = lambda new, old: update_rate * new + (1.0 - update_rate) * old  # noqa: E731
-    return jax.tree.map(mix, mean, old_mean), jax.tree.map(mix, std, old_std)
+    return optax.incremental_update(mean, old_mean, update_rate), optax.incremental_update(std, old_std, update_rate)
 
 
 def tree_mean_std(std) -> jax.Array:
@@ -263,14 +263,15 @@ class AgentState(struct.PyTreeNode):
 
 
 def optimizer(config) -> optax.GradientTransformation:
-    return optax.adam(config.learning_rate)
+    return optim.optimizer("adam", learning_rate=config.learning_rate)
 
 
 def init_network(key, obs_space, action_space, config):
     return network(config, action_space).init(key, jnp.zeros((1, obs_dim(obs_space)), jnp.float32))
 
 
-def init(key, obs_space, action_space, config: Config, total_updates=None) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps=None) -> AgentState:
+    """``total_steps`` (the run's budget) is ignored: a search has no schedule."""
     if config.variant == "tabular":
         if not (hasattr(obs_space, "n") or getattr(obs_space, "one_hot", False)):
             raise ConfigError(f"cem.variant='tabular' needs a Discrete observation space (got {obs_space}); "
@@ -326,7 +327,7 @@ def tell(config: Config, action_space, state: AgentState, candidates, returns, t
         states = jax.vmap(state_index)(trajectories["obs"][idx])  # [M, T]
         probs, visits = tabular_refit(states, trajectories["actions"][idx], trajectories["mask"][idx],
                                       state.policy, config.smoothing)
-        probs = config.update_rate * probs + (1.0 - config.update_rate) * state.policy
+        probs = optax.incremental_update(probs, state.policy, config.update_rate)
         metrics["search/policy_entropy"] = tabular_entropy(probs)
         metrics["search/elite_states"] = jnp.sum(visits > 0).astype(jnp.float32)
         return state.replace(policy=probs, generation=state.generation + 1), metrics
@@ -345,7 +346,7 @@ def tell(config: Config, action_space, state: AgentState, candidates, returns, t
         (params, opt_state), losses = jax.lax.scan(step, (state.policy, state.opt_state), None, length=config.fit_steps)
         _, dist = elite_log_likelihood(params, config, action_space, obs, actions, mask)
         metrics["loss/elite_nll"] = losses[-1]
-        metrics["search/policy_entropy"] = jnp.sum(dist.entropy() * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+        metrics["search/policy_entropy"] = masked_mean(dist.entropy(), mask)
         return state.replace(policy=params, opt_state=opt_state, generation=state.generation + 1), metrics
     elite = jax.tree.map(lambda x: x[idx], candidates)
     mean, std = gaussian_refit(elite, state.policy, state.std, config.extra_std, config.update_rate)

@@ -22,6 +22,7 @@ from jax.flatten_util import ravel_pytree
 from advantage.algos import cem
 from advantage.config import check, static
 from advantage.errors import MissingExtraError
+from advantage.nets.mlp import check_torso
 
 NAME = "cma-es"
 NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
@@ -61,8 +62,7 @@ class Config:
         check(self, "episodes_per_candidate", lambda v: v >= 1, "run at least one episode per candidate")
         if self.max_episode_steps is not None:
             check(self, "max_episode_steps", lambda v: v >= 1, "use a positive step cap (or None)")
-        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
-        check(self, "activation", lambda v: v in ("tanh", "relu", "elu", "gelu"), "choose tanh, relu, elu or gelu")
+        check_torso(self)
         check(self, "init_std", lambda v: v > 0, "the initial step size must be positive")
 
     @property
@@ -90,7 +90,8 @@ def strategy(config: Config, flat_template):
     return es, es.default_params.replace(std_init=jnp.asarray(config.init_std, jnp.float32))
 
 
-def init(key, obs_space, action_space, config: Config, total_updates=None) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps=None) -> AgentState:
+    """``total_steps`` (the run's budget) is ignored: a search has no schedule."""
     k_net, k_es = jax.random.split(key)
     template = cem.init_network(k_net, obs_space, action_space, config)
     mean = jax.tree.map(jnp.zeros_like, template)

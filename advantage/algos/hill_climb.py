@@ -27,6 +27,7 @@ from flax import struct
 
 from advantage.algos import cem
 from advantage.config import check, static
+from advantage.nets.mlp import check_torso
 
 NAME = "hill-climb"
 NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
@@ -70,8 +71,7 @@ class Config:
         check(self, "episodes_per_candidate", lambda v: v >= 1, "run at least one episode per candidate")
         if self.max_episode_steps is not None:
             check(self, "max_episode_steps", lambda v: v >= 1, "use a positive step cap (or None)")
-        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
-        check(self, "activation", lambda v: v in ("tanh", "relu", "elu", "gelu"), "choose tanh, relu, elu or gelu")
+        check_torso(self)
         check(self, "init_std", lambda v: v >= 0, "the initial std must be >= 0")
         check(self, "noise_std", lambda v: v > 0, "the noise scale must be positive")
         check(self, "noise_shrink", lambda v: 0 < v <= 1, "the shrink factor must lie in (0, 1]")
@@ -101,7 +101,8 @@ class AgentState:
     generation: jax.Array
 
 
-def init(key, obs_space, action_space, config: Config, total_updates=None) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps=None) -> AgentState:
+    """``total_steps`` (the run's budget) is ignored: a search has no schedule."""
     k_net, k_theta = jax.random.split(key)
     template = cem.init_network(k_net, obs_space, action_space, config)
     leaves, treedef = jax.tree.flatten(template)

@@ -9,7 +9,7 @@ stored rollouts, each step reweighted by importance ratios
 .. math::
     \nabla J(\theta) \approx \frac1N\sum_{\text{buffer}} w_t\,\hat A_t\,\nabla_\theta\log\pi_\theta(a_t|s_t)
 
-with the weight :math:`w_t` chosen by ``is_mode`` (see :func:`importance_weights`):
+with the weight :math:`w_t` chosen by ``is_mode`` (see ``core.importance.importance_weights``):
 
 * ``full`` — the slides' product over the whole (observed part of the) episode,
   :math:`w_t = \prod_{k} \rho_k` (lecture *Actor Critic I*, ``shared/seeds/000_…``, slides
@@ -26,8 +26,9 @@ The lectures' point — "off-policy gradient does not work in most cases" becaus
 :math:`\prod_t \rho_t \to 0, \infty` — is what the logged weight statistics (``is/ess``,
 ``is/max_ratio``, ``is/mean_log_weight``, ``is/frac_zero``) show as the behaviour policy ages.
 
-Read top to bottom: ``Config`` -> buffer -> ``AgentState`` -> ``init`` -> ``act`` -> the
-weights and the loss -> ``update``. Every detail is in ``docs/algorithms/is_pg.md``.
+Read top to bottom: ``Config`` -> buffer -> ``AgentState`` -> ``init`` -> ``act`` -> the loss
+-> ``update``. The weights and their diagnostics are ``advantage/core/importance.py``. Every
+detail is in ``docs/algorithms/is_pg.md``.
 """
 
 from __future__ import annotations
@@ -38,25 +39,16 @@ import optax
 from flax import struct
 
 from advantage.config import check, static
-from advantage.core import losses
+from advantage.core import losses, optim
+from advantage.core.importance import IS_MODES, importance_weights, weight_statistics
 from advantage.core.returns import gae
 from advantage.envs.spaces import action_dim, is_discrete
-from advantage.nets.mlp import ActorCritic, flatten_obs
+from advantage.nets.mlp import ActorCritic, check_torso, flatten_obs
 from advantage.types import Transition
 
 NAME = "is-pg"
 SEARCH = False  # trained by updates (advantage.training.stepper.UpdateStepper)
 NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
-
-#: The weightings ``Config.is_mode`` accepts.
-IS_MODES = ("full", "per-decision", "truncated")
-
-#: Log-weights are capped here (w <= e^20 ~ 5e8) only so that float32 sums of w and w^2 stay finite.
-LOG_WEIGHT_MAX = 20.0
-
-#: Weights below this count as "zero" in ``is/frac_zero``.
-ZERO_WEIGHT = 1e-3
-
 
 @struct.dataclass
 class Config:
@@ -107,8 +99,7 @@ class Config:
         check(self, "buffer_size", lambda v: v >= 1, "keep at least the newest rollout")
         check(self, "n_epochs", lambda v: v >= 1, "take at least one gradient step")
         check(self, "is_mode", lambda v: v in IS_MODES, f"choose one of {', '.join(IS_MODES)}")
-        check(self, "activation", lambda v: v in ("tanh", "relu", "elu", "gelu"), "choose tanh, relu, elu or gelu")
-        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
+        check_torso(self)
         check(self, "is_clip", lambda v: v > 0, "the truncation level must be positive (e.g. 1.0)")
         check(self, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
         check(self, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
@@ -173,8 +164,23 @@ class AgentState(struct.PyTreeNode):
     params: dict
     opt_state: optax.OptState
     buffer: RolloutBuffer
-    update_count: jax.Array
-    total_updates: jax.Array
+    update_count: jax.Array  # updates done so far: the buffer's next slot is update_count % buffer_size
+    env_steps: jax.Array  # env steps of the batches updated on so far: the schedule's position
+    total_steps: jax.Array  # env steps of the run (per seed): the schedule's horizon
+
+
+class BufferBatch(struct.PyTreeNode):
+    """What the loss reads from the whole buffer, ``[K, T, B, ...]``."""
+
+    obs: jax.Array  # flattened observations
+    action: jax.Array
+    behaviour_logp: jax.Array  # log mu(a|s), the behaviour policy's, stored when acting
+    done: jax.Array  # terminated or truncated after the step
+    valid: jax.Array  # 1 for real steps, 0 for empty slots and padding
+    adv: jax.Array  # GAE advantages (normalised if configured) with the current critic
+    ret: jax.Array  # value targets: advantages + V(s)
+    newest: jax.Array  # 1 on the newest rollout (the value loss's samples)
+    oldest: jax.Array  # 1 on the oldest stored rollout (for is/ess_oldest)
 
 
 def network(config: Config, action_space) -> ActorCritic:
@@ -185,10 +191,10 @@ def network(config: Config, action_space) -> ActorCritic:
 
 def optimizer(config: Config) -> optax.GradientTransformation:
     """Global-norm clipping, then Adam's scaling; the (annealed) step size is applied in ``update``."""
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.scale_by_adam(eps=config.adam_eps))
+    return optim.optimizer("adam", max_grad_norm=config.max_grad_norm, eps=config.adam_eps)
 
 
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     net = network(config, action_space)
     params = net.init(key, flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape))
     act_shape, act_dtype = ((), jnp.int32) if is_discrete(action_space) else (action_space.shape, jnp.float32)
@@ -198,7 +204,8 @@ def init(key, obs_space, action_space, config: Config, total_updates: int) -> Ag
         buffer=RolloutBuffer.create(config.buffer_size, config.n_steps, config.n_envs, obs_space.shape,
                                     act_shape, act_dtype),
         update_count=jnp.zeros((), jnp.int32),
-        total_updates=jnp.asarray(total_updates, jnp.int32),
+        env_steps=jnp.zeros((), jnp.int32),
+        total_steps=jnp.asarray(total_steps, jnp.int32),
     )
 
 
@@ -210,107 +217,30 @@ def act(config: Config, action_space, state: AgentState, obs, key, deterministic
     return action, dist.log_prob(action), value
 
 
-# ----------------------------------------------------------------------------- the weights and the loss
-def importance_weights(log_rho, done, mode: str, is_clip=1.0):
-    r"""Importance weights ``w [T, B]`` (and ``log w``) from per-step log-ratios of one rollout.
-
-    ``log_rho[t] = log pi(a_t|s_t) - log mu(a_t|s_t)``; ``done[t]`` ends the episode after step
-    ``t``. Products run over the *episode fragment* that holds ``t``: from the rollout's first
-    step or the step after a ``done``, to the next ``done`` or the rollout end. With ``s`` the
-    fragment's first step and ``e`` its last:
-
-    * ``full``:          :math:`w_t = \prod_{k=s}^{e}\rho_k` (the same for every step of the fragment);
-    * ``per-decision``:  :math:`w_t = \prod_{k=s}^{t}\rho_k`;
-    * ``truncated``:     :math:`w_t = \prod_{k=s}^{t}\min(\bar\rho, \rho_k)`.
-
-    Computed in log space (a forward ``scan`` of cumulative sums that restarts at each fragment,
-    and for ``full`` a backward ``scan`` that spreads the fragment's total); ``log w`` is capped at
-    ``LOG_WEIGHT_MAX``. An episode that began before the rollout starts its product at the
-    rollout's first step: the state distribution is not corrected.
-    """
-    if mode not in IS_MODES:
-        raise ValueError(f"importance_weights: mode must be one of {IS_MODES}, got {mode!r}")
-    done = jnp.asarray(done, bool)
-    if mode == "truncated":
-        log_rho = jnp.minimum(log_rho, jnp.log(is_clip))
-    starts = jnp.concatenate([jnp.ones_like(done[:1]), done[:-1]], axis=0)
-
-    def forward(acc, x):
-        lr, start = x
-        acc = jnp.where(start, 0.0, acc) + lr
-        return acc, acc
-
-    _, log_w = jax.lax.scan(forward, jnp.zeros_like(log_rho[0]), (log_rho, starts))
-    if mode == "full":
-        ends = done.at[-1].set(True)
-
-        def backward(total, x):
-            cum, end = x
-            total = jnp.where(end, cum, total)
-            return total, total
-
-        _, log_w = jax.lax.scan(backward, jnp.zeros_like(log_rho[0]), (log_w, ends), reverse=True)
-    log_w = jnp.minimum(log_w, LOG_WEIGHT_MAX)
-    return jnp.exp(log_w), log_w
-
-
-def weight_statistics(w, log_w, log_rho, valid) -> dict:
-    r"""Diagnostics of the weights over the valid samples (``N`` of them):
-
-    * ``ess`` — effective sample size, normalised: :math:`(\sum w)^2 / (N\sum w^2) \in (0, 1]`
-      (Kong 1992; 1 when all weights are equal, :math:`1/N` when one weight dominates);
-    * ``max_ratio`` — the largest single-step ratio :math:`\rho_t`;
-    * ``mean_log_weight`` — :math:`\frac1N\sum\log w_t` (0 on-policy; drifts away as the products grow or shrink);
-    * ``frac_zero`` — the fraction of weights below ``ZERO_WEIGHT`` (``1e-3``): samples that no longer count.
-    """
-    ok = valid > 0
-    n = jnp.maximum(jnp.sum(valid), 1.0)
-    w = jnp.where(ok, w, 0.0)  # invalid entries may hold anything: select, never multiply (0 * inf = nan)
-    w_max = jnp.max(w)
-    scaled = jnp.where(w_max > 0, w / jnp.where(w_max > 0, w_max, 1.0), 0.0)  # ESS is scale-free; no overflow
-    s1, s2 = jnp.sum(scaled), jnp.sum(scaled**2)
-    return {
-        "ess": jnp.where(s2 > 0, s1**2 / (n * jnp.where(s2 > 0, s2, 1.0)), 0.0),
-        "max_ratio": jnp.max(jnp.where(ok, jnp.exp(jnp.minimum(log_rho, LOG_WEIGHT_MAX)), 0.0)),
-        "mean_log_weight": jnp.sum(jnp.where(ok, log_w, 0.0)) / n,
-        "frac_zero": jnp.sum(jnp.where(ok, w < ZERO_WEIGHT, False)) / n,
-    }
-
-
-def masked_normalize(x, valid, eps=1e-8):
-    """Zero mean, unit (population) std over the entries where ``valid`` is 1."""
-    n = jnp.maximum(jnp.sum(valid), 1.0)
-    mean = jnp.sum(valid * x) / n
-    std = jnp.sqrt(jnp.sum(valid * (x - mean) ** 2) / n)
-    return (x - mean) / (std + eps)
-
-
-def loss_fn(params, config: Config, action_space, data):
+# ----------------------------------------------------------------------------- the loss
+def loss_fn(params, config: Config, action_space, data: BufferBatch):
     r"""Off-policy PG loss on the whole buffer ``[K, T, B]``, plus value loss and entropy bonus.
 
     .. math::
         \mathcal L = -\frac1N\sum \operatorname{sg}(w_t)\,\hat A_t\log\pi_\theta(a_t|s_t)
             + c_v\,\tfrac12\overline{(V_\phi(s_t) - \hat R_t)^2}^{\,\text{newest}} - c_e\,\bar H[\pi_\theta]
 
-    ``sg`` = stop-gradient: the weights (computed from the current ``theta``) scale the score
-    function, so the gradient is :math:`-\frac1N\sum w_t\hat A_t\nabla\log\pi_\theta(a_t|s_t)`.
-    Sums run over valid samples; the value loss over the newest rollout only (on-policy targets).
+    ``sg`` = stop-gradient: the weights (computed from the current ``theta``,
+    ``core.importance.importance_weights``) scale the score function, so the gradient is
+    :math:`-\frac1N\sum w_t\hat A_t\nabla\log\pi_\theta(a_t|s_t)`. Sums run over valid samples; the
+    value loss over the newest rollout only (on-policy targets).
     """
     net = network(config, action_space)
-    dist, values = net.apply(params, data["obs"])  # [K, T, B]
-    log_pi = dist.log_prob(data["action"])
-    log_rho = jax.lax.stop_gradient(log_pi) - data["log_prob"]
-    w, log_w = jax.vmap(lambda lr, d: importance_weights(lr, d, config.is_mode, config.is_clip))(log_rho, data["done"])
-    valid = data["valid"]
-    n = jnp.maximum(jnp.sum(valid), 1.0)
-    pg_loss = -jnp.sum(valid * jax.lax.stop_gradient(w) * data["advantages"] * log_pi) / n
-    newest = data["newest"] * valid
-    v_loss = 0.5 * jnp.sum(newest * (values - data["returns"]) ** 2) / jnp.maximum(jnp.sum(newest), 1.0)
-    entropy = jnp.sum(valid * dist.entropy()) / n
+    dist, values = net.apply(params, data.obs)  # [K, T, B]
+    log_pi = dist.log_prob(data.action)
+    log_rho = jax.lax.stop_gradient(log_pi) - data.behaviour_logp
+    w, log_w = jax.vmap(lambda lr, d: importance_weights(lr, d, config.is_mode, config.is_clip))(log_rho, data.done)
+    pg_loss = losses.policy_gradient_loss(log_pi, w * data.adv, data.valid)
+    v_loss = losses.value_loss(values, data.ret, data.newest * data.valid)
+    entropy = losses.masked_mean(dist.entropy(), data.valid)
     total = pg_loss + config.vf_coef * v_loss - config.ent_coef * entropy
-    stats = weight_statistics(w, log_w, log_rho, valid)
-    oldest = data["oldest"] * valid
-    stats["ess_oldest"] = weight_statistics(w, log_w, log_rho, oldest)["ess"]
+    stats = weight_statistics(w, log_w, log_rho, data.valid)
+    stats["ess_oldest"] = weight_statistics(w, log_w, log_rho, data.oldest * data.valid)["ess"]
     return total, dict(policy=pg_loss, value=v_loss, entropy=entropy, **stats)
 
 
@@ -333,34 +263,29 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     advantages = jax.vmap(gae, in_axes=(0, 0, 0, 0, 0, None, None))(
         buf.reward, values, next_values, buf.terminated, buf.truncated, config.gamma, config.gae_lambda)
     returns = advantages + values
-    adv = masked_normalize(advantages, buf.valid) if config.normalize_advantage else advantages
     ages = (slot - jnp.arange(k)) % k  # 0 = newest rollout, k-1 = oldest slot
     filled = jnp.sum(jnp.max(buf.valid, axis=(1, 2)) > 0)
-    data = {
-        "obs": obs, "action": buf.action, "log_prob": buf.log_prob, "valid": buf.valid,
-        "done": jnp.logical_or(buf.terminated, buf.truncated), "advantages": adv, "returns": returns,
-        "newest": jnp.broadcast_to((ages == 0)[:, None, None], buf.valid.shape).astype(jnp.float32),
-        "oldest": jnp.broadcast_to((ages == jnp.minimum(filled, k) - 1)[:, None, None],
-                                   buf.valid.shape).astype(jnp.float32),
-    }
+    rollouts = lambda sel: jnp.broadcast_to(sel[:, None, None], buf.valid.shape).astype(jnp.float32)  # noqa: E731
+    data = BufferBatch(
+        obs=obs, action=buf.action, behaviour_logp=buf.log_prob, done=jnp.logical_or(buf.terminated, buf.truncated),
+        valid=buf.valid, adv=losses.normalize(advantages, buf.valid) if config.normalize_advantage else advantages,
+        ret=returns, newest=rollouts(ages == 0), oldest=rollouts(ages == jnp.minimum(filled, k) - 1))
 
-    frac = 1.0 - state.update_count / jnp.maximum(state.total_updates, 1)
-    lr = config.learning_rate * (frac if config.anneal_lr else 1.0)
+    lr = config.learning_rate * (optim.linear_decay(state.env_steps, state.total_steps) if config.anneal_lr else 1.0)
     opt = optimizer(config)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
     def step(carry, _):
         params, opt_state = carry
         (_, aux), grads = grad_fn(params, config, action_space, data)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        params = optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates))
+        params, opt_state = optim.apply_gradients(opt, params, opt_state, grads, lr)
         return (params, opt_state), dict(aux, grad_norm=losses.global_norm(grads))
 
     (params, opt_state), m = jax.lax.scan(step, (state.params, state.opt_state), None, length=config.n_epochs)
     first = jax.tree.map(lambda x: x[0], m)  # the weights as this update found them
-    new_state = state.replace(params=params, opt_state=opt_state, buffer=buf, update_count=state.update_count + 1)
-    newest = data["newest"] * buf.valid
-    sel = newest > 0
+    new_state = state.replace(params=params, opt_state=opt_state, buffer=buf, update_count=state.update_count + 1,
+                              env_steps=state.env_steps + batch.reward.size)
+    newest = data.newest * buf.valid
     metrics = {
         "loss/policy": jnp.mean(m["policy"]),
         "loss/value": jnp.mean(m["value"]),
@@ -371,20 +296,13 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
         "is/mean_log_weight": first["mean_log_weight"],
         "is/frac_zero": first["frac_zero"],
         "is/buffer_rollouts": filled.astype(jnp.float32),
-        "value/explained_variance": _masked_explained_variance(values, returns, sel),
-        "value/mean": jnp.sum(newest * values) / jnp.maximum(jnp.sum(newest), 1.0),
+        "value/explained_variance": losses.explained_variance(values, returns, newest > 0),
+        "value/mean": losses.masked_mean(values, newest),
         "grad/norm": jnp.mean(m["grad_norm"]),
         "opt/learning_rate": lr,
-        "adv/mean_abs": jnp.sum(buf.valid * jnp.abs(advantages)) / jnp.maximum(jnp.sum(buf.valid), 1.0),
+        "adv/mean_abs": losses.masked_mean(jnp.abs(advantages), buf.valid),
     }
     return new_state, metrics
-
-
-def _masked_explained_variance(pred, target, mask):
-    n = jnp.maximum(jnp.sum(mask), 1)
-    var = lambda x: jnp.sum(mask * (x - jnp.sum(mask * x) / n) ** 2) / n  # noqa: E731
-    var_t = var(target)
-    return jnp.where(var_t > 0, 1.0 - var(target - pred) / jnp.maximum(var_t, 1e-12), jnp.nan)
 
 
 def policy_params(state: AgentState):

@@ -14,6 +14,7 @@ in ``docs/algorithms/ppo.md``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -21,11 +22,11 @@ import optax
 from flax import struct
 
 from advantage.config import ConfigError, check, static
-from advantage.core import losses
+from advantage.core import losses, optim
 from advantage.core.normalization import RunningMeanStd
-from advantage.core.returns import gae
+from advantage.core.returns import gae, td_errors
 from advantage.envs.spaces import action_dim, is_discrete
-from advantage.nets.mlp import ActorCritic, flatten_obs
+from advantage.nets.mlp import ActorCritic, check_torso, flatten_obs
 from advantage.types import Transition
 
 NAME = "ppo"
@@ -96,8 +97,7 @@ class Config:
         check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
         check(self, "n_epochs", lambda v: v >= 1, "run at least one epoch")
         check(self, "n_minibatches", lambda v: v >= 1, "use at least one minibatch")
-        check(self, "activation", lambda v: v in ("tanh", "relu", "elu", "gelu"), "choose tanh, relu, elu or gelu")
-        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
+        check_torso(self)
         check(self, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
         check(self, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
         check(self, "gae_lambda", lambda v: 0 <= v <= 1, "gae_lambda must lie in [0, 1]")
@@ -159,9 +159,21 @@ class AgentState(struct.PyTreeNode):
     params: dict
     opt_state: optax.OptState
     obs_rms: RunningMeanStd
-    update_count: jax.Array  # updates done so far: the schedules' position
-    total_updates: jax.Array  # updates planned for the run: the schedules' horizon
+    env_steps: jax.Array  # env steps of the batches updated on so far: the schedules' position
+    total_steps: jax.Array  # env steps of the run (per seed): the schedules' horizon
     kl_beta: jax.Array  # the adaptive KL-penalty coefficient (constant unless the objective has the penalty)
+
+
+class Minibatch(struct.PyTreeNode):
+    """One sample per row ``[N, ...]``, flattened from the rollout ``[T, B]``; a minibatch is a slice of it."""
+
+    obs: jax.Array  # normalised (with the statistics used to act) and flattened observations
+    action: jax.Array
+    old_logp: jax.Array  # log pi_old(a|s), stored when acting
+    old_value: jax.Array  # V_old(s), stored when acting
+    adv: jax.Array  # GAE advantages
+    ret: jax.Array  # value targets: adv + V_old(s)
+    old_dist: Any = None  # pi_old(.|s), for the closed-form KL of the penalty objectives (else None)
 
 
 def network(config: Config, action_space) -> ActorCritic:
@@ -177,18 +189,18 @@ def network(config: Config, action_space) -> ActorCritic:
 
 def optimizer(config: Config) -> optax.GradientTransformation:
     """Global-norm clipping, then Adam's scaling; the (annealed) step size is applied in ``update``."""
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.scale_by_adam(eps=config.adam_eps))
+    return optim.optimizer("adam", max_grad_norm=config.max_grad_norm, eps=config.adam_eps)
 
 
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     net = network(config, action_space)
     params = net.init(key, flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape))
     return AgentState(
         params=params,
         opt_state=optimizer(config).init(params),
         obs_rms=RunningMeanStd.create(obs_space.shape),
-        update_count=jnp.zeros((), jnp.int32),
-        total_updates=jnp.asarray(total_updates, jnp.int32),
+        env_steps=jnp.zeros((), jnp.int32),
+        total_steps=jnp.asarray(total_steps, jnp.int32),
         kl_beta=jnp.asarray(config.kl_beta, jnp.float32),
     )
 
@@ -211,24 +223,11 @@ def act(config: Config, action_space, state: AgentState, obs, key, deterministic
 
 
 def schedule(config: Config, state: AgentState):
-    """Linear annealing factor 1 -> 0 over the run, and the resulting (lr, clip_eps)."""
-    frac = 1.0 - state.update_count / jnp.maximum(state.total_updates, 1)
+    """Linear annealing factor 1 -> 0 over the run's env steps, and the resulting (lr, clip_eps)."""
+    frac = optim.linear_decay(state.env_steps, state.total_steps)
     lr = config.learning_rate * (frac if config.anneal_lr else 1.0)
     clip_eps = config.clip_eps * (frac if config.anneal_clip else 1.0)
     return lr, clip_eps
-
-
-def importance_surrogate(log_prob, old_log_prob, advantages):
-    r"""The unclipped surrogate as a loss, :math:`-\hat{\mathbb E}_t[r_t(\theta)\hat A_t]` (paper eq. 6, "CPI")."""
-    return -jnp.mean(jnp.exp(log_prob - old_log_prob) * advantages)
-
-
-def kl_penalty(old_dist, dist, beta):
-    r"""The KL penalty term of the paper's eq. 8, with the KL in closed form per state:
-    :math:`\beta\,\hat{\mathbb E}_t[\mathrm{KL}(\pi_{\theta_\text{old}}(\cdot|s_t)\,\|\,\pi_\theta(\cdot|s_t))]`.
-    Returns ``(penalty, mean KL)``."""
-    kl = jnp.mean(old_dist.kl(dist))
-    return beta * kl, kl
 
 
 #: Bounds that keep the adaptive beta from underflowing to 0 or overflowing (0 * 2 would stay 0 forever).
@@ -251,25 +250,29 @@ def adapt_kl_beta(beta, kl, kl_target):
     return jnp.clip(beta, KL_BETA_MIN, KL_BETA_MAX)
 
 
-def loss_fn(params, config: Config, action_space, obs, mb, clip_eps, kl_beta=None):
+def loss_fn(params, config: Config, action_space, mb: Minibatch, clip_eps, kl_beta=None):
     """PPO's total loss on one minibatch: ``L^pi + c_v L^V - c_e H[pi]`` (paper eq. 9).
 
     ``L^pi`` by ``config.objective``: ``clip`` -> ``L^CLIP`` (eq. 7); ``kl`` -> ``-E[r A] + beta KL``
-    (eq. 8); ``clip-kl`` -> ``L^CLIP + beta KL``. The KL variants read the old policy's
-    distribution from ``mb["old_dist"]``.
+    (eq. 8); ``clip-kl`` -> ``L^CLIP + beta KL``, with the KL in closed form per state from
+    ``mb.old_dist``.
     """
-    dist, values = network(config, action_space).apply(params, obs)
-    adv = losses.normalize(mb["advantages"]) if config.normalize_advantage else mb["advantages"]
-    log_prob = dist.log_prob(mb["actions"])
-    pg_loss, pg_metrics = losses.clipped_surrogate(log_prob, mb["log_probs"], adv, clip_eps)
+    dist, values = network(config, action_space).apply(params, mb.obs)
+    adv = losses.normalize(mb.adv) if config.normalize_advantage else mb.adv
+    logp = dist.log_prob(mb.action)
+    pg_loss, pg_metrics = losses.clipped_surrogate_loss(logp, mb.old_logp, adv, clip_eps)
     extra = {}
     if config.objective == "kl":
-        pg_loss = importance_surrogate(log_prob, mb["log_probs"], adv)
+        pg_loss = losses.surrogate_loss(logp, mb.old_logp, adv)
     if config.uses_kl_penalty:
-        penalty, kl = kl_penalty(mb["old_dist"], dist, kl_beta)
+        kl = losses.mean_kl(mb.old_dist, dist)
+        penalty = kl_beta * kl
         pg_loss = pg_loss + penalty
         extra = dict(kl_penalty=penalty, kl=kl)
-    v_loss = losses.value_loss(values, mb["values"], mb["returns"], clip_eps if config.clip_value else None)
+    if config.clip_value:
+        v_loss = losses.clipped_value_loss(values, mb.old_value, mb.ret, clip_eps)
+    else:
+        v_loss = losses.value_loss(values, mb.ret)
     entropy = jnp.mean(dist.entropy())
     total = pg_loss + config.vf_coef * v_loss - config.ent_coef * entropy
     return total, dict(policy=pg_loss, value=v_loss, entropy=entropy, **pg_metrics, **extra)
@@ -291,32 +294,23 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     advantages = gae(rewards, batch.value, next_values, batch.terminated, batch.truncated,
                      config.gamma, config.gae_lambda)
     returns = advantages + batch.value
-    td_errors = rewards + config.gamma * (1.0 - batch.terminated) * next_values - batch.value
+    deltas = td_errors(rewards, batch.value, next_values, batch.terminated, config.gamma)
 
     n = batch.reward.size
-    n_minibatches = min(config.n_minibatches, n)  # a short final rollout may hold fewer samples
-    mb_size = n // n_minibatches
-    flat = {
-        "obs": obs.reshape((n, -1)),
-        "actions": batch.action.reshape((n,) + batch.action.shape[2:]),
-        "log_probs": batch.log_prob.reshape(n),
-        "values": batch.value.reshape(n),
-        "advantages": advantages.reshape(n),
-        "returns": returns.reshape(n),
-    }
-    if config.uses_kl_penalty:  # the old policy's distribution at every sample, for the closed-form KL
-        old_dist = net.apply(state.params, obs)[0]
-        flat["old_dist"] = jax.tree.map(lambda x: x.reshape((n,) + x.shape[2:]), old_dist)
+    flat = lambda x: x.reshape((n,) + x.shape[2:])  # noqa: E731  [T, B, ...] -> [T * B, ...]
+    old_dist = net.apply(state.params, obs)[0] if config.uses_kl_penalty else None
+    data = Minibatch(obs=flat(obs), action=flat(batch.action), old_logp=flat(batch.log_prob),
+                     old_value=flat(batch.value), adv=flat(advantages), ret=flat(returns),
+                     old_dist=jax.tree.map(flat, old_dist))
     lr, clip_eps = schedule(config, state)
     opt = optimizer(config)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     early_stop = config.target_kl is not None
 
-    def minibatch_step(carry, mb):
+    def minibatch_step(carry, mb):  # mb: a Minibatch, one slice of data
         params, opt_state, stopped = carry
-        (_, aux), grads = grad_fn(params, config, action_space, mb["obs"], mb, clip_eps, state.kl_beta)
-        updates, new_opt_state = opt.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates))
+        (_, aux), grads = grad_fn(params, config, action_space, mb, clip_eps, state.kl_beta)
+        new_params, new_opt_state = optim.apply_gradients(opt, params, opt_state, grads, lr)
         if early_stop:  # SB3's rule: this minibatch's approx KL (before its step) too large -> stop here
             stopped = jnp.logical_or(stopped, aux["approx_kl"] > 1.5 * config.target_kl)
             keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(stopped, b, a), new, old)  # noqa: E731
@@ -324,13 +318,9 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
         step_metrics = dict(aux, grad_norm=losses.global_norm(grads), done=1.0 - stopped.astype(jnp.float32))
         return (new_params, new_opt_state, stopped), step_metrics
 
-    def epoch(carry, epoch_key):
-        perm = jax.random.permutation(epoch_key, n)[: n_minibatches * mb_size]
-        mbs = jax.tree.map(lambda x: x[perm].reshape((n_minibatches, mb_size) + x.shape[1:]), flat)
-        return jax.lax.scan(minibatch_step, carry, mbs)
-
-    (params, opt_state, _), m = jax.lax.scan(epoch, (state.params, state.opt_state, jnp.bool_(False)),
-                                             jax.random.split(key, config.n_epochs))
+    (params, opt_state, _), m = optim.minibatch_epochs(minibatch_step, (state.params, state.opt_state,
+                                                                        jnp.bool_(False)),
+                                                       data, key, config.n_epochs, config.n_minibatches)
     mean: Callable[..., jax.Array]
     vmax: Callable[..., jax.Array]
     if early_stop:  # statistics over the minibatch steps that were taken (the first one always is)
@@ -342,10 +332,10 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     obs_rms = state.obs_rms.update(batch.obs) if config.normalize_obs else state.obs_rms
     kl_beta = state.kl_beta
     if config.uses_kl_penalty:  # d = mean KL(pi_old || pi_new) over the whole rollout, then the sec. 4 rule
-        kl_after = jnp.mean(old_dist.kl(net.apply(params, obs)[0]))
+        kl_after = losses.mean_kl(old_dist, net.apply(params, obs)[0])
         kl_beta = adapt_kl_beta(state.kl_beta, kl_after, config.kl_target)
     new_state = state.replace(params=params, opt_state=opt_state, obs_rms=obs_rms,
-                              update_count=state.update_count + 1, kl_beta=kl_beta)
+                              env_steps=state.env_steps + n, kl_beta=kl_beta)
     metrics = {
         "loss/policy": mean(m["policy"]),
         "loss/value": mean(m["value"]),
@@ -355,7 +345,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
         "loss/clip_fraction": mean(m["clip_fraction"]),
         "loss/ratio_max": vmax(m["ratio_max"]),
         "value/explained_variance": losses.explained_variance(batch.value, returns),
-        "value/td_error": jnp.mean(jnp.abs(td_errors)),
+        "value/td_error": jnp.mean(jnp.abs(deltas)),
         "value/max": jnp.max(batch.value),
         "value/mean": jnp.mean(batch.value),
         "grad/norm": mean(m["grad_norm"]),
@@ -370,7 +360,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
             "opt/kl_beta": state.kl_beta,  # the beta this update used (the next one uses the adapted value)
         })
     if early_stop:
-        metrics["opt/epochs_done"] = jnp.sum(done) / n_minibatches  # minibatch steps taken, in epochs
+        metrics["opt/epochs_done"] = jnp.sum(done) / done.shape[1]  # minibatch steps taken, in epochs
     return new_state, metrics
 
 

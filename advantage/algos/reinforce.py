@@ -14,7 +14,8 @@ algorithm with baseline (aka MC Actor Critic)"):
   ``"value"``: a learned :math:`V_w(s_t)` fitted to :math:`G_t` by regression (MC actor-critic).
 
 Read top to bottom: ``Config`` -> ``AgentState`` -> networks -> ``init`` / ``act`` -> the
-weights :math:`\Phi_t - b_t` and the losses -> ``update``. Every detail and departure is in
+weights :math:`\Phi_t - b_t` -> ``update`` with its two losses (``core.losses.policy_gradient_loss``
+and ``core.losses.value_loss``, over the used steps). Every detail and departure is in
 ``docs/algorithms/reinforce.md``.
 
 **Whole episodes from fixed-length rollouts.** The driver hands ``update`` a rollout of
@@ -53,11 +54,12 @@ import optax
 from flax import struct
 
 from advantage.config import ConfigError, check, static
-from advantage.core import losses
+from advantage.core import losses, optim
+from advantage.core.losses import masked_mean
 from advantage.core.returns import discounted_returns, episode_returns
 from advantage.envs.spaces import action_dim, is_discrete
-from advantage.nets.linear import FEATURES, Critic, FeatureMap, Policy, make_feature_map
-from advantage.nets.mlp import flatten_obs
+from advantage.nets.linear import Critic, FeatureMap, FeaturesConfig, Policy
+from advantage.nets.mlp import check_torso, flatten_obs
 from advantage.types import Transition
 
 NAME = "reinforce"
@@ -66,9 +68,10 @@ NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 
 @struct.dataclass
-class Config:
+class Config(FeaturesConfig):
     """REINFORCE hyperparameters. Defaults: reward-to-go with a learned value baseline, the CartPole-v1 preset."""
 
+    # features, tile_low, tile_high, n_tilings, tiles_per_dim: the fields of nets.linear.FeaturesConfig
     n_envs: int = static(2)
     """Parallel environments per seed."""
     n_steps: int = static(500)
@@ -81,20 +84,10 @@ class Config:
     incomplete: str = static("drop")
     """Episodes unfinished at the rollout end: 'drop' their steps, or 'bootstrap' them with V (needs
     baseline='value')."""
-    features: str = static("mlp")
-    """Function approximation: 'mlp', or linear in features 'linear-raw', 'linear-onehot', 'linear-tiles'."""
     hidden_sizes: tuple[int, ...] = static((64, 64))
     """Hidden layer sizes of the policy and value MLPs (features='mlp')."""
     activation: str = static("tanh")
     """Hidden activation: tanh, relu, elu or gelu."""
-    tile_low: tuple[float, ...] = static(())
-    """Tile coding: lower end of each observation dimension (empty: the observation space's bounds)."""
-    tile_high: tuple[float, ...] = static(())
-    """Tile coding: upper end of each observation dimension (empty: the observation space's bounds)."""
-    n_tilings: int = static(8)
-    """Tile coding: number of offset tilings."""
-    tiles_per_dim: int = static(8)
-    """Tile coding: tiles per dimension in each tiling."""
     value_steps: int = static(10)
     """Full-batch gradient steps on the value loss per update (baseline='value')."""
     normalize_advantage: bool = static(False)
@@ -116,16 +109,13 @@ class Config:
     """Initial log standard deviation of the Gaussian policy (continuous actions)."""
 
     def __post_init__(self):
+        self.check_features()
         check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
         check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
         check(self, "phi", lambda v: v in ("total", "reward-to-go"), "choose 'total' or 'reward-to-go'")
         check(self, "baseline", lambda v: v in ("none", "mean", "value"), "choose 'none', 'mean' or 'value'")
         check(self, "incomplete", lambda v: v in ("drop", "bootstrap"), "choose 'drop' or 'bootstrap'")
-        check(self, "features", lambda v: v in FEATURES, f"choose one of {', '.join(FEATURES)}")
-        check(self, "activation", lambda v: v in ("tanh", "relu", "elu", "gelu"), "choose tanh, relu, elu or gelu")
-        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
-        check(self, "n_tilings", lambda v: v >= 1, "use at least one tiling")
-        check(self, "tiles_per_dim", lambda v: v >= 1, "use at least one tile per dimension")
+        check_torso(self)
         check(self, "value_steps", lambda v: v >= 1, "take at least one value step")
         check(self, "optimizer", lambda v: v in ("adam", "sgd"), "choose 'adam' or 'sgd'")
         check(self, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
@@ -135,9 +125,6 @@ class Config:
         if self.incomplete == "bootstrap" and self.baseline != "value":
             raise ConfigError("reinforce.incomplete='bootstrap' needs a learned value to bootstrap from: "
                               "set baseline='value', or keep incomplete='drop'.")
-        if len(self.tile_low) != len(self.tile_high):
-            raise ConfigError(f"reinforce.tile_low and tile_high need the same length, got {len(self.tile_low)} "
-                              f"and {len(self.tile_high)}.")
 
 
 #: CartPole-v1's observation ranges for tile coding: position, velocity, angle, angular velocity
@@ -170,8 +157,8 @@ class AgentState(struct.PyTreeNode):
     params: dict  # {"policy": ..., "critic": ...}
     policy_opt: optax.OptState
     critic_opt: optax.OptState
-    update_count: jax.Array
-    total_updates: jax.Array
+    env_steps: jax.Array  # env steps of the batches updated on so far
+    total_steps: jax.Array  # env steps of the run (per seed)
     fmap: FeatureMap | None = struct.field(pytree_node=False, default=None)
 
 
@@ -185,13 +172,12 @@ def networks(config: Config, action_space, fmap: FeatureMap | None) -> tuple[Pol
 
 
 def _optimizer(config: Config, lr) -> optax.GradientTransformation:
-    base = optax.adam(lr) if config.optimizer == "adam" else optax.sgd(lr)
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), base)
+    """Global-norm clipping, then Adam or plain SGD with step size ``lr``."""
+    return optim.optimizer(config.optimizer, max_grad_norm=config.max_grad_norm, learning_rate=lr)
 
 
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
-    fmap = make_feature_map(config.features, obs_space, config.tile_low, config.tile_high, config.n_tilings,
-                            config.tiles_per_dim, algo=NAME)
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
+    fmap = config.feature_map(obs_space, algo=NAME)
     policy, critic = networks(config, action_space, fmap)
     k_pi, k_v = jax.random.split(key)
     obs = flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape)
@@ -200,8 +186,8 @@ def init(key, obs_space, action_space, config: Config, total_updates: int) -> Ag
         params=params,
         policy_opt=_optimizer(config, config.learning_rate).init(params["policy"]),
         critic_opt=_optimizer(config, config.value_learning_rate).init(params["critic"]),
-        update_count=jnp.zeros((), jnp.int32),
-        total_updates=jnp.asarray(total_updates, jnp.int32),
+        env_steps=jnp.zeros((), jnp.int32),
+        total_steps=jnp.asarray(total_steps, jnp.int32),
         fmap=fmap,
     )
 
@@ -217,7 +203,7 @@ def act(config: Config, action_space, state: AgentState, obs, key, deterministic
     return action, dist.log_prob(action), value
 
 
-# ----------------------------------------------------------------------------- the weights and the losses
+# ----------------------------------------------------------------------------- the weights
 def complete_mask(terminated, truncated) -> jax.Array:
     r"""``m_t = 1`` where the episode of step ``t`` ends inside the rollout: some ``done_{t'}``, ``t' >= t``.
 
@@ -225,11 +211,6 @@ def complete_mask(terminated, truncated) -> jax.Array:
     """
     done = jnp.logical_or(jnp.asarray(terminated, bool), jnp.asarray(truncated, bool))
     return jax.lax.cummax(done[::-1].astype(jnp.float32), axis=0)[::-1]
-
-
-def masked_mean(x, mask):
-    """``sum(m x) / max(sum(m), 1)``."""
-    return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
 def phi_weights(config: Config, rewards, terminated, truncated, next_values):
@@ -243,27 +224,6 @@ def phi_weights(config: Config, rewards, terminated, truncated, next_values):
     if config.phi == "reward-to-go":
         return rtg, rtg
     return episode_returns(rewards, terminated, truncated, config.gamma, next_values), rtg
-
-
-def reinforce_loss(log_prob, weights, mask):
-    r"""REINFORCE surrogate, negated: :math:`L(\theta) = -\frac{1}{\sum m}\sum_t m_t \log\pi_\theta(a_t|s_t)\, \Psi_t`.
-
-    ``weights`` :math:`\Psi_t = \Phi_t - b_t` are constants (no gradient flows through them), so
-    :math:`-\nabla L = \frac{1}{\sum m}\sum_t m_t \Psi_t \nabla\log\pi_\theta(a_t|s_t)`, the slides'
-    estimator of :math:`\nabla_\theta J` (*Actor Critic and PPO*, "Many forms of policy gradients";
-    Williams 1992 eq. 11). ``log_prob``, ``weights``, ``mask``: ``[T, B]``; returns a scalar.
-    """
-    return -masked_mean(log_prob * jax.lax.stop_gradient(weights), mask)
-
-
-def value_regression_loss(values, targets, mask):
-    r"""MC value regression :math:`\tfrac{1}{2\sum m}\sum_t m_t (V_w(s_t) - G_t)^2`.
-
-    Its negative gradient is the slides' critic step :math:`\delta \nabla_w V_w(s_t)` with
-    :math:`\delta = G_t - V_w(s_t)` (*Policy Search*, "REINFORCE algorithm with baseline (aka MC
-    Actor Critic)"), averaged over the used steps.
-    """
-    return 0.5 * masked_mean((values - jax.lax.stop_gradient(targets)) ** 2, mask)
 
 
 # ----------------------------------------------------------------------------- update
@@ -295,25 +255,26 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
         base = jnp.zeros_like(phi)
     weights = phi - base
     if config.normalize_advantage:
-        mu = masked_mean(weights, mask)
-        weights = (weights - mu) / (jnp.sqrt(masked_mean((weights - mu) ** 2, mask)) + 1e-8)
+        weights = losses.normalize(weights, mask)
 
-    # policy: one gradient step on the surrogate
+    # policy: one gradient step on the score-function loss -mean_used(log pi(a_t|s_t) (Phi_t - b_t))
     def policy_loss(params):
         dist = policy.apply(params, obs)
         entropy = masked_mean(dist.entropy(), mask)
-        return reinforce_loss(dist.log_prob(batch.action), weights, mask) - config.ent_coef * entropy, entropy
+        pg_loss = losses.policy_gradient_loss(dist.log_prob(batch.action), weights, mask)
+        return pg_loss - config.ent_coef * entropy, entropy
 
     (pg_loss, entropy), grads = jax.value_and_grad(policy_loss, has_aux=True)(state.params["policy"])
     popt = _optimizer(config, config.learning_rate)
     upd, policy_opt = popt.update(grads, state.policy_opt, state.params["policy"])
     policy_params = optax.apply_updates(state.params["policy"], upd)
 
-    # critic: value_steps full-batch steps of MC regression on G_t
+    # critic: value_steps full-batch steps of MC regression 1/2 mean_used (V_w(s_t) - G_t)^2 (the slides'
+    # critic step delta grad V_w(s_t), delta = G_t - V_w(s_t))
     critic_params, critic_opt, v_loss = state.params["critic"], state.critic_opt, jnp.zeros(())
     if use_critic:
         vopt = _optimizer(config, config.value_learning_rate)
-        v_grad = jax.value_and_grad(lambda p: value_regression_loss(critic.apply(p, obs), rtg, mask))
+        v_grad = jax.value_and_grad(lambda p: losses.value_loss(critic.apply(p, obs), rtg, mask))
 
         def value_step(carry, _):
             p, o = carry
@@ -332,17 +293,14 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
         params={"policy": pick(policy_params, state.params["policy"]), "critic": pick(critic_params,
                                                                                       state.params["critic"])},
         policy_opt=pick(policy_opt, state.policy_opt), critic_opt=pick(critic_opt, state.critic_opt),
-        update_count=state.update_count + 1,
+        env_steps=state.env_steps + batch.reward.size,
     )
-    var_g = masked_mean((rtg - masked_mean(rtg, mask)) ** 2, mask)
-    resid = rtg - values
-    var_r = masked_mean((resid - masked_mean(resid, mask)) ** 2, mask)
     metrics = {
         "loss/policy": pg_loss,
         "loss/value": v_loss,
         "loss/entropy": entropy,
-        "value/explained_variance": jnp.where(use_critic & (var_g > 0), 1.0 - var_r / jnp.maximum(var_g, 1e-12),
-                                              jnp.nan),
+        "value/explained_variance": (losses.explained_variance(values, rtg, mask) if use_critic
+                                     else jnp.float32(jnp.nan)),
         "value/max": jnp.max(values),
         "value/mean": masked_mean(values, mask),
         "grad/norm": losses.global_norm(grads),

@@ -2,10 +2,11 @@
 automatic entropy tuning.
 
 Read top to bottom: ``Config`` -> ``AgentState`` -> the policy network -> ``init`` -> ``act``
--> the target, the three losses and one gradient step -> ``update``. The replay buffer,
-the critics (a ``vmap``-ed ensemble), the target update and the rule that decides when
-to train are TD3's (``advantage/algos/td3.py``), shared, not copied. Every detail and
-departure is listed in ``docs/algorithms/sac.md``.
+-> the target, the three losses and one gradient step -> ``update``. The replay buffer and
+the rule that decides when to train (``advantage/buffers/replay.py``), the critics (a
+``vmap``-ed ensemble, ``advantage/nets/offpolicy.py``), the TD target
+(``core.returns.td_target``) and the soft target update (``optax.incremental_update``) are
+shared with TD3, not copied. Every detail and departure is listed in ``docs/algorithms/sac.md``.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ import numpy as np
 import optax
 from flax import struct
 
-from advantage.algos import td3
-from advantage.algos.td3 import Linear, Torso, apply_adam, polyak, q_values, td_target
 from advantage.buffers import replay
 from advantage.config import check, static
+from advantage.core import optim
 from advantage.core.distributions import TanhGaussian
 from advantage.core.losses import global_norm
-from advantage.envs.spaces import action_dim
+from advantage.core.returns import td_target
+from advantage.envs.spaces import action_dim, require_box
+from advantage.nets.mlp import flatten_obs
+from advantage.nets.offpolicy import Linear, Torso, init_critics, q_values
 from advantage.types import Transition
 
 NAME = "sac"
@@ -34,7 +37,7 @@ SEARCH = False  # trained by updates (advantage.training.stepper.UpdateStepper)
 
 #: Metric prefixes that are NaN by design: no gradient step runs before ``learning_starts`` (and between
 #: training rounds when ``train_freq > 1``); ``loss/alpha`` is NaN when alpha is not learned.
-NAN_METRICS = td3.NAN_METRICS
+NAN_METRICS = replay.NAN_METRICS
 
 
 @struct.dataclass
@@ -82,7 +85,7 @@ class Config:
     """Adam epsilon."""
 
     def __post_init__(self):
-        td3.check_replay_config(self, "use at least one critic (2 for the paper's twin Q)")
+        replay.check_config(self, "use at least one critic (2 for the paper's twin Q)")
         if self.learn_alpha:
             check(self, "alpha_init", lambda v: v > 0, "a learned alpha starts > 0 (it is exp(log alpha))")
         else:
@@ -147,19 +150,30 @@ def target_entropy(config, action_space) -> float:
     return -float(action_dim(action_space)) if config.target_entropy is None else float(config.target_entropy)
 
 
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
-    td3.require_box(NAME, action_space)
+def obs_features(state, obs):
+    """``[B, *obs_shape] -> [B, obs_dim]`` (observations are used raw: no normalisation)."""
+    return flatten_obs(obs.astype(jnp.float32), state.buffer.obs.shape[1:])
+
+
+def optimizer(config) -> optax.GradientTransformation:
+    """Adam's scaling (for the actor, the critics and log alpha); the step ``-learning_rate * update`` is applied
+    by ``core.optim.apply_gradients``."""
+    return optim.optimizer("adam", eps=config.adam_eps)
+
+
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
+    require_box(NAME, action_space)
     obs_dim, act_dim = int(np.prod(obs_space.shape)), action_dim(action_space)
     k_actor, k_critic = jax.random.split(key)
     net = GaussianPolicy(act_dim, config.hidden_sizes, config.activation)
     actor = net.init(k_actor, jnp.zeros((1, obs_dim)), config.log_std_min, config.log_std_max)
-    critic = td3.init_critics(k_critic, config, obs_dim, act_dim)
+    critic = init_critics(k_critic, config, obs_dim, act_dim)
     log_alpha = jnp.log(jnp.asarray(config.alpha_init, jnp.float32))
-    adam = td3.adam(config)
+    adam = optimizer(config)
     return AgentState(
         actor=actor, critic=critic, critic_target=critic, log_alpha=log_alpha,
         actor_opt=adam.init(actor), critic_opt=adam.init(critic), alpha_opt=adam.init(log_alpha),
-        buffer=replay.init(td3.buffer_capacity(config, total_updates), obs_space.shape, (act_dim,)),
+        buffer=replay.init(replay.capacity_for(config.buffer_size, total_steps), obs_space.shape, (act_dim,)),
         env_steps=jnp.zeros((), jnp.int32), grad_steps=jnp.zeros((), jnp.int32),
     )
 
@@ -171,7 +185,7 @@ def act(config: Config, action_space, state: AgentState, obs, key, deterministic
     - before ``learning_starts`` env steps: uniform random in [-1, 1] per dimension.
     - after: a sample ``tanh(u)``, ``u ~ N(mean(s), std(s)^2)``.
     """
-    dist = policy(config, action_space, state.actor, td3.obs_features(state, obs))
+    dist = policy(config, action_space, state.actor, obs_features(state, obs))
     zeros = jnp.zeros(dist.mean.shape[:1], jnp.float32)
     out_shape = dist.mean.shape[:1] + tuple(action_space.shape)
     if deterministic:
@@ -191,7 +205,7 @@ def critic_target(config, action_space, actor_params, critic_target_params, mb: 
     """
     a_next, logp_next = policy(config, action_space, actor_params, mb.next_obs).sample_and_log_prob(key)
     q_next = jnp.min(q_values(config, critic_target_params, mb.next_obs, a_next), axis=0)
-    return jax.lax.stop_gradient(td_target(mb.reward, mb.terminated, q_next - alpha * logp_next, config.gamma))
+    return jax.lax.stop_gradient(td_target(mb.reward, q_next - alpha * logp_next, mb.terminated, config.gamma))
 
 
 def critic_loss(critic_params, config, obs, action, y):
@@ -219,7 +233,7 @@ def gradient_step(config, action_space, state: AgentState, key):
     updated critics), then the target critics. All three losses use the alpha from before this step."""
     k_sample, k_pi, k_next = jax.random.split(key, 3)
     mb = replay.sample(state.buffer, k_sample, config.batch_size)
-    obs, next_obs = td3.obs_features(state, mb.obs), td3.obs_features(state, mb.next_obs)
+    obs, next_obs = obs_features(state, mb.obs), obs_features(state, mb.next_obs)
     action = mb.action.reshape((config.batch_size, -1))
     mb = mb.replace(obs=obs, next_obs=next_obs, action=action)
     alpha = jnp.exp(state.log_alpha)
@@ -228,23 +242,26 @@ def gradient_step(config, action_space, state: AgentState, key):
     # alpha: the log-probabilities of fresh actions from the current actor (the actor loss reuses k_pi)
     _, logp_pi = policy(config, action_space, state.actor, obs).sample_and_log_prob(k_pi)
     al_loss, al_grad = jax.value_and_grad(alpha_loss)(state.log_alpha, logp_pi, h_target)
+    adam = optimizer(config)
     if config.learn_alpha:
-        log_alpha, alpha_opt = apply_adam(config, state.log_alpha, al_grad, state.alpha_opt)
+        log_alpha, alpha_opt = optim.apply_gradients(adam, state.log_alpha, state.alpha_opt, al_grad,
+                                                     config.learning_rate)
     else:
         log_alpha, alpha_opt = state.log_alpha, state.alpha_opt
 
     # critics
     y = critic_target(config, action_space, state.actor, state.critic_target, mb, k_next, alpha)
     (c_loss, q), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic, config, obs, action, y)
-    critic, critic_opt = apply_adam(config, state.critic, c_grads, state.critic_opt)
+    critic, critic_opt = optim.apply_gradients(adam, state.critic, state.critic_opt, c_grads, config.learning_rate)
 
     # actor, against the updated critics
     (a_loss, logp), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
         state.actor, critic, config, action_space, obs, k_pi, alpha)
-    actor, actor_opt = apply_adam(config, state.actor, a_grads, state.actor_opt)
+    actor, actor_opt = optim.apply_gradients(adam, state.actor, state.actor_opt, a_grads, config.learning_rate)
 
+    # the target critics: target <- tau * online + (1 - tau) * target
     state = state.replace(
-        actor=actor, critic=critic, critic_target=polyak(state.critic_target, critic, config.tau),
+        actor=actor, critic=critic, critic_target=optax.incremental_update(critic, state.critic_target, config.tau),
         log_alpha=log_alpha, actor_opt=actor_opt, critic_opt=critic_opt, alpha_opt=alpha_opt,
         grad_steps=state.grad_steps + 1)
     metrics = {
@@ -259,9 +276,9 @@ def gradient_step(config, action_space, state: AgentState, key):
 
 def update(config: Config, action_space, state: AgentState, batch: Transition, key):
     """Store ``batch [T, B]`` in the buffer, then the gradient steps that are due (maybe none)."""
-    n_grad, max_grad = td3.training_rounds(config, state.env_steps, batch.reward.shape[0])
+    n_grad, max_grad = replay.training_rounds(config, state.env_steps, batch.reward.shape[0])
     state = state.replace(buffer=replay.add(state.buffer, batch), env_steps=state.env_steps + batch.reward.size)
-    state, metrics = td3.run_gradient_steps(config, action_space, state, key, n_grad, max_grad, gradient_step)
+    state, metrics = replay.run_gradient_steps(config, action_space, state, key, n_grad, max_grad, gradient_step)
     metrics["alpha"] = jnp.exp(state.log_alpha)
     metrics["buffer/size"] = replay.size(state.buffer).astype(jnp.float32)
     return state, metrics

@@ -17,7 +17,6 @@ detail and departure is listed in ``docs/algorithms/ddpg_td3.md``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -29,9 +28,12 @@ from flax import struct
 
 from advantage.buffers import replay
 from advantage.config import ConfigError, check, static
+from advantage.core import optim
 from advantage.core.losses import global_norm
-from advantage.envs.spaces import action_dim, is_discrete
-from advantage.nets.mlp import ACTIVATIONS, flatten_obs
+from advantage.core.returns import td_target
+from advantage.envs.spaces import action_dim, require_box
+from advantage.nets.mlp import flatten_obs
+from advantage.nets.offpolicy import Linear, Torso, init_critics, q_values
 from advantage.types import Transition
 
 NAME = "td3"
@@ -39,7 +41,7 @@ SEARCH = False  # trained by updates (advantage.training.stepper.UpdateStepper)
 
 #: Metric prefixes that are NaN by design: no gradient step runs before ``learning_starts`` (and between
 #: training rounds when ``train_freq > 1``), and with ``policy_delay > 1`` an update may train only the critics.
-NAN_METRICS = ("loss/", "grad/", "q/", "value/td_error", "policy/entropy")
+NAN_METRICS = replay.NAN_METRICS
 
 
 @struct.dataclass
@@ -92,7 +94,7 @@ class Config:
 
     def __post_init__(self):
         name = type(self).__module__.split(".")[-1]
-        check_replay_config(self, "use at least one critic (2 for clipped double Q)")
+        replay.check_config(self, "use at least one critic (2 for clipped double Q)")
         check(self, "exploration_noise", lambda v: v in ("gaussian", "ou"), "choose gaussian or ou")
         check(self, "policy_delay", lambda v: v >= 1 and float(v).is_integer(), "policy_delay must be an integer >= 1")
         check(self, "policy_noise", lambda v: v >= 0, "the target-smoothing std must be >= 0")
@@ -105,23 +107,6 @@ class Config:
                 f"{name}.exploration_noise='ou' needs n_steps=1 (got n_steps={self.n_steps}): the Ornstein-Uhlenbeck "
                 "state lives in the agent state and advances once per update call, i.e. once per env step only when "
                 "n_steps=1; use --n-steps 1, or --exploration-noise gaussian.")
-
-
-def check_replay_config(config, critics_hint: str) -> None:
-    """The checks every replay-buffer actor-critic config shares (TD3, DDPG, SAC)."""
-    check(config, "n_envs", lambda v: v >= 1, "use at least one environment")
-    check(config, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
-    check(config, "buffer_size", lambda v: v >= 1, "the buffer needs at least one slot")
-    check(config, "batch_size", lambda v: v >= 1, "a minibatch needs at least one transition")
-    check(config, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
-    check(config, "activation", lambda v: v in ACTIVATIONS, "choose relu, tanh, elu or gelu")
-    check(config, "n_critics", lambda v: v >= 1, critics_hint)
-    check(config, "gradient_steps", lambda v: v >= 1, "take at least one gradient step per training round")
-    check(config, "train_freq", lambda v: v >= 1, "train every >= 1 steps")
-    check(config, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
-    check(config, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
-    check(config, "tau", lambda v: 0 < v <= 1, "tau must lie in (0, 1]")
-    check(config, "learning_starts", lambda v: v >= 0, "learning_starts must be >= 0")
 
 
 #: Per-environment defaults: the RL Baselines3 Zoo ``hyperparams/td3.yml`` entries (``ddpg.yml`` is identical
@@ -153,34 +138,7 @@ class AgentState(struct.PyTreeNode):
 
 
 # ----------------------------------------------------------------------------- networks
-class Linear(nn.Module):
-    """``x W + b`` with PyTorch's default initialisation, ``W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))``,
-    as in Fujimoto et al.'s and Stable-Baselines3's TD3/SAC networks."""
-
-    features: int
-
-    @nn.compact
-    def __call__(self, x):
-        bound = 1.0 / math.sqrt(x.shape[-1])
-        init = lambda key, shape: jax.random.uniform(key, shape, jnp.float32, -bound, bound)  # noqa: E731
-        w = self.param("kernel", init, (x.shape[-1], self.features))
-        b = self.param("bias", init, (self.features,))
-        return x @ w + b
-
-
-class Torso(nn.Module):
-    """Hidden layers ``Linear -> activation``, one per entry of ``hidden_sizes`` (none: identity)."""
-
-    hidden_sizes: Sequence[int]
-    activation: str = "relu"
-
-    @nn.compact
-    def __call__(self, x):
-        for i, size in enumerate(self.hidden_sizes):
-            x = ACTIVATIONS[self.activation](Linear(size, name=f"hidden_{i}")(x))
-        return x
-
-
+# The critics are an ensemble of ``nets.offpolicy.Critic`` (PyTorch-initialised ``Linear`` layers), shared with SAC.
 class Actor(nn.Module):
     """Deterministic policy ``mu(s) = tanh(Linear(torso(s)))`` in the agent's [-1, 1] action units."""
 
@@ -193,72 +151,17 @@ class Actor(nn.Module):
         return jnp.tanh(Linear(self.action_dim, name="out")(Torso(self.hidden_sizes, self.activation)(obs)))
 
 
-class Critic(nn.Module):
-    """``Q(s, a) = Linear(torso([s, a]))``: state and action enter the first layer together."""
-
-    hidden_sizes: Sequence[int]
-    activation: str = "relu"
-
-    @nn.compact
-    def __call__(self, obs, action):
-        h = Torso(self.hidden_sizes, self.activation)(jnp.concatenate([obs, action], axis=-1))
-        return Linear(1, name="out")(h)[..., 0]
-
-
-def critic_net(config) -> Critic:
-    return Critic(config.hidden_sizes, config.activation)
-
-
-def init_critics(key, config, obs_dim: int, act_dim: int):
-    """Parameters of ``n_critics`` independent critics, stacked along a leading axis (for ``jax.vmap``)."""
-    net = critic_net(config)
-    return jax.vmap(lambda k: net.init(k, jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))))(
-        jax.random.split(key, config.n_critics))
-
-
-def q_values(config, critic_params, obs, action):
-    """Every critic of the ensemble at ``(obs [B, obs_dim], action [B, act_dim])``: ``[n_critics, B]``."""
-    net = critic_net(config)
-    return jax.vmap(lambda p: net.apply(p, obs, action))(critic_params)
-
-
 def actor_net(config, action_space) -> Actor:
     return Actor(action_dim(action_space), config.hidden_sizes, config.activation)
 
 
-def polyak(target, online, tau):
-    """``target <- tau * online + (1 - tau) * target`` (soft target update, Lillicrap et al. 2016)."""
-    return jax.tree.map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)
+def optimizer(config) -> optax.GradientTransformation:
+    """Adam's scaling; the step ``-learning_rate * update`` is applied by ``core.optim.apply_gradients``, so the
+    rate can be a pytree leaf."""
+    return optim.optimizer("adam", eps=config.adam_eps)
 
 
-def adam(config) -> optax.GradientTransformation:
-    """Adam's scaling; the step ``-learning_rate * update`` is applied by hand so the rate can be a pytree leaf."""
-    return optax.scale_by_adam(eps=config.adam_eps)
-
-
-def apply_adam(config, params, grads, opt_state):
-    updates, opt_state = adam(config).update(grads, opt_state, params)
-    return optax.apply_updates(params, jax.tree.map(lambda u: -config.learning_rate * u, updates)), opt_state
-
-
-def require_box(name: str, action_space) -> None:
-    """Off-policy actor-critics here act in continuous spaces only: a clear error otherwise."""
-    if is_discrete(action_space):
-        got = f"Discrete({action_space.n})" if hasattr(action_space, "n") else repr(action_space)
-        raise ConfigError(
-            f"{name} needs a continuous (Box) action space; got {got}. "
-            "Use ppo (or another on-policy algorithm) for discrete actions.")
-    if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
-        raise ConfigError(f"{name} needs finite action bounds (its actions in [-1, 1] are rescaled to them); "
-                          f"got low={action_space.low}, high={action_space.high}.")
-
-
-def buffer_capacity(config, total_updates: int) -> int:
-    """``min(buffer_size, transitions the run will collect)``: a bigger buffer would never fill."""
-    return max(1, min(int(config.buffer_size), int(total_updates) * config.n_envs * config.n_steps))
-
-
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     require_box(type(config).__module__.split(".")[-1], action_space)
     obs_dim, act_dim = int(np.prod(obs_space.shape)), action_dim(action_space)
     k_actor, k_critic, k_ou = jax.random.split(key, 3)
@@ -266,8 +169,8 @@ def init(key, obs_space, action_space, config: Config, total_updates: int) -> Ag
     critic = init_critics(k_critic, config, obs_dim, act_dim)
     return AgentState(
         actor=actor, critic=critic, actor_target=actor, critic_target=critic,
-        actor_opt=adam(config).init(actor), critic_opt=adam(config).init(critic),
-        buffer=replay.init(buffer_capacity(config, total_updates), obs_space.shape, (act_dim,)),
+        actor_opt=optimizer(config).init(actor), critic_opt=optimizer(config).init(critic),
+        buffer=replay.init(replay.capacity_for(config.buffer_size, total_steps), obs_space.shape, (act_dim,)),
         ou_noise=ou_reset(config, k_ou, (config.n_envs, act_dim)),
         env_steps=jnp.zeros((), jnp.int32), grad_steps=jnp.zeros((), jnp.int32),
     )
@@ -327,17 +230,6 @@ def act(config: Config, action_space, state: AgentState, obs, key, deterministic
 
 
 # ----------------------------------------------------------------------------- targets and losses
-def td_target(reward, terminated, next_value, gamma):
-    """``y = r + gamma (1 - terminated) V'(s')``: bootstraps through truncations, never through terminations.
-
-    TD3: ``V'(s') = min_i Q'_i(s', a')`` (Fujimoto et al. sec. 4.2, clipped double Q); DDPG:
-    ``Q'(s', mu'(s'))`` (Lillicrap et al., Algorithm 1); SAC: the soft value
-    ``min_i Q'_i(s', a') - alpha log pi(a'|s')`` (Haarnoja et al. 2018b, sec. 4).
-    Shapes ``[B]``; ``terminated`` is boolean.
-    """
-    return reward + gamma * (1.0 - terminated.astype(jnp.float32)) * next_value
-
-
 def target_action(config, action_space, actor_target, next_obs, key):
     """Target policy smoothing (TD3 sec. 5.3): ``a' = clip(mu'(s') + clip(eps, -c, c), -1, 1)``,
     ``eps ~ N(0, policy_noise^2)`` per dimension (``policy_noise = 0``: plain ``mu'(s')``, DDPG)."""
@@ -351,7 +243,7 @@ def critic_target(config, action_space, actor_target, critic_target_params, mb: 
     ``n_critics`` target critics (with one critic: DDPG's target). ``mb.next_obs`` is flat ``[B, obs_dim]``."""
     a_next = target_action(config, action_space, actor_target, mb.next_obs, key)
     q_next = jnp.min(q_values(config, critic_target_params, mb.next_obs, a_next), axis=0)
-    return jax.lax.stop_gradient(td_target(mb.reward, mb.terminated, q_next, config.gamma))
+    return jax.lax.stop_gradient(td_target(mb.reward, q_next, mb.terminated, config.gamma))
 
 
 def critic_loss(critic_params, config, obs, action, y):
@@ -379,15 +271,19 @@ def gradient_step(config, action_space, state: AgentState, key):
     mb = mb.replace(obs=obs, next_obs=next_obs, action=action)
     y = critic_target(config, action_space, state.actor_target, state.critic_target, mb, k_target)
     (c_loss, q), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic, config, obs, action, y)
-    critic, critic_opt = apply_adam(config, state.critic, c_grads, state.critic_opt)
+    critic, critic_opt = optim.apply_gradients(optimizer(config), state.critic, state.critic_opt, c_grads,
+                                               config.learning_rate)
     grad_steps = state.grad_steps + 1
     state = state.replace(critic=critic, critic_opt=critic_opt, grad_steps=grad_steps)
 
     def actor_step(s: AgentState):
         a_loss, a_grads = jax.value_and_grad(actor_loss)(s.actor, s.critic, config, action_space, obs)
-        actor, actor_opt = apply_adam(config, s.actor, a_grads, s.actor_opt)
-        s = s.replace(actor=actor, actor_opt=actor_opt, actor_target=polyak(s.actor_target, actor, config.tau),
-                      critic_target=polyak(s.critic_target, s.critic, config.tau))
+        actor, actor_opt = optim.apply_gradients(optimizer(config), s.actor, s.actor_opt, a_grads,
+                                                 config.learning_rate)
+        # soft target updates (Lillicrap et al. 2016): target <- tau * online + (1 - tau) * target
+        s = s.replace(actor=actor, actor_opt=actor_opt,
+                      actor_target=optax.incremental_update(actor, s.actor_target, config.tau),
+                      critic_target=optax.incremental_update(s.critic, s.critic_target, config.tau))
         return s, a_loss, global_norm(a_grads)
 
     def no_actor_step(s: AgentState):
@@ -404,51 +300,6 @@ def gradient_step(config, action_space, state: AgentState, key):
 
 
 # ----------------------------------------------------------------------------- the update
-ACTOR_METRICS = ("loss/actor", "grad/norm_actor")
-
-
-def training_rounds(config, env_steps_before, n_steps: int):
-    """How many gradient steps this update takes, and their static upper bound.
-
-    A round of ``gradient_steps`` is due each time the steps per env cross a multiple of
-    ``train_freq``, and only once more than ``learning_starts`` transitions were collected
-    (Stable-Baselines3's rule, checked after collecting).
-    """
-    per_env_before = env_steps_before // config.n_envs
-    rounds = (per_env_before + n_steps) // config.train_freq - per_env_before // config.train_freq
-    collected = env_steps_before + n_steps * config.n_envs
-    n_grad = jnp.where(collected > config.learning_starts, rounds * config.gradient_steps, 0)
-    max_grad = -(-n_steps // config.train_freq) * config.gradient_steps
-    return n_grad, max_grad
-
-
-def run_gradient_steps(config, action_space, state, key, n_grad, max_grad: int, step_fn, actor_keys=ACTOR_METRICS):
-    """Scan ``max_grad`` slots of ``step_fn``; the first ``n_grad`` run, the others are skipped (``lax.cond``).
-
-    Metrics are averaged over the steps that ran (actor metrics over the steps that updated the
-    actor); NaN when none did.
-    """
-    out_shape = jax.eval_shape(lambda s, k: step_fn(config, action_space, s, k)[1], state, key)
-    nan = {k: jnp.full(v.shape, jnp.nan, v.dtype) for k, v in out_shape.items()}
-
-    def body(s, inp):
-        i, k = inp
-        run = lambda s: step_fn(config, action_space, s, k)  # noqa: E731
-        skip = lambda s: (s, nan, jnp.asarray(False))  # noqa: E731
-        s, m, actor_updated = jax.lax.cond(i < n_grad, run, skip, s)
-        return s, (m, i < n_grad, actor_updated & (i < n_grad))
-
-    state, (m, ran, actor_ran) = jax.lax.scan(body, state, (jnp.arange(max_grad), jax.random.split(key, max_grad)))
-
-    def masked_mean(x, mask):
-        n = jnp.sum(mask)
-        return jnp.where(n > 0, jnp.sum(jnp.where(mask, x, 0.0)) / jnp.maximum(n, 1), jnp.nan)
-
-    metrics = {k: masked_mean(v, actor_ran if k in actor_keys else ran) for k, v in m.items()}
-    metrics["opt/gradient_steps"] = jnp.sum(ran).astype(jnp.float32)
-    return state, metrics
-
-
 def update(config: Config, action_space, state: AgentState, batch: Transition, key):
     """Store ``batch [T, B]`` in the buffer, then the gradient steps that are due (maybe none).
 
@@ -456,13 +307,13 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     """
     T = batch.reward.shape[0]
     k_train, k_ou, k_reset = jax.random.split(key, 3)
-    n_grad, max_grad = training_rounds(config, state.env_steps, T)
+    n_grad, max_grad = replay.training_rounds(config, state.env_steps, T)
     state = state.replace(buffer=replay.add(state.buffer, batch), env_steps=state.env_steps + batch.reward.size)
     if config.exploration_noise == "ou":
         done = (batch.terminated[-1] | batch.truncated[-1])[:, None]
         state = state.replace(ou_noise=jnp.where(done, ou_reset(config, k_reset, state.ou_noise.shape),
                                                  ou_step(config, state.ou_noise, k_ou)))
-    state, metrics = run_gradient_steps(config, action_space, state, k_train, n_grad, max_grad, gradient_step)
+    state, metrics = replay.run_gradient_steps(config, action_space, state, k_train, n_grad, max_grad, gradient_step)
     metrics["buffer/size"] = replay.size(state.buffer).astype(jnp.float32)
     return state, metrics
 

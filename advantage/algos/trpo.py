@@ -9,8 +9,9 @@ and an improvement of the surrogate; with ``line_search=False`` the step is take
 network, fitted by Adam for ``n_critic_updates`` epochs of minibatches (as in SB3-contrib's
 TRPO and the RL Zoo's ``trpo.yml``).
 
-Read top to bottom: ``Config`` -> ``AgentState`` -> ``init`` -> ``act`` -> surrogate and KL
--> ``update``. The math of the step is in ``advantage/core/natural_gradient.py``; every
+Read top to bottom: ``Config`` -> ``AgentState`` -> ``init`` -> ``act`` -> ``update``. The math of
+the step is in ``advantage/core/natural_gradient.py``, the surrogate and the mean KL are
+``core.losses.surrogate_loss`` and ``core.losses.mean_kl`` (shared with PPO); every
 implementation detail is listed in ``docs/algorithms/trpo.md``.
 """
 
@@ -23,12 +24,12 @@ from flax import struct
 from jax.flatten_util import ravel_pytree
 
 from advantage.config import ConfigError, check, static
-from advantage.core import losses
+from advantage.core import losses, optim
 from advantage.core.natural_gradient import natural_gradient_step
 from advantage.core.normalization import RunningMeanStd
-from advantage.core.returns import gae
+from advantage.core.returns import gae, td_errors
 from advantage.envs.spaces import action_dim, is_discrete
-from advantage.nets.mlp import ActorCritic, flatten_obs
+from advantage.nets.mlp import ActorCritic, check_torso, flatten_obs
 from advantage.types import Transition
 
 NAME = "trpo"
@@ -92,8 +93,7 @@ class Config:
         check(self, "line_search_max_iters", lambda v: v >= 1, "try at least one point")
         check(self, "n_critic_updates", lambda v: v >= 0, "use 0 or more critic epochs")
         check(self, "n_minibatches", lambda v: v >= 1, "use at least one minibatch")
-        check(self, "activation", lambda v: v in ("tanh", "relu", "elu", "gelu"), "choose tanh, relu, elu or gelu")
-        check(self, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
+        check_torso(self)
         check(self, "max_kl", lambda v: v > 0, "the trust region must be positive (e.g. 0.01)")
         check(self, "reward_scale", lambda v: v > 0, "the reward scale must be positive")
         check(self, "cg_damping", lambda v: v >= 0, "the damping must be >= 0 (e.g. 0.1)")
@@ -139,8 +139,15 @@ class AgentState(struct.PyTreeNode):
     params: dict  # ActorCritic parameters: actor_torso + policy_head (the policy), critic_torso + value_head
     critic_opt_state: optax.OptState  # Adam state of the critic's parameters only
     obs_rms: RunningMeanStd
-    update_count: jax.Array
-    total_updates: jax.Array
+    env_steps: jax.Array  # env steps of the batches updated on so far
+    total_steps: jax.Array  # env steps of the run (per seed)
+
+
+class CriticBatch(struct.PyTreeNode):
+    """The critic's regression data, one sample per row ``[N, ...]``; a minibatch is a slice of it."""
+
+    obs: jax.Array  # normalised, flattened observations
+    ret: jax.Array  # value targets: GAE advantages + V_old(s)
 
 
 def network(config: Config, action_space) -> ActorCritic:
@@ -171,18 +178,18 @@ def merge_params(actor: dict, critic: dict) -> dict:
 
 def critic_optimizer(config: Config) -> optax.GradientTransformation:
     """Adam on the critic's parameters (no gradient clipping, as in SB3-contrib's TRPO)."""
-    return optax.adam(config.learning_rate, eps=config.adam_eps)
+    return optim.optimizer("adam", eps=config.adam_eps, learning_rate=config.learning_rate)
 
 
-def init(key, obs_space, action_space, config: Config, total_updates: int) -> AgentState:
+def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     net = network(config, action_space)
     params = net.init(key, flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape))
     return AgentState(
         params=params,
         critic_opt_state=critic_optimizer(config).init(split_params(params)[1]),
         obs_rms=RunningMeanStd.create(obs_space.shape),
-        update_count=jnp.zeros((), jnp.int32),
-        total_updates=jnp.asarray(total_updates, jnp.int32),
+        env_steps=jnp.zeros((), jnp.int32),
+        total_steps=jnp.asarray(total_steps, jnp.int32),
     )
 
 
@@ -196,29 +203,6 @@ def act(config: Config, action_space, state: AgentState, obs, key, deterministic
     dist, value = network(config, action_space).apply(state.params, _preprocess(config, state, obs))
     action = dist.mode() if deterministic else dist.sample(key)
     return action, dist.log_prob(action), value
-
-
-def surrogate(dist, actions, old_log_prob, advantages):
-    r"""The importance-sampled surrogate to *maximise* (TRPO eq. 14, sample form):
-
-    .. math::
-        L_{\theta_\text{old}}(\theta) = \hat{\mathbb E}_t\Big[
-            \frac{\pi_\theta(a_t|s_t)}{\pi_{\theta_\text{old}}(a_t|s_t)}\hat A_t\Big]
-
-    Its gradient at :math:`\theta_\text{old}` is the policy gradient
-    :math:`\hat{\mathbb E}[\nabla\log\pi_\theta(a_t|s_t)\hat A_t]`.
-    """
-    return jnp.mean(jnp.exp(dist.log_prob(actions) - old_log_prob) * advantages)
-
-
-def mean_kl(old_dist, dist):
-    r"""The mean KL from the old policy, closed form per state:
-
-    .. math::
-        \overline{\mathrm{KL}} = \hat{\mathbb E}_t\big[
-            \mathrm{KL}(\pi_{\theta_\text{old}}(\cdot|s_t)\,\|\,\pi_\theta(\cdot|s_t))\big]
-    """
-    return jnp.mean(old_dist.kl(dist))
 
 
 def update(config: Config, action_space, state: AgentState, batch: Transition, key):
@@ -235,7 +219,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     advantages = gae(rewards, batch.value, next_values, batch.terminated, batch.truncated,
                      config.gamma, config.gae_lambda)
     returns = advantages + batch.value
-    td_errors = rewards + config.gamma * (1.0 - batch.terminated) * next_values - batch.value
+    deltas = td_errors(rewards, batch.value, next_values, batch.terminated, config.gamma)
 
     n = batch.reward.size
     flat_obs = obs.reshape((n, -1))
@@ -244,7 +228,8 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     adv = advantages.reshape(n)
     adv = losses.normalize(adv) if config.normalize_advantage else adv
 
-    # ---- policy: one natural-gradient step on the flattened policy parameters
+    # ---- policy: one natural-gradient step on the flattened policy parameters, maximising the surrogate
+    # L(theta) = E[ratio * A] (TRPO eq. 14) subject to the mean KL(pi_old || pi_theta) <= max_kl (eq. 12)
     actor, critic = split_params(state.params)
     theta_old, unravel = ravel_pytree(actor)
 
@@ -253,8 +238,8 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
 
     old_dist = jax.tree.map(jax.lax.stop_gradient, policy(theta_old))
     theta_new, info = natural_gradient_step(
-        objective_fn=lambda th: surrogate(policy(th), actions, old_log_prob, adv),
-        kl_fn=lambda th: mean_kl(old_dist, policy(th)),
+        objective_fn=lambda th: -losses.surrogate_loss(policy(th).log_prob(actions), old_log_prob, adv),
+        kl_fn=lambda th: losses.mean_kl(old_dist, policy(th)),
         theta_old=theta_old, max_kl=config.max_kl, damping=config.cg_damping, cg_iters=config.cg_iters,
         cg_residual_tol=config.cg_residual_tol, line_search=config.line_search,
         line_search_max_iters=config.line_search_max_iters, line_search_shrink=config.line_search_shrink,
@@ -262,32 +247,25 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     actor = unravel(theta_new)
 
     # ---- critic: n_critic_updates epochs of Adam minibatch steps on 1/2 (V - R)^2
-    n_minibatches = min(config.n_minibatches, n)
-    mb_size = n // n_minibatches
-    data = {"obs": flat_obs, "returns": returns.reshape(n)}
     opt = critic_optimizer(config)
 
-    def value_loss(critic_params, mb):
-        v = net.apply(merge_params(actor, critic_params), mb["obs"], method=net.value)
-        return losses.value_loss(v, None, mb["returns"])
+    def value_loss(critic_params, mb: CriticBatch):
+        v = net.apply(merge_params(actor, critic_params), mb.obs, method=net.value)
+        return losses.value_loss(v, mb.ret)
 
-    def minibatch_step(carry, mb):
+    def minibatch_step(carry, mb: CriticBatch):
         critic_params, opt_state = carry
         loss, grads = jax.value_and_grad(value_loss)(critic_params, mb)
         updates, opt_state = opt.update(grads, opt_state, critic_params)
         return (optax.apply_updates(critic_params, updates), opt_state), loss
 
-    def epoch(carry, epoch_key):
-        perm = jax.random.permutation(epoch_key, n)[: n_minibatches * mb_size]
-        mbs = jax.tree.map(lambda x: x[perm].reshape((n_minibatches, mb_size) + x.shape[1:]), data)
-        return jax.lax.scan(minibatch_step, carry, mbs)
-
-    (critic, critic_opt_state), v_losses = jax.lax.scan(
-        epoch, (critic, state.critic_opt_state), jax.random.split(key, config.n_critic_updates))
+    (critic, critic_opt_state), v_losses = optim.minibatch_epochs(
+        minibatch_step, (critic, state.critic_opt_state), CriticBatch(obs=flat_obs, ret=returns.reshape(n)), key,
+        config.n_critic_updates, config.n_minibatches)
 
     obs_rms = state.obs_rms.update(batch.obs) if config.normalize_obs else state.obs_rms
     new_state = state.replace(params=merge_params(actor, critic), critic_opt_state=critic_opt_state,
-                              obs_rms=obs_rms, update_count=state.update_count + 1)
+                              obs_rms=obs_rms, env_steps=state.env_steps + n)
     metrics = {
         "loss/policy": -info["surrogate"],
         "loss/value": jnp.mean(v_losses),
@@ -303,7 +281,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
         "trpo/cg_nonpositive_curvature": info["cg_nonpositive_curvature"],
         "trpo/curvature": info["curvature"],
         "value/explained_variance": losses.explained_variance(batch.value, returns),
-        "value/td_error": jnp.mean(jnp.abs(td_errors)),
+        "value/td_error": jnp.mean(jnp.abs(deltas)),
         "value/mean": jnp.mean(batch.value),
         "grad/norm": info["grad_norm"],
         "opt/learning_rate": jnp.asarray(config.learning_rate, jnp.float32),

@@ -15,7 +15,10 @@ truncation and never through a termination::
     y = r + gamma * (1 - terminated) * Q'(s', a')
 
 Functions (all pure, all jittable): ``init``, ``add``, ``sample``, ``size``,
-``capacity``, ``nbytes``.
+``capacity``, ``nbytes``. For the agents that keep one (DDPG, TD3, SAC): ``capacity_for``
+(the buffer's size for a run), ``check_config`` (the config checks they share),
+``training_rounds`` (when they train: Stable-Baselines3's rule) and ``run_gradient_steps``
+(the gradient steps an update takes, as one ``scan``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from advantage.config import check
+from advantage.nets.mlp import check_torso
 from advantage.types import Transition
 
 
@@ -132,3 +137,74 @@ def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Sample:
     idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.count, 1))
     return Sample(buffer.obs[idx], buffer.action[idx], buffer.reward[idx], buffer.terminated[idx],
                   buffer.truncated[idx], buffer.next_obs[idx])
+
+
+# ----------------------------------------------------------------------------- agents that keep a buffer
+#: Metric prefixes that are NaN by design in an agent trained by :func:`run_gradient_steps`: no gradient step
+#: runs before ``learning_starts`` (and between training rounds when ``train_freq > 1``).
+NAN_METRICS = ("loss/", "grad/", "q/", "value/td_error", "policy/entropy")
+
+
+def capacity_for(buffer_size: int, total_steps: int) -> int:
+    """``min(buffer_size, total_steps)``: a buffer larger than the transitions a run collects would never fill."""
+    return max(1, min(int(buffer_size), int(total_steps)))
+
+
+def check_config(config, critics_hint: str) -> None:
+    """The checks every replay-buffer actor-critic config shares (DDPG, TD3, SAC)."""
+    check(config, "n_envs", lambda v: v >= 1, "use at least one environment")
+    check(config, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
+    check(config, "buffer_size", lambda v: v >= 1, "the buffer needs at least one slot")
+    check(config, "batch_size", lambda v: v >= 1, "a minibatch needs at least one transition")
+    check_torso(config)
+    check(config, "n_critics", lambda v: v >= 1, critics_hint)
+    check(config, "gradient_steps", lambda v: v >= 1, "take at least one gradient step per training round")
+    check(config, "train_freq", lambda v: v >= 1, "train every >= 1 steps")
+    check(config, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
+    check(config, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
+    check(config, "tau", lambda v: 0 < v <= 1, "tau must lie in (0, 1]")
+    check(config, "learning_starts", lambda v: v >= 0, "learning_starts must be >= 0")
+
+
+def training_rounds(config, env_steps_before, n_steps: int):
+    """How many gradient steps this update takes, and their static upper bound.
+
+    A round of ``gradient_steps`` is due each time the steps per env cross a multiple of
+    ``train_freq``, and only once more than ``learning_starts`` transitions were collected
+    (Stable-Baselines3's rule, checked after collecting).
+    """
+    per_env_before = env_steps_before // config.n_envs
+    rounds = (per_env_before + n_steps) // config.train_freq - per_env_before // config.train_freq
+    collected = env_steps_before + n_steps * config.n_envs
+    n_grad = jnp.where(collected > config.learning_starts, rounds * config.gradient_steps, 0)
+    max_grad = -(-n_steps // config.train_freq) * config.gradient_steps
+    return n_grad, max_grad
+
+
+def run_gradient_steps(config, action_space, state, key, n_grad, max_grad: int, step_fn,
+                       actor_keys=("loss/actor", "grad/norm_actor")):
+    """Scan ``max_grad`` slots of ``step_fn(config, action_space, state, key) -> (state, metrics, actor_updated)``;
+    the first ``n_grad`` run, the others are skipped (``lax.cond``).
+
+    Metrics are averaged over the steps that ran (the ``actor_keys`` over the steps that updated
+    the actor); NaN when none did.
+    """
+    out_shape = jax.eval_shape(lambda s, k: step_fn(config, action_space, s, k)[1], state, key)
+    nan = {k: jnp.full(v.shape, jnp.nan, v.dtype) for k, v in out_shape.items()}
+
+    def body(s, inp):
+        i, k = inp
+        run = lambda s: step_fn(config, action_space, s, k)  # noqa: E731
+        skip = lambda s: (s, nan, jnp.asarray(False))  # noqa: E731
+        s, m, actor_updated = jax.lax.cond(i < n_grad, run, skip, s)
+        return s, (m, i < n_grad, actor_updated & (i < n_grad))
+
+    state, (m, ran, actor_ran) = jax.lax.scan(body, state, (jnp.arange(max_grad), jax.random.split(key, max_grad)))
+
+    def masked_mean(x, mask):
+        n = jnp.sum(mask)
+        return jnp.where(n > 0, jnp.sum(jnp.where(mask, x, 0.0)) / jnp.maximum(n, 1), jnp.nan)
+
+    metrics = {k: masked_mean(v, actor_ran if k in actor_keys else ran) for k, v in m.items()}
+    metrics["opt/gradient_steps"] = jnp.sum(ran).astype(jnp.float32)
+    return state, metrics

@@ -31,6 +31,7 @@ Which function for what:
 * :func:`discounted_returns` — reward-to-go (REINFORCE, MC value targets);
 * :func:`episode_returns` — total return ``R(tau)`` of the episode (vanilla REINFORCE);
 * :func:`n_step_returns` — n-step bootstrapped targets (A2C/A3C style);
+* :func:`td_target` — the one-step TD target (replay critics, SARSA);
 * :func:`td_errors` — one-step TD residuals;
 * :func:`gae` — generalised advantage estimation (PPO, TRPO, A2C);
 * :func:`td_lambda_returns` — lambda-returns, the value targets that go with :func:`gae`.
@@ -43,10 +44,13 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from advantage.core.checks import assert_equal_shape
+
 __all__ = [
     "discounted_returns",
     "episode_returns",
     "n_step_returns",
+    "td_target",
     "td_errors",
     "gae",
     "td_lambda_returns",
@@ -218,6 +222,25 @@ def n_step_returns(
     return returns
 
 
+def td_target(r_t: jax.Array, v_tp1: jax.Array, terminated_t: jax.Array, gamma: float) -> jax.Array:
+    r"""One-step TD target (Sutton & Barto 2018, eq. 6.2): bootstraps through truncations, never
+    through terminations.
+
+    .. math::
+        y_t = r_t + \gamma\,(1 - \text{term}_t)\, V(s'_t)
+
+    ``v_tp1[t]`` is the value of the *true* next observation ``next_obs_t`` (:math:`V(S_{t+1})` of
+    Sutton & Barto), so a time-limit truncation bootstraps like any other step. The value may
+    be any bootstrap: ``min_i Q'_i(s', a')`` (TD3's clipped double Q, Fujimoto et al. 2018,
+    sec. 4.2), ``Q'(s', mu'(s'))`` (DDPG, Lillicrap et al. 2016, Algorithm 1), the soft value
+    ``min_i Q'_i(s', a') - alpha log pi(a'|s')`` (SAC, Haarnoja et al. 2018b, sec. 4), or
+    ``Q(s', a')`` with the next action taken (SARSA). Any shape (``[B]`` from replay, ``[T, B]``
+    from a rollout); ``terminated_t`` bool or 0/1.
+    """
+    assert_equal_shape("td_target", r_t=r_t, v_tp1=v_tp1, terminated_t=terminated_t)
+    return r_t + gamma * (1.0 - jnp.asarray(terminated_t).astype(r_t.dtype)) * v_tp1
+
+
 @jax.jit
 def td_errors(
     rewards: jax.Array,
@@ -240,8 +263,7 @@ def td_errors(
     Returns:
         ``[T, B]`` TD errors.
     """
-    not_term = 1.0 - jnp.asarray(terminated).astype(rewards.dtype)
-    return rewards + gamma * not_term * next_values - values
+    return td_target(rewards, next_values, terminated, gamma) - values
 
 
 @jax.jit

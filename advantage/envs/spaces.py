@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from advantage.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Discrete:
@@ -83,3 +85,15 @@ def scale_action(action, low, high):
 
     action = jnp.clip(action, -1.0, 1.0)
     return low + 0.5 * (action + 1.0) * (high - low)
+
+
+def require_box(name: str, action_space) -> None:
+    """Algorithm ``name`` acts in continuous spaces only (DDPG, TD3, SAC): a clear error otherwise."""
+    if is_discrete(action_space):
+        got = f"Discrete({action_space.n})" if hasattr(action_space, "n") else repr(action_space)
+        raise ConfigError(
+            f"{name} needs a continuous (Box) action space; got {got}. "
+            "Use ppo (or another on-policy algorithm) for discrete actions.")
+    if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+        raise ConfigError(f"{name} needs finite action bounds (its actions in [-1, 1] are rescaled to them); "
+                          f"got low={action_space.low}, high={action_space.high}.")

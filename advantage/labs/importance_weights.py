@@ -7,9 +7,9 @@ if :math:`\pi \approx \beta` for all t".
 
 The experiment takes a behaviour policy :math:`\beta = (0.5, 0.5)` and a target :math:`\pi = (0.6, 0.4)`
 that differ a little (the 0.4/0.6 of the slides' trust-region example) at every step of ``N``
-trajectories, and computes the weights with the library's own ``algos.offpolicy_pg.importance_weights``
+trajectories, and computes the weights with the library's own ``core.importance.importance_weights``
 (modes ``full``, ``per-decision`` and ``truncated`` with :math:`\bar\rho = 1`) and their effective
-sample size with ``offpolicy_pg.weight_statistics`` (:math:`\mathrm{ESS}/N = (\sum w)^2 / (N\sum w^2)`)
+sample size with ``core.importance.weight_statistics`` (:math:`\mathrm{ESS}/N = (\sum w)^2 / (N\sum w^2)`)
 for horizons ``H`` from 1 to 500:
 
 * ``full``: the one weight :math:`\prod_{t<H}\rho_t` that multiplies every reward of the trajectory;
@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advantage.algos.offpolicy_pg import importance_weights, weight_statistics
+from advantage.core.importance import importance_weights, weight_statistics
 
 NAME = "importance-weights"
 SLIDE = ("Actor Critic I (shared/seeds/000), slides 'Off-Policy Gradient' "
@@ -70,7 +70,7 @@ def _ess_by_horizon(lr):
 
     w_full, lw_full = importance_weights(lr, done, "full")
     w_pd, lw_pd = importance_weights(lr, done, "per-decision")
-    w_tr, lw_tr = importance_weights(lr, done, "truncated", is_clip=1.0)
+    w_tr, lw_tr = importance_weights(lr, done, "truncated", rho_bar=1.0)
     full = weight_statistics(w_full[0], lw_full[0], lr[0], valid)
     return {
         "full": full["ess"],
@@ -136,7 +136,7 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     ax.set_ylabel("trajectories")
     ax.set_title("the product spreads over orders of magnitude: most weights -> 0, a few huge", fontsize=9)
     ax.legend(fontsize=8)
-    fig.suptitle("Importance weights over a trajectory (advantage.algos.offpolicy_pg.importance_weights)",
+    fig.suptitle("Importance weights over a trajectory (advantage.core.importance.importance_weights)",
                  fontsize=10)
     fig.tight_layout()
 

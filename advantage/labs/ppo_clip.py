@@ -33,9 +33,9 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from advantage.algos import ppo
+from advantage.core import optim
 from advantage.core.returns import gae
 from advantage.envs.registry import make
 from advantage.labs.gae_lambda import read_curve
@@ -88,29 +88,24 @@ def epoch_ratios(config, action_space, agent, batch, key, n_epochs: int):
     advantages = gae(batch.reward, batch.value, next_values, batch.terminated, batch.truncated, config.gamma,
                      config.gae_lambda)
     n = batch.reward.size
-    old_dist = net.apply(params, batch.obs)[0]
-    flat = {"obs": batch.obs.reshape((n, -1)), "actions": batch.action.reshape(n),
-            "log_probs": batch.log_prob.reshape(n), "values": batch.value.reshape(n),
-            "advantages": advantages.reshape(n), "returns": (advantages + batch.value).reshape(n),
-            "old_dist": jax.tree.map(lambda x: x.reshape((n,) + x.shape[2:]), old_dist)}
+    flat = lambda x: x.reshape((n,) + x.shape[2:])  # noqa: E731
+    data = ppo.Minibatch(obs=flat(batch.obs), action=flat(batch.action), old_logp=flat(batch.log_prob),
+                         old_value=flat(batch.value), adv=flat(advantages), ret=flat(advantages + batch.value),
+                         old_dist=jax.tree.map(flat, net.apply(params, batch.obs)[0]))
     opt = ppo.optimizer(config)
-    mb = n // config.n_minibatches
     grad_fn = jax.grad(ppo.loss_fn, has_aux=True)
 
-    def step(carry, mb_data):
+    def step(carry, mb):
         p, o = carry
-        g, _ = grad_fn(p, config, action_space, mb_data["obs"], mb_data, config.clip_eps, jnp.float32(config.kl_beta))
-        u, o = opt.update(g, o, p)
-        return (optax.apply_updates(p, jax.tree.map(lambda x: -config.learning_rate * x, u)), o), None
+        g, _ = grad_fn(p, config, action_space, mb, config.clip_eps, jnp.float32(config.kl_beta))
+        return optim.apply_gradients(opt, p, o, g, config.learning_rate), None
 
-    def epoch(carry, k):
-        perm = jax.random.permutation(k, n)[: config.n_minibatches * mb]
-        mbs = jax.tree.map(lambda x: x[perm].reshape((config.n_minibatches, mb) + x.shape[1:]), flat)
-        carry, _ = jax.lax.scan(step, carry, mbs)
-        logp = net.apply(carry[0], flat["obs"])[0].log_prob(flat["actions"])
-        return carry, jnp.exp(logp - flat["log_probs"])
+    def ratios_after(carry):
+        logp = net.apply(carry[0], data.obs)[0].log_prob(data.action)
+        return jnp.exp(logp - data.old_logp)
 
-    _, ratios = jax.lax.scan(epoch, (params, opt.init(params)), jax.random.split(key, n_epochs))
+    _, (_, ratios) = optim.minibatch_epochs(step, (params, opt.init(params)), data, key, n_epochs,
+                                            config.n_minibatches, after_epoch=ratios_after)
     return ratios
 
 

@@ -9,8 +9,8 @@ The experiment fixes one policy (REINFORCE trained briefly by the library's driv
 quick mode the untrained network), draws ``n_batches`` independent batches of ``episodes_per_batch``
 whole episodes, and computes every estimator's gradient on every batch with the library's own
 pieces: ``core.returns.episode_returns`` / ``discounted_returns`` / ``gae`` for the weights and
-``algos.reinforce.reinforce_loss`` for the surrogate (the same function REINFORCE trains with). The
-value baseline is ``reinforce``'s critic network fitted by ``reinforce.value_regression_loss`` on a
+``core.losses.policy_gradient_loss`` for the surrogate (the same function REINFORCE trains with). The
+value baseline is ``reinforce``'s critic network fitted by ``core.losses.value_loss`` on a
 separate set of episodes. It reports, per estimator, the total variance (trace of the covariance) of
 the batch gradients, their mean squared distance to a reference gradient computed from many more
 episodes, and their mean cosine to that reference.
@@ -30,6 +30,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from advantage.algos import reinforce
+from advantage.core import losses
 from advantage.core.returns import discounted_returns, episode_returns, gae
 from advantage.envs.registry import make
 
@@ -62,7 +63,8 @@ def trained_policy(seed: int, total_steps: int):
     env, params = make(ENV)
     space = env.action_space(params)
     if total_steps <= 0:
-        agent = reinforce.init(jax.random.PRNGKey(seed), env.observation_space(params), space, cfg, 1)
+        agent = reinforce.init(jax.random.PRNGKey(seed), env.observation_space(params), space, cfg,
+                               cfg.n_envs * cfg.n_steps)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             run = RunConfig(env=ENV, seeds=(seed,), total_steps=total_steps, run_dir=str(Path(tmp) / "run"),
@@ -111,11 +113,11 @@ def collect_episodes(env, env_params, policy, policy_params, key, n_episodes: in
 
 
 def fit_value(critic, critic_params, data, steps: int, lr: float = 3e-3):
-    """Fit ``V_w`` to the Monte-Carlo reward-to-go of ``data`` with ``reinforce.value_regression_loss`` (Adam)."""
+    """Fit ``V_w`` to the Monte-Carlo reward-to-go of ``data`` with ``core.losses.value_loss`` (Adam)."""
     rtg = discounted_returns(data["reward"], jnp.zeros_like(data["reward"]), data["terminated"], data["truncated"],
                              GAMMA)
     opt = optax.adam(lr)
-    loss = lambda p: reinforce.value_regression_loss(critic.apply(p, data["obs"]), rtg, data["alive"])  # noqa: E731
+    loss = lambda p: losses.value_loss(critic.apply(p, data["obs"]), rtg, data["alive"])  # noqa: E731
 
     @jax.jit
     def fit(p):
@@ -125,11 +127,11 @@ def fit_value(critic, critic_params, data, steps: int, lr: float = 3e-3):
             u, o = opt.update(g, o, p)
             return (optax.apply_updates(p, u), o), v
 
-        (p, _), losses = jax.lax.scan(step, (p, opt.init(p)), None, length=steps)
-        return p, losses
+        (p, _), curve = jax.lax.scan(step, (p, opt.init(p)), None, length=steps)
+        return p, curve
 
-    params, losses = fit(critic_params)
-    return params, float(losses[0]), float(losses[-1])
+    params, curve = fit(critic_params)
+    return params, float(curve[0]), float(curve[-1])
 
 
 def estimator_weights(data, values, next_values):
@@ -141,7 +143,7 @@ def estimator_weights(data, values, next_values):
     return {
         "R(tau)": total,
         "reward-to-go": rtg,
-        "reward-to-go - mean": rtg - reinforce.masked_mean(rtg, mask),  # the batch mean (reinforce baseline='mean')
+        "reward-to-go - mean": rtg - losses.masked_mean(rtg, mask),  # the batch mean (reinforce baseline='mean')
         "reward-to-go - V(s)": rtg - values,
         "GAE advantage": gae(r, values, next_values, term, trunc, GAMMA, GAE_LAMBDA),
     }
@@ -166,7 +168,7 @@ def batch_gradients(policy, policy_params, critic, critic_params, data, n_batche
         weights = estimator_weights(b, values, next_values)
 
         def grad_for(w):
-            loss = lambda th: reinforce.reinforce_loss(  # noqa: E731
+            loss = lambda th: losses.policy_gradient_loss(  # noqa: E731
                 policy.apply(unravel(th), b["obs"]).log_prob(b["action"]), w, b["alive"])
             return -jax.grad(loss)(theta)
 

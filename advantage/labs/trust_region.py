@@ -121,10 +121,10 @@ def make_update(kind, step_norm):
         actions, old_logp = batch.action.reshape(n), batch.log_prob.reshape(n)
         theta_old, policy, unravel, _ = _policy_fn(config, action_space, state.params, obs)
         old = jax.tree.map(jax.lax.stop_gradient, policy(theta_old))
-        objective = lambda th: trpo.surrogate(policy(th), actions, old_logp, adv)  # noqa: E731
+        objective = lambda th: -losses.surrogate_loss(policy(th).log_prob(actions), old_logp, adv)  # noqa: E731
         g = jax.grad(objective)(theta_old)
         plain_step = step_norm * g / (jnp.linalg.norm(g) + 1e-12)
-        theta_proj, _ = backtracking_line_search(lambda th: (objective(th), trpo.mean_kl(old, policy(th))),
+        theta_proj, _ = backtracking_line_search(lambda th: (objective(th), losses.mean_kl(old, policy(th))),
                                                  theta_old, plain_step, MAX_KL, max_iters=60, shrink=0.8)
         theta_trpo = _policy_fn(config, action_space, trpo_state.params, obs)[0]
         theta = jnp.where(kind == 0, theta_trpo, jnp.where(kind == 1, theta_old + plain_step, theta_proj))

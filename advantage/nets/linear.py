@@ -50,8 +50,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
-from advantage.config import ConfigError
+from advantage.config import ConfigError, check, static
 from advantage.core.distributions import Categorical, DiagGaussian
 from advantage.nets.mlp import MLP, PolicyHead, ortho
 
@@ -166,6 +167,37 @@ def make_feature_map(features: str, obs_space, tile_low=(), tile_high=(), n_tili
         raise ConfigError(f"{algo}: tile coding of {obs_dim} dimensions with tiles_per_dim={tiles_per_dim} and "
                           f"n_tilings={n_tilings} makes {fmap.size} features; use fewer tiles or tilings.")
     return fmap
+
+
+@struct.dataclass
+class FeaturesConfig:
+    """The ``Config`` fields of an algorithm that may be linear in features (REINFORCE, QAC, AC(lambda)):
+    its ``Config`` derives from this class, and its ``__post_init__`` calls :meth:`check_features`."""
+
+    features: str = static("mlp")
+    """Function approximation: 'mlp', or linear in features 'linear-raw', 'linear-onehot', 'linear-tiles'."""
+    tile_low: tuple[float, ...] = static(())
+    """Tile coding: lower end of each observation dimension (empty: the observation space's bounds)."""
+    tile_high: tuple[float, ...] = static(())
+    """Tile coding: upper end of each observation dimension (empty: the observation space's bounds)."""
+    n_tilings: int = static(8)
+    """Tile coding: number of offset tilings."""
+    tiles_per_dim: int = static(8)
+    """Tile coding: tiles per dimension in each tiling."""
+
+    def check_features(self) -> None:
+        check(self, "features", lambda v: v in FEATURES, f"choose one of {', '.join(FEATURES)}")
+        check(self, "n_tilings", lambda v: v >= 1, "use at least one tiling")
+        check(self, "tiles_per_dim", lambda v: v >= 1, "use at least one tile per dimension")
+        if len(self.tile_low) != len(self.tile_high):
+            name = type(self).__module__.split(".")[-1]
+            raise ConfigError(f"{name}.tile_low and tile_high need the same length, got {len(self.tile_low)} "
+                              f"and {len(self.tile_high)}.")
+
+    def feature_map(self, obs_space, algo: str) -> FeatureMap | None:
+        """The ``FeatureMap`` of these fields for ``obs_space`` (``None`` for ``mlp``): :func:`make_feature_map`."""
+        return make_feature_map(self.features, obs_space, self.tile_low, self.tile_high, self.n_tilings,
+                                self.tiles_per_dim, algo=algo)
 
 
 # ----------------------------------------------------------------------------- linear heads

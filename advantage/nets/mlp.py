@@ -8,9 +8,16 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from advantage.config import check
 from advantage.core.distributions import Categorical, DiagGaussian
 
 ACTIVATIONS: dict[str, Callable] = {"tanh": nn.tanh, "relu": nn.relu, "elu": nn.elu, "gelu": nn.gelu}
+
+
+def check_torso(config) -> None:
+    """The checks of every config with ``hidden_sizes`` and ``activation`` fields."""
+    check(config, "hidden_sizes", lambda v: all(h >= 1 for h in v), "layer sizes must be positive")
+    check(config, "activation", lambda v: v in ACTIVATIONS, "choose " + ", ".join(ACTIVATIONS))
 
 
 def flatten_obs(obs, obs_shape: tuple[int, ...]):

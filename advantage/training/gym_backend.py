@@ -80,7 +80,7 @@ class GymnasiumBackend:
         def init_one(seed):
             key = train_key(seed)
             key, k_init, _ = jax.random.split(key, 3)
-            agent = self.algo.init(k_init, self.obs_space, self.action_space, self.config, self.schedule.total_updates)
+            agent = self.algo.init(k_init, self.obs_space, self.action_space, self.config, self.schedule.total_steps)
             return HostRunner(agent, key, jnp.zeros((), jnp.int32))
 
         seeds = jnp.asarray(seeds, jnp.uint32)

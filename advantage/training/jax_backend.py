@@ -122,7 +122,7 @@ class JaxBackend:
     def init_one(self, seed) -> Runner:
         key = train_key(seed)
         key, k_init, k_reset = jax.random.split(key, 3)
-        agent = self.algo.init(k_init, self.obs_space, self.action_space, self.config, self.schedule.total_updates)
+        agent = self.algo.init(k_init, self.obs_space, self.action_space, self.config, self.schedule.total_steps)
         obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(
             jax.random.split(k_reset, self.config.n_envs), self.env_params
         )
