@@ -140,18 +140,17 @@ def test_normalize_by_hand():
 def test_mismatched_shapes_fail_at_trace_time_with_the_shapes(call):
     """A [T, B] array where a flat [N] was meant would broadcast into a [N, N] loss: it is an error instead."""
     flat, column = jnp.zeros(4), jnp.zeros((4, 1))
-    with pytest.raises(checks.ShapeError, match=r"\(4,\).*\(4, 1\)"):
+    with pytest.raises(ValueError, match=r"\(4,\).*\(4, 1\)"):
         call(flat, column)
-    with pytest.raises(checks.ShapeError):
+    with pytest.raises(ValueError):
         jax.jit(call)(flat, column)  # at trace time, inside jit
 
 
 def test_checks_by_hand():
     checks.assert_rank("f", 2, x=jnp.zeros((2, 3)), y=np.zeros((1, 1)))
     checks.assert_rank("f", (1, 2), x=jnp.zeros(3))
-    with pytest.raises(checks.ShapeError, match=r"f: expected rank 2, got x \(3,\)"):
+    with pytest.raises(ValueError, match=r"f: expected rank 2, got x \(3,\)"):
         checks.assert_rank("f", 2, x=jnp.zeros(3))
     checks.assert_equal_shape("f", x=jnp.zeros((2, 3)), y=np.zeros((2, 3)), z=None)  # None is skipped
-    with pytest.raises(checks.ShapeError, match=r"f: arguments must have the same shape, got x \(2,\), y \(3,\)"):
+    with pytest.raises(ValueError, match=r"f: arguments must have the same shape, got x \(2,\), y \(3,\)"):
         checks.assert_equal_shape("f", x=jnp.zeros(2), y=jnp.zeros(3))
-    assert issubclass(checks.ShapeError, ValueError)
