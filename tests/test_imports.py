@@ -82,10 +82,14 @@ def test_the_import_graph_has_no_cycle():
 
 
 def test_report_uses_only_the_loading_module_of_training():
+    """report/ loads runs (training.loading) and plays episodes (training.rollout, which imports only seeding);
+    it never reaches the session, the steppers or the back ends' training loops."""
     graph = import_graph()
     used = {t for m, ts in graph.items() if m.startswith("advantage.report") for t in ts
             if t.startswith("advantage.training")}
-    assert used <= {"advantage.training.loading"}, used
+    assert used <= {"advantage.training", "advantage.training.loading", "advantage.training.rollout"}, used
+    assert graph["advantage.training.rollout"] <= {"advantage.training.seeding"} | {
+        t for t in graph["advantage.training.rollout"] if not t.startswith("advantage.")}
 
 
 def test_find_cycle_finds_one():
