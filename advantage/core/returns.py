@@ -34,12 +34,16 @@ Which function for what:
 * :func:`td_target` — the one-step TD target (replay critics, SARSA);
 * :func:`td_errors` — one-step TD residuals;
 * :func:`gae` — generalised advantage estimation (PPO, TRPO, A2C);
-* :func:`td_lambda_returns` — lambda-returns, the value targets that go with :func:`gae`.
+* :func:`td_lambda_returns` — lambda-returns, the value targets that go with :func:`gae`;
+* :func:`vtrace` — V-trace targets and policy-gradient advantages for off-policy data
+  (IMPALA); with the behaviour policy equal to the target policy it is :func:`td_lambda_returns`
+  and :func:`gae`.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -54,6 +58,8 @@ __all__ = [
     "td_errors",
     "gae",
     "td_lambda_returns",
+    "VTrace",
+    "vtrace",
 ]
 
 
@@ -346,3 +352,97 @@ def td_lambda_returns(
     Args and shapes: as :func:`gae`. Returns ``[T, B]``.
     """
     return gae(rewards, values, next_values, terminated, truncated, gamma, gae_lambda) + values
+
+
+class VTrace(NamedTuple):
+    """What :func:`vtrace` returns, both ``[T, B]``."""
+
+    targets: jax.Array
+    """``v_s``: the value targets (Espeholt et al. 2018, eq. 1)."""
+    pg_advantages: jax.Array
+    """``rho_s (q_s - V(x_s))``: the weights of ``grad log pi(a_s|x_s)`` in the policy gradient (sec. 4.2)."""
+
+
+@jax.jit
+def vtrace(
+    rewards: jax.Array,
+    values: jax.Array,
+    next_values: jax.Array,
+    terminated: jax.Array,
+    truncated: jax.Array,
+    log_rho: jax.Array,
+    gamma: float,
+    lambda_: float = 1.0,
+    rho_bar: float = 1.0,
+    c_bar: float = 1.0,
+) -> VTrace:
+    r"""V-trace targets and policy-gradient advantages (Espeholt et al. 2018, IMPALA, eq. 1 and sec. 4.2).
+
+    Data collected by a behaviour policy :math:`\mu`, learned for a target policy :math:`\pi`, with the
+    truncated importance ratios
+
+    .. math::
+        \rho_t = \min\big(\bar\rho, \tfrac{\pi(a_t|s_t)}{\mu(a_t|s_t)}\big), \qquad
+        c_t = \lambda \min\big(\bar c, \tfrac{\pi(a_t|s_t)}{\mu(a_t|s_t)}\big).
+
+    The targets (eq. 1, with the paper's remark on :math:`\lambda`, sec. 4.1) are
+
+    .. math::
+        v_s = V(s_s) + \sum_{t=s}^{e} \gamma^{t-s} \Big(\prod_{i=s}^{t-1} c_i\Big) \delta_t V, \qquad
+        \delta_t V = \rho_t \big(r_t + \gamma (1 - \text{term}_t) V(s'_t) - V(s_t)\big),
+
+    summed up to the step ``e`` that ends the episode (or ``T-1``), computed backwards as
+
+    .. math::
+        v_t - V(s_t) = \delta_t V + \gamma\, c_t\, (1 - \text{done}_t)\,\big(v_{t+1} - V(s_{t+1})\big),
+        \qquad v_T - V(s_T) := 0,
+
+    so a termination does not bootstrap, a truncation bootstraps from ``V(s'_t) = next_values[t]`` (the
+    true final observation), and nothing flows back across an episode end or from beyond the rollout.
+    The policy-gradient advantages are
+
+    .. math::
+        A^{pg}_t = \rho_t \big(q_t - V(s_t)\big), \qquad
+        q_t = r_t + \gamma (1 - \text{term}_t) V(s'_t)
+            + \gamma \lambda (1 - \text{done}_t) \big(v_{t+1} - V(s_{t+1})\big).
+
+    With :math:`\lambda = 1` and ``next_values[t] == values[t+1]`` inside episodes this is the paper's
+    :math:`\rho_s (r_s + \gamma v_{s+1} - V(x_s))`. For :math:`\lambda < 1`, ``q_t`` bootstraps from the
+    mixture :math:`\lambda v_{t+1} + (1 - \lambda) V(s_{t+1})`, as rlax's
+    ``vtrace_td_error_and_advantage`` does, so that the on-policy case is exactly GAE.
+
+    On-policy (``log_rho = 0``) with :math:`\bar\rho, \bar c \ge 1`: :math:`\rho_t = 1`, :math:`c_t = \lambda`,
+    ``targets`` equals :func:`td_lambda_returns` and ``pg_advantages`` equals :func:`gae`, for any values.
+
+    The results are plain functions of the inputs; a caller that differentiates through ``values``
+    should stop the gradient of ``targets`` (the paper's targets are constants).
+
+    Args:
+        rewards, values, next_values, terminated, truncated: ``[T, B]`` as in :func:`gae`
+            (``values[t] = V(obs_t)``, ``next_values[t] = V(next_obs_t)``, both of the target policy's critic).
+        log_rho: ``[T, B]`` log importance ratios ``log pi(a_t|s_t) - log mu(a_t|s_t)``.
+        gamma: discount factor.
+        lambda_: the trace parameter in ``[0, 1]`` (1: the paper's eq. 1).
+        rho_bar: truncation level of :math:`\rho_t` (the fixed point's policy; default 1).
+        c_bar: truncation level of :math:`c_t` (the speed of the traces; default 1).
+        All four scalars may be traced.
+    Returns:
+        :class:`VTrace` ``(targets, pg_advantages)``, both ``[T, B]``.
+    """
+    ratio = jnp.exp(log_rho.astype(rewards.dtype))
+    rho = jnp.minimum(rho_bar, ratio)
+    c = lambda_ * jnp.minimum(c_bar, ratio)
+    not_term = 1.0 - terminated.astype(rewards.dtype)
+    not_done = 1.0 - jnp.logical_or(terminated, truncated).astype(rewards.dtype)
+    td_target = rewards + gamma * not_term * next_values  # r_t + gamma (1 - term_t) V(s'_t)
+    deltas = rho * (td_target - values)
+
+    def backward(next_corr, xs):  # next_corr = v_{t+1} - V(s_{t+1})
+        delta, c_t, nd = xs
+        corr = delta + gamma * c_t * nd * next_corr
+        return corr, corr
+
+    _, corrections = jax.lax.scan(backward, jnp.zeros_like(deltas[0]), (deltas, c, not_done), reverse=True)
+    next_corr = jnp.concatenate([corrections[1:], jnp.zeros_like(corrections[:1])], axis=0)
+    q = td_target + gamma * lambda_ * not_done * next_corr
+    return VTrace(targets=values + corrections, pg_advantages=rho * (q - values))
