@@ -84,8 +84,10 @@ def _train(args: list[str]) -> int:
     if resume_dir is not None:
         others = [a for a in args if a not in ("--resume", resume_dir) and not a.startswith("--resume=")]
         if len(others) > 1 or (others and others[0].startswith("-")):
-            return _fail("--resume DIR continues a run with its saved configuration; give no other options "
-                         f"(got {' '.join(others)})")
+            return _fail(
+                "--resume DIR continues a run with its saved configuration; give no other options "
+                f"(got {' '.join(others)})"
+            )
         summary = driver.resume(resume_dir)
         return _report(summary)
 
@@ -93,22 +95,31 @@ def _train(args: list[str]) -> int:
         if args and args[0] in ("-h", "--help"):
             print(USAGE)
             return 0
-        return _fail("name an algorithm: advantage train ALGO --env ID "
-                     f"(ALGO one of {', '.join(sorted(algos.ALGORITHMS))})")
+        return _fail(
+            f"name an algorithm: advantage train ALGO --env ID (ALGO one of {', '.join(sorted(algos.ALGORITHMS))})"
+        )
     algo_name, rest = args[0], args[1:]
     algo = algos.get(algo_name)
     env = _option(rest, "--env") or RunConfig.env
     preset = algo.PRESETS.get(env, {})
 
     # Built with real types (not string annotations) so that tyro can read them.
-    TrainArgs = dataclasses.make_dataclass("TrainArgs", [
-        ("run", tyro.conf.OmitArgPrefixes[RunConfig]),
-        ("algo", tyro.conf.OmitArgPrefixes[algo.Config]),  # type: ignore[misc,name-defined]  # a run-time type
-    ])
+    TrainArgs = dataclasses.make_dataclass(
+        "TrainArgs",
+        [
+            ("run", tyro.conf.OmitArgPrefixes[RunConfig]),
+            ("algo", tyro.conf.OmitArgPrefixes[algo.Config]),  # type: ignore[misc,name-defined]  # a run-time type
+        ],
+    )
     default = TrainArgs(run=RunConfig(env=env), algo=algo.Config(**preset))
-    parsed = tyro.cli(TrainArgs, args=rest, default=default, prog=f"advantage train {algo_name}",
-                      description=(algo.__doc__ or "").strip().splitlines()[0]
-                      + (f" Defaults shown are the {env} preset." if preset else ""))
+    parsed = tyro.cli(
+        TrainArgs,
+        args=rest,
+        default=default,
+        prog=f"advantage train {algo_name}",
+        description=(algo.__doc__ or "").strip().splitlines()[0]
+        + (f" Defaults shown are the {env} preset." if preset else ""),
+    )
     summary = driver.train(algo_name, parsed.algo, parsed.run)
     return _report(summary)
 
@@ -118,14 +129,18 @@ def _report(summary: dict) -> int:
 
     console = Console()
     ev = summary.get("eval_return")
-    console.print(f"[bold]done[/] {summary['algo']} on {summary['env']} ({summary['backend']}): "
-                  f"{summary['env_steps']} env steps per seed, wall {summary['wall_time_s']:.1f} s "
-                  f"(compile {summary['compile_time_s']:.1f} s)")
+    console.print(
+        f"[bold]done[/] {summary['algo']} on {summary['env']} ({summary['backend']}): "
+        f"{summary['env_steps']} env steps per seed, wall {summary['wall_time_s']:.1f} s "
+        f"(compile {summary['compile_time_s']:.1f} s)"
+    )
     if ev:
         per_seed = ", ".join(f"{r:.1f}" for r in ev["per_seed"])
-        console.print(f"evaluation ({ev['episodes_per_seed']} episodes per seed, "
-                      f"{'deterministic' if ev['deterministic'] else 'stochastic'}): mean {ev['mean']:.1f}, "
-                      f"IQM {ev['iqm']:.1f}; per seed {per_seed}")
+        console.print(
+            f"evaluation ({ev['episodes_per_seed']} episodes per seed, "
+            f"{'deterministic' if ev['deterministic'] else 'stochastic'}): mean {ev['mean']:.1f}, "
+            f"IQM {ev['iqm']:.1f}; per seed {per_seed}"
+        )
     run_dir = summary.get("run_dir")
     if summary.get("learning_curve"):
         console.print(f"learning curve: {summary['learning_curve']}")
@@ -204,12 +219,19 @@ def _video(parsed: EvalArgs) -> int:
         return _fail(f"--video-episodes {parsed.video_episodes}: record at least one episode")
     path = video.default_path(parsed.run_dir) if parsed.video == _VIDEO_DEFAULT else parsed.video
     video.check_path(path)  # a bad suffix or a missing mp4 writer fails before the (slow) rollout
-    r = video.rollout(parsed.run_dir, parsed.video_episodes, parsed.video_seed_index,
-                      deterministic=not parsed.stochastic, max_frames=parsed.max_frames)
+    r = video.rollout(
+        parsed.run_dir,
+        parsed.video_episodes,
+        parsed.video_seed_index,
+        deterministic=not parsed.stochastic,
+        max_frames=parsed.max_frames,
+    )
     out = video.write_video(r.frames, path, r.fps)
     episodes = ", ".join(f"return {ret:g} in {n} steps" for ret, n in zip(r.returns, r.lengths))
-    print(f"video of seed {r.seed} ({'stochastic' if parsed.stochastic else 'deterministic'} policy), "
-          f"{len(r.frames)} frames at {r.fps} fps: {out}")
+    print(
+        f"video of seed {r.seed} ({'stochastic' if parsed.stochastic else 'deterministic'} policy), "
+        f"{len(r.frames)} frames at {r.fps} fps: {out}"
+    )
     print(f"episodes: {episodes}" + (f" (cut at --max-frames {parsed.max_frames})" if r.cut_by_max_frames else ""))
     return 0
 
@@ -240,8 +262,9 @@ def _report_cmd(args: list[str]) -> int:
     parsed = tyro.cli(tyro.conf.PositionalRequiredArgs[ReportArgs], args=args, prog="advantage report")
     if not 0 < parsed.confidence < 1:
         return _fail(f"--confidence {parsed.confidence}: give a level strictly between 0 and 1, e.g. 0.95")
-    report = make_report(parsed.run_dirs, parsed.out, n_boot=parsed.n_boot, alpha=1 - parsed.confidence,
-                         seed=parsed.bootstrap_seed)
+    report = make_report(
+        parsed.run_dirs, parsed.out, n_boot=parsed.n_boot, alpha=1 - parsed.confidence, seed=parsed.bootstrap_seed
+    )
     for r in report["runs"]:
         f = r["final_return"]
         if f is None:
@@ -249,8 +272,10 @@ def _report_cmd(args: list[str]) -> int:
             continue
         iqm = f["iqm"]
         ci = "1 seed, no CI" if f["n_seeds"] < 2 else f"{parsed.confidence:.0%} CI [{iqm['lo']:.1f}, {iqm['hi']:.1f}]"
-        print(f"{r['label']}: IQM {iqm['estimate']:.1f} ({ci}), mean {f['mean']['estimate']:.1f} over "
-              f"{f['n_seeds']} seed(s)")
+        print(
+            f"{r['label']}: IQM {iqm['estimate']:.1f} ({ci}), mean {f['mean']['estimate']:.1f} over "
+            f"{f['n_seeds']} seed(s)"
+        )
     print(f"report: {os.path.join(parsed.out, 'report.md')} (every number in report.json)")
     return 0
 
@@ -304,8 +329,9 @@ def _lab(args: list[str]) -> int:
     results = mod.run(out, seed=parsed.seed, quick=parsed.quick)
     holds = results.get("claim_holds")
     verdict = "the claim holds" if holds else ("the claim does NOT hold in this run" if holds is not None else "")
-    print(f"{verdict} ({time.perf_counter() - t0:.0f} s); figure: {out / 'figure.png'}, numbers: "
-          f"{out / 'results.json'}")
+    print(
+        f"{verdict} ({time.perf_counter() - t0:.0f} s); figure: {out / 'figure.png'}, numbers: {out / 'results.json'}"
+    )
     summary = results.get("summary")
     if summary:
         print(summary if isinstance(summary, str) else json.dumps(summary, indent=2))

@@ -41,7 +41,9 @@ def from_dict(cls, d: dict):
     kwargs = {}
     for k, v in d.items():
         if k not in names:
-            raise ConfigError(f"unknown {cls.__module__}.Config field {k!r}: the saved configuration comes from "
-                              "another version of advantage; use that version, or start a new run")
+            raise ConfigError(
+                f"unknown {cls.__module__}.Config field {k!r}: the saved configuration comes from "
+                "another version of advantage; use that version, or start a new run"
+            )
         kwargs[k] = tuple(v) if isinstance(v, list) else v
     return cls(**kwargs)

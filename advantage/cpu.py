@@ -61,10 +61,13 @@ def pin_isa(environ=os.environ) -> None:
     if backend_started():  # too late: XLA has read its flags; say so rather than record a pin that is not there
         import warnings
 
-        warnings.warn("JAX had started before advantage was imported, so XLA's CPU code is not pinned to AVX2 in "
-                      "this process and results may differ in the last bits from other CPUs. Import advantage "
-                      "first, or set XLA_FLAGS=--xla_cpu_max_isa=AVX2 before starting Python "
-                      "(docs/reproducibility.md).", stacklevel=3)
+        warnings.warn(
+            "JAX had started before advantage was imported, so XLA's CPU code is not pinned to AVX2 in "
+            "this process and results may differ in the last bits from other CPUs. Import advantage "
+            "first, or set XLA_FLAGS=--xla_cpu_max_isa=AVX2 before starting Python "
+            "(docs/reproducibility.md).",
+            stacklevel=3,
+        )
         return
     _added = f"{_FLAG}={PINNED_ISA}"
     environ["XLA_FLAGS"] = f"{flags} {_added}".strip()
@@ -79,8 +82,10 @@ def use_native_isa(environ=os.environ) -> None:
     if backend_started():
         from advantage.errors import RunError
 
-        raise RunError("the native instruction set must be chosen before JAX starts: set ADVANTAGE_NATIVE_ISA=1 in "
-                       "the environment before starting Python (or pass --native-isa to advantage train)")
+        raise RunError(
+            "the native instruction set must be chosen before JAX starts: set ADVANTAGE_NATIVE_ISA=1 in "
+            "the environment before starting Python (or pass --native-isa to advantage train)"
+        )
     flags = environ.get("XLA_FLAGS", "")
     environ["XLA_FLAGS"] = " ".join(f for f in flags.split() if f != _added)
     _added = None
@@ -95,8 +100,13 @@ def isa() -> str:
 
 def describe() -> dict:
     """What a run records about the CPU code it ran: the ISA cap, XLA_FLAGS, the CPU and its vector extensions."""
-    return {"xla_cpu_isa": isa(), "xla_flags": os.environ.get("XLA_FLAGS", ""), "machine": platform.machine(),
-            "cpu": _cpu_name(), "cpu_vector_flags": _cpu_vector_flags()}
+    return {
+        "xla_cpu_isa": isa(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "machine": platform.machine(),
+        "cpu": _cpu_name(),
+        "cpu_vector_flags": _cpu_vector_flags(),
+    }
 
 
 def _cpuinfo() -> str:

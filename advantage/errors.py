@@ -64,5 +64,14 @@ class NonFiniteError(AdvantageError, FloatingPointError):
 
 
 #: Every user-facing error class (tests/test_errors.py checks that each one subclasses AdvantageError).
-ALL = (ConfigError, RunError, CheckpointError, EnvError, ReportError, VideoError, UnknownNameError,
-       MissingExtraError, NonFiniteError)
+ALL = (
+    ConfigError,
+    RunError,
+    CheckpointError,
+    EnvError,
+    ReportError,
+    VideoError,
+    UnknownNameError,
+    MissingExtraError,
+    NonFiniteError,
+)

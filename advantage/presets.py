@@ -73,12 +73,18 @@ ROBUST: tuple[Preset, ...] = (
     Preset("ppo-cartpole-gymnasium", "ppo", "CartPole-v1", CARTPOLE, backend="gymnasium"),
     # The KL-penalty objective in minibatches of 64, 10 epochs, no entropy bonus (docs/algorithms/ppo.md): with the
     # preset's single minibatch of 256 and 20 epochs one seed of 0-19 collapsed late under one ISA or another.
-    Preset("ppo-kl-cartpole", "ppo", "CartPole-v1", CARTPOLE,
-           {"objective": "kl", "ent_coef": 0.0, "n_epochs": 10, "n_minibatches": 4}),
+    Preset(
+        "ppo-kl-cartpole",
+        "ppo",
+        "CartPole-v1",
+        CARTPOLE,
+        {"objective": "kl", "ent_coef": 0.0, "n_epochs": 10, "n_minibatches": 4},
+    ),
     Preset("ppo-clip-kl-cartpole", "ppo", "CartPole-v1", CARTPOLE, {"objective": "clip-kl"}),
     Preset("a2c-gae-cartpole", "a2c", "CartPole-v1", CARTPOLE),
-    Preset("a2c-td-cartpole", "a2c", "CartPole-v1", CARTPOLE, {"estimator": "n-step", "n_step": 1},
-           total_steps=250_000),
+    Preset(
+        "a2c-td-cartpole", "a2c", "CartPole-v1", CARTPOLE, {"estimator": "n-step", "n_step": 1}, total_steps=250_000
+    ),
     Preset("npg-cartpole", "npg", "CartPole-v1", CARTPOLE),
     Preset("trpo-cartpole", "trpo", "CartPole-v1", CARTPOLE),
     Preset("reinforce-cartpole", "reinforce", "CartPole-v1", CARTPOLE),
@@ -95,23 +101,51 @@ ROBUST: tuple[Preset, ...] = (
     # The off-policy learners on smaller networks and budgets, for the default test run (the Zoo presets above take
     # about a minute per seed). At 8000 steps 1-3 seeds of 20 ended above -250 only for SAC; TD3 needed 16000 steps
     # (at 12000 three seeds of 20 ended between -297 and -411 under AVX2), DDPG 12000.
-    Preset("sac-pendulum-short", "sac", "Pendulum-v1", -250.0, {"hidden_sizes": (64, 64), "learning_starts": 1000},
-           total_steps=16_000, eval_episodes=100),
-    Preset("td3-pendulum-short", "td3", "Pendulum-v1", -250.0, {"hidden_sizes": (64, 64), "learning_starts": 1000},
-           total_steps=16_000, eval_episodes=100),
-    Preset("ddpg-pendulum-short", "ddpg", "Pendulum-v1", -250.0, {"hidden_sizes": (64, 64), "learning_starts": 1000},
-           total_steps=12_000, eval_episodes=100),
+    Preset(
+        "sac-pendulum-short",
+        "sac",
+        "Pendulum-v1",
+        -250.0,
+        {"hidden_sizes": (64, 64), "learning_starts": 1000},
+        total_steps=16_000,
+        eval_episodes=100,
+    ),
+    Preset(
+        "td3-pendulum-short",
+        "td3",
+        "Pendulum-v1",
+        -250.0,
+        {"hidden_sizes": (64, 64), "learning_starts": 1000},
+        total_steps=16_000,
+        eval_episodes=100,
+    ),
+    Preset(
+        "ddpg-pendulum-short",
+        "ddpg",
+        "Pendulum-v1",
+        -250.0,
+        {"hidden_sizes": (64, 64), "learning_starts": 1000},
+        total_steps=12_000,
+        eval_episodes=100,
+    ),
 )
 
 #: Presets that learning tests name but that do not yet solve 20 seeds of 20 (benchmarks/ROBUSTNESS.md): their
 #: tests (tests/test_reinforce.py, tests/test_offpolicy_pg.py) still check the mean of seeds 0-2, and the
 #: robustness benchmark reports how many of 0-19 reach the threshold.
 NOT_YET_ROBUST: tuple[Preset, ...] = (
-    Preset("reinforce-vanilla-cartpole", "reinforce", "CartPole-v1", 195.0,
-           {"phi": "total", "baseline": "none", "n_envs": 4, "gamma": 1.0, "learning_rate": 2e-3},
-           total_steps=1_000_000, in_tests=False),
+    Preset(
+        "reinforce-vanilla-cartpole",
+        "reinforce",
+        "CartPole-v1",
+        195.0,
+        {"phi": "total", "baseline": "none", "n_envs": 4, "gamma": 1.0, "learning_rate": 2e-3},
+        total_steps=1_000_000,
+        in_tests=False,
+    ),
     Preset("is-pg-cartpole", "is-pg", "CartPole-v1", 300.0, eval_episodes=100, in_tests=False),
 )
+
 
 def get(name: str) -> Preset:
     for p in ROBUST + NOT_YET_ROBUST:

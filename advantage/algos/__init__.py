@@ -56,6 +56,7 @@ def get(name: str) -> ModuleType:
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UnknownNameError(f"unknown algorithm {name!r}.{hint} Available: {', '.join(available())}.")
     if name not in available():
-        raise UnknownNameError(f"algorithm {name!r} is planned but not implemented yet. "
-                               f"Available: {', '.join(available())}.")
+        raise UnknownNameError(
+            f"algorithm {name!r} is planned but not implemented yet. Available: {', '.join(available())}."
+        )
     return importlib.import_module(ALGORITHMS[name])

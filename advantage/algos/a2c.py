@@ -112,8 +112,10 @@ class Config:
         check(self, "rms_decay", lambda v: 0 <= v < 1, "the decay must lie in [0, 1)")
         check(self, "reward_scale", lambda v: v > 0, "the reward scale must be positive")
         if self.estimator == "n-step" and self.n_step > self.n_steps:
-            raise ConfigError(f"a2c.n_step={self.n_step} exceeds the rollout length n_steps={self.n_steps}: returns "
-                              f"are cut at the rollout end, so use n_step <= {self.n_steps} or a longer rollout.")
+            raise ConfigError(
+                f"a2c.n_step={self.n_step} exceeds the rollout length n_steps={self.n_steps}: returns "
+                f"are cut at the rollout end, so use n_step <= {self.n_steps} or a longer rollout."
+            )
 
 
 #: Per-environment defaults (docs/algorithms/actor_critic.md, "Presets"). CartPole-v1 is the RL Zoo's
@@ -125,9 +127,22 @@ class Config:
 #: of 20 near -1000, never swinging up, and 9 of 20 at 2M (docs/algorithms/actor_critic.md).
 PRESETS: dict[str, dict] = {
     "CartPole-v1": dict(n_envs=8, n_steps=5, ent_coef=0.0),
-    "Pendulum-v1": dict(n_envs=8, n_steps=8, gamma=0.9, gae_lambda=0.9, vf_coef=0.4, ent_coef=0.0,
-                        max_grad_norm=0.5, optimizer="rmsprop", learning_rate=7e-4, anneal_lr=True, normalize_obs=True,
-                        normalize_advantage=False, log_std_init=0.0, reward_scale=0.1),
+    "Pendulum-v1": dict(
+        n_envs=8,
+        n_steps=8,
+        gamma=0.9,
+        gae_lambda=0.9,
+        vf_coef=0.4,
+        ent_coef=0.0,
+        max_grad_norm=0.5,
+        optimizer="rmsprop",
+        learning_rate=7e-4,
+        anneal_lr=True,
+        normalize_obs=True,
+        normalize_advantage=False,
+        log_std_init=0.0,
+        reward_scale=0.1,
+    ),
 }
 #: Default budget (env steps per seed) for an env, when the user gives none.
 DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 500_000, "Pendulum-v1": 2_000_000}
@@ -144,24 +159,35 @@ class AgentState(struct.PyTreeNode):
 
 
 def network(config: Config, action_space) -> ActorCritic:
-    return ActorCritic(action_dim=action_dim(action_space), discrete=is_discrete(action_space),
-                       hidden_sizes=config.hidden_sizes, activation=config.activation, shared=config.shared_network,
-                       log_std_init=config.log_std_init)
+    return ActorCritic(
+        action_dim=action_dim(action_space),
+        discrete=is_discrete(action_space),
+        hidden_sizes=config.hidden_sizes,
+        activation=config.activation,
+        shared=config.shared_network,
+        log_std_init=config.log_std_init,
+    )
 
 
 def optimizer(config: Config) -> optax.GradientTransformation:
     """Global-norm clipping, then RMSprop's (as in PyTorch / SB3: ``g / (sqrt(E[g^2]) + eps)``, no momentum) or
     Adam's scaling; the (annealed) step size is applied in ``update``."""
-    return optim.optimizer(config.optimizer, max_grad_norm=config.max_grad_norm, eps=config.opt_eps,
-                           rms_decay=config.rms_decay)
+    return optim.optimizer(
+        config.optimizer, max_grad_norm=config.max_grad_norm, eps=config.opt_eps, rms_decay=config.rms_decay
+    )
 
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
-    params = network(config, action_space).init(key, flatten_obs(jnp.zeros(obs_space.shape, jnp.float32),
-                                                                 obs_space.shape))
-    return AgentState(params=params, opt_state=optimizer(config).init(params),
-                      obs_rms=RunningMeanStd.create(obs_space.shape), env_steps=jnp.zeros((), jnp.int32),
-                      total_steps=jnp.asarray(total_steps, jnp.int32))
+    params = network(config, action_space).init(
+        key, flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape)
+    )
+    return AgentState(
+        params=params,
+        opt_state=optimizer(config).init(params),
+        obs_rms=RunningMeanStd.create(obs_space.shape),
+        env_steps=jnp.zeros((), jnp.int32),
+        total_steps=jnp.asarray(total_steps, jnp.int32),
+    )
 
 
 def _preprocess(config: Config, state: AgentState, obs):
@@ -203,8 +229,9 @@ def a2c_loss(params, net, config: Config, obs, actions, advantages, targets):
     pg_loss = losses.policy_gradient_loss(dist.log_prob(actions), advantages)
     v_loss = losses.value_loss(values, targets)
     entropy = jnp.mean(dist.entropy())
-    return pg_loss + config.vf_coef * v_loss - config.ent_coef * entropy, dict(policy=pg_loss, value=v_loss,
-                                                                               entropy=entropy)
+    return pg_loss + config.vf_coef * v_loss - config.ent_coef * entropy, dict(
+        policy=pg_loss, value=v_loss, entropy=entropy
+    )
 
 
 # ----------------------------------------------------------------------------- update
@@ -214,16 +241,21 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     obs = _preprocess(config, state, batch.obs)
     next_values = net.apply(state.params, _preprocess(config, state, batch.next_obs), method=net.value)
     rewards = batch.reward * config.reward_scale
-    adv, targets = advantages_and_targets(config, rewards, batch.value, next_values, batch.terminated,
-                                          batch.truncated)
+    adv, targets = advantages_and_targets(config, rewards, batch.value, next_values, batch.terminated, batch.truncated)
     n = batch.reward.size
     flat_adv = adv.reshape(n)
     if config.normalize_advantage:
         flat_adv = losses.normalize(flat_adv)
     lr = config.learning_rate * (optim.linear_decay(state.env_steps, state.total_steps) if config.anneal_lr else 1.0)
     (_, aux), grads = jax.value_and_grad(a2c_loss, has_aux=True)(
-        state.params, net, config, obs.reshape((n, -1)), batch.action.reshape((n,) + batch.action.shape[2:]),
-        flat_adv, targets.reshape(n))
+        state.params,
+        net,
+        config,
+        obs.reshape((n, -1)),
+        batch.action.reshape((n,) + batch.action.shape[2:]),
+        flat_adv,
+        targets.reshape(n),
+    )
     params, opt_state = optim.apply_gradients(optimizer(config), state.params, state.opt_state, grads, lr)
     obs_rms = state.obs_rms.update(batch.obs) if config.normalize_obs else state.obs_rms
     new_state = state.replace(params=params, opt_state=opt_state, obs_rms=obs_rms, env_steps=state.env_steps + n)

@@ -114,9 +114,20 @@ class Config(FeaturesConfig):
 #: updates replayed in blocks of 100 steps (n_steps=100; n_steps=1 is exactly online but the driver's
 #: per-update logging then costs about 7x the run time, see docs/algorithms/actor_critic.md).
 PRESETS: dict[str, dict] = {
-    "CartPole-v1": dict(n_envs=1, n_steps=100, features="linear-tiles", tile_low=(-2.4, -3.0, -0.21, -3.5),
-                        tile_high=(2.4, 3.0, 0.21, 3.5), n_tilings=8, tiles_per_dim=6, learning_rate=0.01,
-                        critic_learning_rate=0.01, gamma=0.99, lambda_actor=0.9, lambda_critic=0.9),
+    "CartPole-v1": dict(
+        n_envs=1,
+        n_steps=100,
+        features="linear-tiles",
+        tile_low=(-2.4, -3.0, -0.21, -3.5),
+        tile_high=(2.4, 3.0, 0.21, 3.5),
+        n_tilings=8,
+        tiles_per_dim=6,
+        learning_rate=0.01,
+        critic_learning_rate=0.01,
+        gamma=0.99,
+        lambda_actor=0.9,
+        lambda_critic=0.9,
+    ),
 }
 #: Default budget (env steps per seed) for an env, when the user gives none.
 DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 100_000}
@@ -135,9 +146,17 @@ class AgentState(struct.PyTreeNode):
 
 def networks(config: Config, action_space, fmap) -> tuple[Policy, Critic]:
     """The policy ``pi_theta`` (softmax or Gaussian) and the state value ``v_w``."""
-    return (Policy(action_dim(action_space), is_discrete(action_space), fmap, config.hidden_sizes, config.activation,
-                   config.log_std_init),
-            Critic(1, fmap, config.hidden_sizes, config.activation))
+    return (
+        Policy(
+            action_dim(action_space),
+            is_discrete(action_space),
+            fmap,
+            config.hidden_sizes,
+            config.activation,
+            config.log_std_init,
+        ),
+        Critic(1, fmap, config.hidden_sizes, config.activation),
+    )
 
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
@@ -147,9 +166,14 @@ def init(key, obs_space, action_space, config: Config, total_steps: int) -> Agen
     obs = flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape)
     params = {"policy": policy.init(k_pi, obs), "critic": critic.init(k_v, obs)}
     zeros = jax.tree.map(lambda p: jnp.zeros((config.n_envs,) + p.shape, p.dtype), params)
-    return AgentState(params=params, traces=zeros, discount_power=jnp.ones(config.n_envs),
-                      env_steps=jnp.zeros((), jnp.int32), total_steps=jnp.asarray(total_steps, jnp.int32),
-                      fmap=fmap)
+    return AgentState(
+        params=params,
+        traces=zeros,
+        discount_power=jnp.ones(config.n_envs),
+        env_steps=jnp.zeros((), jnp.int32),
+        total_steps=jnp.asarray(total_steps, jnp.int32),
+        fmap=fmap,
+    )
 
 
 def act(config: Config, action_space, state: AgentState, obs, key, deterministic: bool = False):
@@ -173,6 +197,7 @@ def trace_step(params, traces, grads, delta, decay, step_size):
     like ``params`` with a leading ``[B]`` axis; ``delta`` and ``decay`` are ``[B]``. Returns
     ``(new_params, new_traces)``.
     """
+
     def bcast(x, leaf):
         return x.reshape(x.shape + (1,) * (leaf.ndim - 1))
 
@@ -197,15 +222,28 @@ def online_step(config: Config, action_space, state: AgentState, tr: Transition)
 
     # per-environment gradients: grad_w v(S_b, w) and grad_theta log pi(A_b|S_b, theta)
     grad_v = jax.vmap(jax.grad(lambda p, x: critic.apply(p, x[None])[0]), in_axes=(None, 0))(p_v, s)
-    grad_logp = jax.vmap(jax.grad(lambda p, x, u: policy.apply(p, x[None]).log_prob(u[None])[0]),
-                         in_axes=(None, 0, 0))(p_pi, s, a)
+    grad_logp = jax.vmap(jax.grad(lambda p, x, u: policy.apply(p, x[None]).log_prob(u[None])[0]), in_axes=(None, 0, 0))(
+        p_pi, s, a
+    )
     i_t = state.discount_power if config.discount_actor else jnp.ones_like(state.discount_power)
     grad_logp = jax.tree.map(lambda g: i_t.reshape((-1,) + (1,) * (g.ndim - 1)) * g, grad_logp)
 
-    p_v, z_v = trace_step(p_v, state.traces["critic"], grad_v, delta,
-                          jnp.full_like(delta, config.gamma * config.lambda_critic), config.critic_learning_rate)
-    p_pi, z_pi = trace_step(p_pi, state.traces["policy"], grad_logp, delta,
-                            jnp.full_like(delta, config.gamma * config.lambda_actor), config.learning_rate)
+    p_v, z_v = trace_step(
+        p_v,
+        state.traces["critic"],
+        grad_v,
+        delta,
+        jnp.full_like(delta, config.gamma * config.lambda_critic),
+        config.critic_learning_rate,
+    )
+    p_pi, z_pi = trace_step(
+        p_pi,
+        state.traces["policy"],
+        grad_logp,
+        delta,
+        jnp.full_like(delta, config.gamma * config.lambda_actor),
+        config.learning_rate,
+    )
 
     # a new episode starts after a termination or a truncation: clear its traces and I
     done = jnp.logical_or(term, trunc)

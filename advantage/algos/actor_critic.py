@@ -99,8 +99,9 @@ class Config(FeaturesConfig):
 #: 8 x 8 and equal step sizes of 1e-3, one seed in three collapsed to a deterministic policy. With an actor
 #: step of 3e-4, 11 seeds of 0-19 ended below 400 (some collapsed to 9); at 1e-4, the lowest is 466 (AVX2).
 PRESETS: dict[str, dict] = {
-    "CartPole-v1": dict(n_envs=32, n_steps=8, actor_weight="q", learning_rate=1e-4, critic_learning_rate=2e-3,
-                        gamma=0.99),
+    "CartPole-v1": dict(
+        n_envs=32, n_steps=8, actor_weight="q", learning_rate=1e-4, critic_learning_rate=2e-3, gamma=0.99
+    ),
 }
 #: Default budget (env steps per seed) for an env, when the user gives none. CartPole-v1: 600k, because at 400k
 #: the slow actor had not finished on every seed (seed 16 at 370 under XLA's AVX kernels, still climbing); at 600k
@@ -122,8 +123,10 @@ class AgentState(struct.PyTreeNode):
 def networks(config: Config, action_space, fmap) -> tuple[Policy, Critic]:
     """The softmax policy ``pi_theta`` and the critic ``Q_w(s, .)`` (one output per action)."""
     n = action_dim(action_space)
-    return (Policy(n, True, fmap, config.hidden_sizes, config.activation),
-            Critic(n, fmap, config.hidden_sizes, config.activation))
+    return (
+        Policy(n, True, fmap, config.hidden_sizes, config.activation),
+        Critic(n, fmap, config.hidden_sizes, config.activation),
+    )
 
 
 def _optimizer(config: Config, lr) -> optax.GradientTransformation:
@@ -133,19 +136,24 @@ def _optimizer(config: Config, lr) -> optax.GradientTransformation:
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     if not is_discrete(action_space):
-        raise ConfigError(f"qac needs a Discrete action space (its critic has one output per action); this "
-                          f"environment's actions are a Box of shape {tuple(action_space.shape)}. Use a2c or "
-                          "reinforce for continuous actions.")
+        raise ConfigError(
+            f"qac needs a Discrete action space (its critic has one output per action); this "
+            f"environment's actions are a Box of shape {tuple(action_space.shape)}. Use a2c or "
+            "reinforce for continuous actions."
+        )
     fmap = config.feature_map(obs_space, algo=NAME)
     policy, critic = networks(config, action_space, fmap)
     k_pi, k_q = jax.random.split(key)
     obs = flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape)
     params = {"policy": policy.init(k_pi, obs), "critic": critic.init(k_q, obs)}
-    return AgentState(params=params,
-                      policy_opt=_optimizer(config, config.learning_rate).init(params["policy"]),
-                      critic_opt=_optimizer(config, config.critic_learning_rate).init(params["critic"]),
-                      env_steps=jnp.zeros((), jnp.int32), total_steps=jnp.asarray(total_steps, jnp.int32),
-                      fmap=fmap)
+    return AgentState(
+        params=params,
+        policy_opt=_optimizer(config, config.learning_rate).init(params["policy"]),
+        critic_opt=_optimizer(config, config.critic_learning_rate).init(params["critic"]),
+        env_steps=jnp.zeros((), jnp.int32),
+        total_steps=jnp.asarray(total_steps, jnp.int32),
+        fmap=fmap,
+    )
 
 
 def _take(q, a):
@@ -223,7 +231,10 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     u_q, critic_opt = _optimizer(config, config.critic_learning_rate).update(g_q, state.critic_opt, p_q)
     new_state = state.replace(
         params={"policy": optax.apply_updates(p_pi, u_pi), "critic": optax.apply_updates(p_q, u_q)},
-        policy_opt=policy_opt, critic_opt=critic_opt, env_steps=state.env_steps + batch.reward.size)
+        policy_opt=policy_opt,
+        critic_opt=critic_opt,
+        env_steps=state.env_steps + batch.reward.size,
+    )
     metrics = {
         "loss/policy": pi_loss,
         "loss/value": q_loss,

@@ -49,8 +49,9 @@ class Algorithm(Protocol):
         of schedules such as learning-rate annealing)."""
         ...
 
-    def act(self, config, action_space, state, obs: jax.Array, key: jax.Array, deterministic: bool = False
-            ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    def act(
+        self, config, action_space, state, obs: jax.Array, key: jax.Array, deterministic: bool = False
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """``(action, log_prob, value)`` for a batch of observations ``[n, ...]``; actions in the policy's own
         space (a Box action in [-1, 1], rescaled to the env's bounds by the back end)."""
         ...
@@ -105,8 +106,9 @@ class SearchAlgorithm(Protocol):
 class SplitUpdate(Protocol):
     """An update in two steps, for asynchronous workers that send gradients to a parameter server."""
 
-    def compute_gradients(self, config, action_space, state, batch: Transition, key: jax.Array
-                          ) -> tuple[Any, Any, dict]:
+    def compute_gradients(
+        self, config, action_space, state, batch: Transition, key: jax.Array
+    ) -> tuple[Any, Any, dict]:
         """``(grads, state, metrics)``: the loss gradient on ``batch`` (``state`` with anything the rollout
         updates besides the parameters, e.g. observation statistics)."""
         ...
@@ -126,8 +128,10 @@ def kind(module) -> str:
         return "update"
     proto = SearchAlgorithm if getattr(module, "SEARCH", False) else Algorithm
     missing = [n for n in (*proto.__annotations__, *_methods(proto)) if not hasattr(module, n)]
-    raise ConfigError(f"{getattr(module, '__name__', module)} is not an algorithm: it lacks {', '.join(missing)} "
-                      f"(see advantage.algos.api.{proto.__name__})")
+    raise ConfigError(
+        f"{getattr(module, '__name__', module)} is not an algorithm: it lacks {', '.join(missing)} "
+        f"(see advantage.algos.api.{proto.__name__})"
+    )
 
 
 def _methods(proto) -> list[str]:

@@ -98,8 +98,10 @@ class Config:
         check(self, "extra_std", lambda v: v >= 0, "the extra noise must be >= 0")
         check(self, "update_rate", lambda v: 0 < v <= 1, "alpha must lie in (0, 1]")
         if self.variant in ("tabular", "fit") and self.episodes_per_candidate != 1:
-            raise ConfigError(f"cem.episodes_per_candidate={self.episodes_per_candidate} is invalid: with variant="
-                              f"{self.variant} every roll-out is its own candidate; use 1 (or variant=params)")
+            raise ConfigError(
+                f"cem.episodes_per_candidate={self.episodes_per_candidate} is invalid: with variant="
+                f"{self.variant} every roll-out is its own candidate; use 1 (or variant=params)"
+            )
 
     @property
     def n_elite(self) -> int:
@@ -124,11 +126,16 @@ PRESETS: dict[str, dict] = {
     "CartPole-v1": dict(variant="params", population_size=50, elite_frac=0.2, init_std=1.0, extra_std=0.1),
 }
 #: Default budget (env steps per seed).
-DEFAULT_STEPS: dict[str, int] = {"Gridworld-v0": 100_000, "FrozenLake-v1": 200_000, "Taxi-v4": 2_000_000,
-                                 "CartPole-v1": 100_000}
+DEFAULT_STEPS: dict[str, int] = {
+    "Gridworld-v0": 100_000,
+    "FrozenLake-v1": 200_000,
+    "Taxi-v4": 2_000_000,
+    "CartPole-v1": 100_000,
+}
 
 
 # ----------------------------------------------------------------------------- policies
+
 
 class PolicyNet(nn.Module):
     """MLP torso (``hidden_sizes``; empty: linear) and a categorical or Gaussian head."""
@@ -186,6 +193,7 @@ def tabular_entropy(probs):
 
 
 # ----------------------------------------------------------------------------- the math
+
 
 def select_elite(returns, n_elite: int, lengths=None):
     """Indices of the ``n_elite`` highest ``returns [N]`` (best first), and the elite threshold (the
@@ -249,6 +257,7 @@ def tree_mean_std(std) -> jax.Array:
 
 # ----------------------------------------------------------------------------- state
 
+
 class AgentState(struct.PyTreeNode):
     """Everything a generation changes; saved whole in every checkpoint.
 
@@ -274,8 +283,10 @@ def init(key, obs_space, action_space, config: Config, total_steps=None) -> Agen
     """``total_steps`` (the run's budget) is ignored: a search has no schedule."""
     if config.variant == "tabular":
         if not (hasattr(obs_space, "n") or getattr(obs_space, "one_hot", False)):
-            raise ConfigError(f"cem.variant='tabular' needs a Discrete observation space (got {obs_space}); "
-                              "use --variant fit or --variant params for other observations (e.g. features)")
+            raise ConfigError(
+                f"cem.variant='tabular' needs a Discrete observation space (got {obs_space}); "
+                "use --variant fit or --variant params for other observations (e.g. features)"
+            )
         if not is_discrete(action_space):
             raise ConfigError("cem.variant='tabular' needs a Discrete action space; use --variant params")
         n_s, n_a = obs_dim(obs_space), action_dim(action_space)
@@ -325,8 +336,9 @@ def tell(config: Config, action_space, state: AgentState, candidates, returns, t
     metrics = {"search/elite_return_mean": jnp.mean(returns[idx]), "search/elite_threshold": threshold}
     if config.variant == "tabular":
         states = jax.vmap(state_index)(trajectories["obs"][idx])  # [M, T]
-        probs, visits = tabular_refit(states, trajectories["actions"][idx], trajectories["mask"][idx],
-                                      state.policy, config.smoothing)
+        probs, visits = tabular_refit(
+            states, trajectories["actions"][idx], trajectories["mask"][idx], state.policy, config.smoothing
+        )
         probs = optax.incremental_update(probs, state.policy, config.update_rate)
         metrics["search/policy_entropy"] = tabular_entropy(probs)
         metrics["search/elite_states"] = jnp.sum(visits > 0).astype(jnp.float32)
@@ -361,8 +373,9 @@ def act(config: Config, action_space, state: AgentState, obs, key, deterministic
     zeros = jnp.zeros(obs.shape[:1], jnp.float32)
     if config.variant == "tabular":
         probs = jnp.asarray(state.policy)[state_index(obs)]  # [B, A] (the table may be a restored numpy array)
-        action = (jnp.argmax(probs, axis=-1) if deterministic
-                  else jax.random.categorical(key, jnp.log(probs), axis=-1)).astype(jnp.int32)
+        action = (
+            jnp.argmax(probs, axis=-1) if deterministic else jax.random.categorical(key, jnp.log(probs), axis=-1)
+        ).astype(jnp.int32)
         return action, zeros, zeros
     dist = policy_dist(config, action_space, state.policy, obs)
     action = dist.mode() if (deterministic or config.variant == "params") else dist.sample(key)

@@ -121,8 +121,10 @@ def tell(config: Config, action_space, state: AgentState, candidates, returns, t
     es, params = strategy(config, flat)
     population = jax.vmap(lambda c: ravel_pytree(c)[0])(candidates)
     es_state, _ = es.tell(key, population, -returns, state.es_state, params)  # evosax minimises
-    metrics = {"search/noise_std": jnp.asarray(es_state.std, jnp.float32),
-               "search/elite_return_mean": jnp.mean(jax.lax.top_k(returns, max(1, config.population_size // 2))[0])}
+    metrics = {
+        "search/noise_std": jnp.asarray(es_state.std, jnp.float32),
+        "search/elite_return_mean": jnp.mean(jax.lax.top_k(returns, max(1, config.population_size // 2))[0]),
+    }
     return AgentState(unravel(es.get_mean(es_state)), es_state, state.generation + 1), metrics
 
 

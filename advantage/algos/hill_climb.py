@@ -77,8 +77,12 @@ class Config:
         check(self, "noise_shrink", lambda v: 0 < v <= 1, "the shrink factor must lie in (0, 1]")
         check(self, "noise_grow", lambda v: v >= 1, "the grow factor must be >= 1")
         check(self, "noise_min", lambda v: v > 0, "the lower bound must be positive")
-        check(self, "noise_max", lambda v: v >= self.noise_min if isinstance(self.noise_min, float) else True,
-              "the upper bound must be >= noise_min")
+        check(
+            self,
+            "noise_max",
+            lambda v: v >= self.noise_min if isinstance(self.noise_min, float) else True,
+            "the upper bound must be >= noise_min",
+        )
 
     @property
     def n_envs(self) -> int:
@@ -107,10 +111,12 @@ def init(key, obs_space, action_space, config: Config, total_steps=None) -> Agen
     template = cem.init_network(k_net, obs_space, action_space, config)
     leaves, treedef = jax.tree.flatten(template)
     keys = jax.random.split(k_theta, len(leaves))
-    params = jax.tree.unflatten(treedef, [config.init_std * jax.random.normal(k, x.shape, x.dtype)
-                                          for x, k in zip(leaves, keys)])
-    return AgentState(params, jnp.asarray(-jnp.inf, jnp.float32), jnp.asarray(config.noise_std, jnp.float32),
-                      jnp.zeros((), jnp.int32))
+    params = jax.tree.unflatten(
+        treedef, [config.init_std * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys)]
+    )
+    return AgentState(
+        params, jnp.asarray(-jnp.inf, jnp.float32), jnp.asarray(config.noise_std, jnp.float32), jnp.zeros((), jnp.int32)
+    )
 
 
 def ask(config: Config, state: AgentState, key):
@@ -149,10 +155,17 @@ def tell(config: Config, action_space, state: AgentState, candidates, returns, t
     params, best, improved = hill_climb_step(state.params, state.best_return, candidates, returns, config.reevaluate)
     sigma = state.noise_std
     if config.adaptive_noise:
-        sigma = jnp.where(improved, jnp.maximum(sigma * config.noise_shrink, config.noise_min),
-                          jnp.minimum(sigma * config.noise_grow, config.noise_max))
-    metrics = {"search/noise_std": state.noise_std, "search/accepted": improved.astype(jnp.float32),
-               "search/incumbent_return": best, "search/elite_return_mean": jnp.max(returns)}
+        sigma = jnp.where(
+            improved,
+            jnp.maximum(sigma * config.noise_shrink, config.noise_min),
+            jnp.minimum(sigma * config.noise_grow, config.noise_max),
+        )
+    metrics = {
+        "search/noise_std": state.noise_std,
+        "search/accepted": improved.astype(jnp.float32),
+        "search/incumbent_return": best,
+        "search/elite_return_mean": jnp.max(returns),
+    }
     return AgentState(params, best, sigma, state.generation + 1), metrics
 
 

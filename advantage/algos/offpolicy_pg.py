@@ -50,6 +50,7 @@ NAME = "is-pg"
 SEARCH = False  # trained by updates (advantage.training.stepper.UpdateStepper)
 NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
+
 @struct.dataclass
 class Config:
     """Importance-sampled off-policy PG hyperparameters (defaults: CartPole-v1, tuned here)."""
@@ -133,9 +134,16 @@ class RolloutBuffer(struct.PyTreeNode):
     @classmethod
     def create(cls, k: int, t: int, b: int, obs_shape, act_shape, act_dtype) -> RolloutBuffer:
         z = lambda *s, dtype=jnp.float32: jnp.zeros((k, t, b) + tuple(s), dtype)  # noqa: E731
-        return cls(obs=z(*obs_shape), action=z(*act_shape, dtype=act_dtype), reward=z(),
-                   terminated=z(dtype=bool), truncated=z(dtype=bool), next_obs=z(*obs_shape),
-                   log_prob=z(), valid=z())
+        return cls(
+            obs=z(*obs_shape),
+            action=z(*act_shape, dtype=act_dtype),
+            reward=z(),
+            terminated=z(dtype=bool),
+            truncated=z(dtype=bool),
+            next_obs=z(*obs_shape),
+            log_prob=z(),
+            valid=z(),
+        )
 
     def insert(self, slot, batch: Transition) -> RolloutBuffer:
         """Write a rollout ``[T', B]`` into ``slot``. A shorter one (the final rollout, ``T' < T``) is
@@ -150,12 +158,19 @@ class RolloutBuffer(struct.PyTreeNode):
         truncated = batch.truncated.astype(bool)
         if pad:
             truncated = truncated.at[-1].set(True)
-        row = dict(obs=fill(batch.obs), action=fill(batch.action), reward=fill(batch.reward),
-                   terminated=fill(batch.terminated.astype(bool), True), truncated=fill(truncated, True),
-                   next_obs=fill(batch.next_obs), log_prob=fill(batch.log_prob),
-                   valid=fill(jnp.ones(batch.reward.shape, jnp.float32)))
-        return self.replace(**{k: getattr(self, k).at[slot].set(v.astype(getattr(self, k).dtype))
-                               for k, v in row.items()})
+        row = dict(
+            obs=fill(batch.obs),
+            action=fill(batch.action),
+            reward=fill(batch.reward),
+            terminated=fill(batch.terminated.astype(bool), True),
+            truncated=fill(truncated, True),
+            next_obs=fill(batch.next_obs),
+            log_prob=fill(batch.log_prob),
+            valid=fill(jnp.ones(batch.reward.shape, jnp.float32)),
+        )
+        return self.replace(
+            **{k: getattr(self, k).at[slot].set(v.astype(getattr(self, k).dtype)) for k, v in row.items()}
+        )
 
 
 class AgentState(struct.PyTreeNode):
@@ -184,9 +199,14 @@ class BufferBatch(struct.PyTreeNode):
 
 
 def network(config: Config, action_space) -> ActorCritic:
-    return ActorCritic(action_dim=action_dim(action_space), discrete=is_discrete(action_space),
-                       hidden_sizes=config.hidden_sizes, activation=config.activation, shared=False,
-                       log_std_init=config.log_std_init)
+    return ActorCritic(
+        action_dim=action_dim(action_space),
+        discrete=is_discrete(action_space),
+        hidden_sizes=config.hidden_sizes,
+        activation=config.activation,
+        shared=False,
+        log_std_init=config.log_std_init,
+    )
 
 
 def optimizer(config: Config) -> optax.GradientTransformation:
@@ -201,8 +221,9 @@ def init(key, obs_space, action_space, config: Config, total_steps: int) -> Agen
     return AgentState(
         params=params,
         opt_state=optimizer(config).init(params),
-        buffer=RolloutBuffer.create(config.buffer_size, config.n_steps, config.n_envs, obs_space.shape,
-                                    act_shape, act_dtype),
+        buffer=RolloutBuffer.create(
+            config.buffer_size, config.n_steps, config.n_envs, obs_space.shape, act_shape, act_dtype
+        ),
         update_count=jnp.zeros((), jnp.int32),
         env_steps=jnp.zeros((), jnp.int32),
         total_steps=jnp.asarray(total_steps, jnp.int32),
@@ -261,15 +282,23 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     values = net.apply(state.params, obs, method=net.value)  # [K, T, B], current critic
     next_values = net.apply(state.params, next_obs, method=net.value)
     advantages = jax.vmap(gae, in_axes=(0, 0, 0, 0, 0, None, None))(
-        buf.reward, values, next_values, buf.terminated, buf.truncated, config.gamma, config.gae_lambda)
+        buf.reward, values, next_values, buf.terminated, buf.truncated, config.gamma, config.gae_lambda
+    )
     returns = advantages + values
     ages = (slot - jnp.arange(k)) % k  # 0 = newest rollout, k-1 = oldest slot
     filled = jnp.sum(jnp.max(buf.valid, axis=(1, 2)) > 0)
     rollouts = lambda sel: jnp.broadcast_to(sel[:, None, None], buf.valid.shape).astype(jnp.float32)  # noqa: E731
     data = BufferBatch(
-        obs=obs, action=buf.action, behaviour_logp=buf.log_prob, done=jnp.logical_or(buf.terminated, buf.truncated),
-        valid=buf.valid, adv=losses.normalize(advantages, buf.valid) if config.normalize_advantage else advantages,
-        ret=returns, newest=rollouts(ages == 0), oldest=rollouts(ages == jnp.minimum(filled, k) - 1))
+        obs=obs,
+        action=buf.action,
+        behaviour_logp=buf.log_prob,
+        done=jnp.logical_or(buf.terminated, buf.truncated),
+        valid=buf.valid,
+        adv=losses.normalize(advantages, buf.valid) if config.normalize_advantage else advantages,
+        ret=returns,
+        newest=rollouts(ages == 0),
+        oldest=rollouts(ages == jnp.minimum(filled, k) - 1),
+    )
 
     lr = config.learning_rate * (optim.linear_decay(state.env_steps, state.total_steps) if config.anneal_lr else 1.0)
     opt = optimizer(config)
@@ -283,8 +312,13 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
 
     (params, opt_state), m = jax.lax.scan(step, (state.params, state.opt_state), None, length=config.n_epochs)
     first = jax.tree.map(lambda x: x[0], m)  # the weights as this update found them
-    new_state = state.replace(params=params, opt_state=opt_state, buffer=buf, update_count=state.update_count + 1,
-                              env_steps=state.env_steps + batch.reward.size)
+    new_state = state.replace(
+        params=params,
+        opt_state=opt_state,
+        buffer=buf,
+        update_count=state.update_count + 1,
+        env_steps=state.env_steps + batch.reward.size,
+    )
     newest = data.newest * buf.valid
     metrics = {
         "loss/policy": jnp.mean(m["policy"]),
@@ -308,4 +342,3 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
 def policy_params(state: AgentState):
     """What ``params_digest`` hashes: the network parameters."""
     return {"params": state.params}
-

@@ -135,11 +135,31 @@ OBJECTIVES = ("clip", "kl", "clip-kl")
 #: normalisation, an entropy bonus of 0.02 and learning-rate annealing, and runs 300k steps instead of 100k
 #: (docs/algorithms/ppo.md).
 PRESETS: dict[str, dict] = {
-    "CartPole-v1": dict(n_envs=8, n_steps=32, n_epochs=20, n_minibatches=1, gamma=0.98, gae_lambda=0.8,
-                        learning_rate=1e-3, clip_eps=0.2, ent_coef=0.01),
-    "Pendulum-v1": dict(n_envs=4, n_steps=1024, n_epochs=10, n_minibatches=64, gamma=0.9, gae_lambda=0.95,
-                        learning_rate=1e-3, clip_eps=0.2, ent_coef=0.02, anneal_lr=True, anneal_clip=False,
-                        normalize_obs=True),
+    "CartPole-v1": dict(
+        n_envs=8,
+        n_steps=32,
+        n_epochs=20,
+        n_minibatches=1,
+        gamma=0.98,
+        gae_lambda=0.8,
+        learning_rate=1e-3,
+        clip_eps=0.2,
+        ent_coef=0.01,
+    ),
+    "Pendulum-v1": dict(
+        n_envs=4,
+        n_steps=1024,
+        n_epochs=10,
+        n_minibatches=64,
+        gamma=0.9,
+        gae_lambda=0.95,
+        learning_rate=1e-3,
+        clip_eps=0.2,
+        ent_coef=0.02,
+        anneal_lr=True,
+        anneal_clip=False,
+        normalize_obs=True,
+    ),
 }
 #: Default budget (env steps per seed) for an env, when the user gives none. CartPole-v1 runs 200k steps, twice
 #: the Zoo's 100k: at 100k 1-3 seeds of 20 end below 475 (a deterministic policy that drifts off the track after
@@ -291,17 +311,24 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     obs = _preprocess(config, state, batch.obs)  # [T, B, obs_dim]
     next_values = net.apply(state.params, _preprocess(config, state, batch.next_obs), method=net.value)
     rewards = batch.reward * config.reward_scale
-    advantages = gae(rewards, batch.value, next_values, batch.terminated, batch.truncated,
-                     config.gamma, config.gae_lambda)
+    advantages = gae(
+        rewards, batch.value, next_values, batch.terminated, batch.truncated, config.gamma, config.gae_lambda
+    )
     returns = advantages + batch.value
     deltas = td_errors(rewards, batch.value, next_values, batch.terminated, config.gamma)
 
     n = batch.reward.size
     flat = lambda x: x.reshape((n,) + x.shape[2:])  # noqa: E731  [T, B, ...] -> [T * B, ...]
     old_dist = net.apply(state.params, obs)[0] if config.uses_kl_penalty else None
-    data = Minibatch(obs=flat(obs), action=flat(batch.action), old_logp=flat(batch.log_prob),
-                     old_value=flat(batch.value), adv=flat(advantages), ret=flat(returns),
-                     old_dist=jax.tree.map(flat, old_dist))
+    data = Minibatch(
+        obs=flat(obs),
+        action=flat(batch.action),
+        old_logp=flat(batch.log_prob),
+        old_value=flat(batch.value),
+        adv=flat(advantages),
+        ret=flat(returns),
+        old_dist=jax.tree.map(flat, old_dist),
+    )
     lr, clip_eps = schedule(config, state)
     opt = optimizer(config)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -318,9 +345,14 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
         step_metrics = dict(aux, grad_norm=losses.global_norm(grads), done=1.0 - stopped.astype(jnp.float32))
         return (new_params, new_opt_state, stopped), step_metrics
 
-    (params, opt_state, _), m = optim.minibatch_epochs(minibatch_step, (state.params, state.opt_state,
-                                                                        jnp.bool_(False)),
-                                                       data, key, config.n_epochs, config.n_minibatches)
+    (params, opt_state, _), m = optim.minibatch_epochs(
+        minibatch_step,
+        (state.params, state.opt_state, jnp.bool_(False)),
+        data,
+        key,
+        config.n_epochs,
+        config.n_minibatches,
+    )
     mean: Callable[..., jax.Array]
     vmax: Callable[..., jax.Array]
     if early_stop:  # statistics over the minibatch steps that were taken (the first one always is)
@@ -334,8 +366,9 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     if config.uses_kl_penalty:  # d = mean KL(pi_old || pi_new) over the whole rollout, then the sec. 4 rule
         kl_after = losses.mean_kl(old_dist, net.apply(params, obs)[0])
         kl_beta = adapt_kl_beta(state.kl_beta, kl_after, config.kl_target)
-    new_state = state.replace(params=params, opt_state=opt_state, obs_rms=obs_rms,
-                              env_steps=state.env_steps + n, kl_beta=kl_beta)
+    new_state = state.replace(
+        params=params, opt_state=opt_state, obs_rms=obs_rms, env_steps=state.env_steps + n, kl_beta=kl_beta
+    )
     metrics = {
         "loss/policy": mean(m["policy"]),
         "loss/value": mean(m["value"]),
@@ -354,11 +387,13 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
         "adv/mean_abs": jnp.mean(jnp.abs(advantages)),
     }
     if config.uses_kl_penalty:
-        metrics.update({
-            "loss/kl_penalty": mean(m["kl_penalty"]),  # beta * KL, averaged over the minibatch steps
-            "policy/kl": kl_after,  # d of the adaptive rule: mean KL(pi_old || pi_new) after the update
-            "opt/kl_beta": state.kl_beta,  # the beta this update used (the next one uses the adapted value)
-        })
+        metrics.update(
+            {
+                "loss/kl_penalty": mean(m["kl_penalty"]),  # beta * KL, averaged over the minibatch steps
+                "policy/kl": kl_after,  # d of the adaptive rule: mean KL(pi_old || pi_new) after the update
+                "opt/kl_beta": state.kl_beta,  # the beta this update used (the next one uses the adapted value)
+            }
+        )
     if early_stop:
         metrics["opt/epochs_done"] = jnp.sum(done) / done.shape[1]  # minibatch steps taken, in epochs
     return new_state, metrics

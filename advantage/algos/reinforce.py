@@ -123,8 +123,10 @@ class Config(FeaturesConfig):
         check(self, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
         check(self, "max_grad_norm", lambda v: v > 0, "the clipping threshold must be positive")
         if self.incomplete == "bootstrap" and self.baseline != "value":
-            raise ConfigError("reinforce.incomplete='bootstrap' needs a learned value to bootstrap from: "
-                              "set baseline='value', or keep incomplete='drop'.")
+            raise ConfigError(
+                "reinforce.incomplete='bootstrap' needs a learned value to bootstrap from: "
+                "set baseline='value', or keep incomplete='drop'."
+            )
 
 
 #: CartPole-v1's observation ranges for tile coding: position, velocity, angle, angular velocity
@@ -134,8 +136,17 @@ CARTPOLE_TILE_RANGE = dict(tile_low=(-2.4, -3.0, -0.21, -3.5), tile_high=(2.4, 3
 #: Per-environment defaults (see docs/algorithms/reinforce.md, "Presets"): reward-to-go with a learned
 #: value baseline, 2 envs x 500 steps (one episode-length per env) per update, tuned on CartPole-v1.
 PRESETS: dict[str, dict] = {
-    "CartPole-v1": dict(n_envs=2, n_steps=500, phi="reward-to-go", baseline="value", learning_rate=5e-3,
-                        value_learning_rate=5e-3, gamma=0.99, value_steps=10, **CARTPOLE_TILE_RANGE),
+    "CartPole-v1": dict(
+        n_envs=2,
+        n_steps=500,
+        phi="reward-to-go",
+        baseline="value",
+        learning_rate=5e-3,
+        value_learning_rate=5e-3,
+        gamma=0.99,
+        value_steps=10,
+        **CARTPOLE_TILE_RANGE,
+    ),
 }
 #: The vanilla estimator (Phi = R(tau), no baseline) as overrides of the CartPole preset: undiscounted
 #: returns and 4 envs per update (the tuned values of the learning test; see the doc's Results).
@@ -165,8 +176,14 @@ class AgentState(struct.PyTreeNode):
 # ----------------------------------------------------------------------------- networks
 def networks(config: Config, action_space, fmap: FeatureMap | None) -> tuple[Policy, Critic]:
     """The policy ``pi_theta`` and the value ``V_w`` (separate networks, or linear in the same features)."""
-    policy = Policy(action_dim(action_space), is_discrete(action_space), fmap, config.hidden_sizes,
-                    config.activation, config.log_std_init)
+    policy = Policy(
+        action_dim(action_space),
+        is_discrete(action_space),
+        fmap,
+        config.hidden_sizes,
+        config.activation,
+        config.log_std_init,
+    )
     critic = Critic(1, fmap, config.hidden_sizes, config.activation)
     return policy, critic
 
@@ -282,25 +299,30 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
             u, o = vopt.update(g, o, p)
             return (optax.apply_updates(p, u), o), loss
 
-        (critic_params, critic_opt), v_losses = jax.lax.scan(value_step, (critic_params, critic_opt), None,
-                                                             length=config.value_steps)
+        (critic_params, critic_opt), v_losses = jax.lax.scan(
+            value_step, (critic_params, critic_opt), None, length=config.value_steps
+        )
         v_loss = v_losses[0]
 
     # a rollout in which no episode ended (drop mode) carries no Monte-Carlo information: no update
     keep = n_used > 0
     pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, old)  # noqa: E731
     new_state = state.replace(
-        params={"policy": pick(policy_params, state.params["policy"]), "critic": pick(critic_params,
-                                                                                      state.params["critic"])},
-        policy_opt=pick(policy_opt, state.policy_opt), critic_opt=pick(critic_opt, state.critic_opt),
+        params={
+            "policy": pick(policy_params, state.params["policy"]),
+            "critic": pick(critic_params, state.params["critic"]),
+        },
+        policy_opt=pick(policy_opt, state.policy_opt),
+        critic_opt=pick(critic_opt, state.critic_opt),
         env_steps=state.env_steps + batch.reward.size,
     )
     metrics = {
         "loss/policy": pg_loss,
         "loss/value": v_loss,
         "loss/entropy": entropy,
-        "value/explained_variance": (losses.explained_variance(values, rtg, mask) if use_critic
-                                     else jnp.float32(jnp.nan)),
+        "value/explained_variance": (
+            losses.explained_variance(values, rtg, mask) if use_critic else jnp.float32(jnp.nan)
+        ),
         "value/max": jnp.max(values),
         "value/mean": masked_mean(values, mask),
         "grad/norm": losses.global_norm(grads),

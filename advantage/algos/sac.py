@@ -90,8 +90,12 @@ class Config:
             check(self, "alpha_init", lambda v: v > 0, "a learned alpha starts > 0 (it is exp(log alpha))")
         else:
             check(self, "alpha_init", lambda v: v >= 0, "alpha must be >= 0")
-        check(self, "log_std_min", lambda v: v < self.log_std_max if isinstance(self.log_std_max, (int, float))
-              else True, "log_std_min must be below log_std_max")
+        check(
+            self,
+            "log_std_min",
+            lambda v: v < self.log_std_max if isinstance(self.log_std_max, (int, float)) else True,
+            "log_std_min must be below log_std_max",
+        )
 
 
 #: Per-environment defaults: the RL Baselines3 Zoo ``hyperparams/sac.yml`` entries at rl-baselines3-zoo@22e3ff2.
@@ -100,9 +104,20 @@ class Config:
 #: (= train_freq: the same schedule as one step per iteration, with 32 times fewer driver iterations).
 PRESETS: dict[str, dict] = {
     "Pendulum-v1": dict(learning_rate=1e-3),
-    "MountainCarContinuous-v0": dict(n_steps=32, learning_rate=3e-4, buffer_size=50_000, batch_size=512,
-                                     learn_alpha=False, alpha_init=0.1, train_freq=32, gradient_steps=32,
-                                     gamma=0.9999, tau=0.01, learning_starts=0, hidden_sizes=(64, 64)),
+    "MountainCarContinuous-v0": dict(
+        n_steps=32,
+        learning_rate=3e-4,
+        buffer_size=50_000,
+        batch_size=512,
+        learn_alpha=False,
+        alpha_init=0.1,
+        train_freq=32,
+        gradient_steps=32,
+        gamma=0.9999,
+        tau=0.01,
+        learning_starts=0,
+        hidden_sizes=(64, 64),
+    ),
 }
 #: Default budget (env steps per seed): the Zoo's ``n_timesteps``.
 DEFAULT_STEPS: dict[str, int] = {"Pendulum-v1": 20_000, "MountainCarContinuous-v0": 50_000}
@@ -171,10 +186,16 @@ def init(key, obs_space, action_space, config: Config, total_steps: int) -> Agen
     log_alpha = jnp.log(jnp.asarray(config.alpha_init, jnp.float32))
     adam = optimizer(config)
     return AgentState(
-        actor=actor, critic=critic, critic_target=critic, log_alpha=log_alpha,
-        actor_opt=adam.init(actor), critic_opt=adam.init(critic), alpha_opt=adam.init(log_alpha),
+        actor=actor,
+        critic=critic,
+        critic_target=critic,
+        log_alpha=log_alpha,
+        actor_opt=adam.init(actor),
+        critic_opt=adam.init(critic),
+        alpha_opt=adam.init(log_alpha),
         buffer=replay.init(replay.capacity_for(config.buffer_size, total_steps), obs_space.shape, (act_dim,)),
-        env_steps=jnp.zeros((), jnp.int32), grad_steps=jnp.zeros((), jnp.int32),
+        env_steps=jnp.zeros((), jnp.int32),
+        grad_steps=jnp.zeros((), jnp.int32),
     )
 
 
@@ -244,8 +265,9 @@ def gradient_step(config, action_space, state: AgentState, key):
     al_loss, al_grad = jax.value_and_grad(alpha_loss)(state.log_alpha, logp_pi, h_target)
     adam = optimizer(config)
     if config.learn_alpha:
-        log_alpha, alpha_opt = optim.apply_gradients(adam, state.log_alpha, state.alpha_opt, al_grad,
-                                                     config.learning_rate)
+        log_alpha, alpha_opt = optim.apply_gradients(
+            adam, state.log_alpha, state.alpha_opt, al_grad, config.learning_rate
+        )
     else:
         log_alpha, alpha_opt = state.log_alpha, state.alpha_opt
 
@@ -256,20 +278,31 @@ def gradient_step(config, action_space, state: AgentState, key):
 
     # actor, against the updated critics
     (a_loss, logp), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
-        state.actor, critic, config, action_space, obs, k_pi, alpha)
+        state.actor, critic, config, action_space, obs, k_pi, alpha
+    )
     actor, actor_opt = optim.apply_gradients(adam, state.actor, state.actor_opt, a_grads, config.learning_rate)
 
     # the target critics: target <- tau * online + (1 - tau) * target
     state = state.replace(
-        actor=actor, critic=critic, critic_target=optax.incremental_update(critic, state.critic_target, config.tau),
-        log_alpha=log_alpha, actor_opt=actor_opt, critic_opt=critic_opt, alpha_opt=alpha_opt,
-        grad_steps=state.grad_steps + 1)
+        actor=actor,
+        critic=critic,
+        critic_target=optax.incremental_update(critic, state.critic_target, config.tau),
+        log_alpha=log_alpha,
+        actor_opt=actor_opt,
+        critic_opt=critic_opt,
+        alpha_opt=alpha_opt,
+        grad_steps=state.grad_steps + 1,
+    )
     metrics = {
-        "q/mean": jnp.mean(q), "q/max": jnp.max(q), "value/td_error": jnp.mean(jnp.abs(q - y[None])),
-        "loss/critic": c_loss, "loss/actor": a_loss,
+        "q/mean": jnp.mean(q),
+        "q/max": jnp.max(q),
+        "value/td_error": jnp.mean(jnp.abs(q - y[None])),
+        "loss/critic": c_loss,
+        "loss/actor": a_loss,
         "loss/alpha": al_loss if config.learn_alpha else jnp.float32(jnp.nan),
         "policy/entropy": -jnp.mean(logp),
-        "grad/norm_critic": global_norm(c_grads), "grad/norm_actor": global_norm(a_grads),
+        "grad/norm_critic": global_norm(c_grads),
+        "grad/norm_actor": global_norm(a_grads),
     }
     return state, metrics, jnp.asarray(True)
 

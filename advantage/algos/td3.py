@@ -106,17 +106,33 @@ class Config:
             raise ConfigError(
                 f"{name}.exploration_noise='ou' needs n_steps=1 (got n_steps={self.n_steps}): the Ornstein-Uhlenbeck "
                 "state lives in the agent state and advances once per update call, i.e. once per env step only when "
-                "n_steps=1; use --n-steps 1, or --exploration-noise gaussian.")
+                "n_steps=1; use --n-steps 1, or --exploration-noise gaussian."
+            )
 
 
 #: Per-environment defaults: the RL Baselines3 Zoo ``hyperparams/td3.yml`` entries (``ddpg.yml`` is identical
 #: for these envs), at rl-baselines3-zoo@22e3ff2; fields they do not list keep SB3's TD3 defaults (the class's).
 PRESETS: dict[str, dict] = {
-    "Pendulum-v1": dict(gamma=0.98, buffer_size=200_000, learning_starts=10_000, exploration_noise="gaussian",
-                        exploration_std=0.1, gradient_steps=1, train_freq=1, learning_rate=1e-3,
-                        hidden_sizes=(400, 300)),
-    "MountainCarContinuous-v0": dict(exploration_noise="ou", exploration_std=0.5, gradient_steps=1, train_freq=1,
-                                     learning_rate=1e-3, batch_size=256, hidden_sizes=(400, 300)),
+    "Pendulum-v1": dict(
+        gamma=0.98,
+        buffer_size=200_000,
+        learning_starts=10_000,
+        exploration_noise="gaussian",
+        exploration_std=0.1,
+        gradient_steps=1,
+        train_freq=1,
+        learning_rate=1e-3,
+        hidden_sizes=(400, 300),
+    ),
+    "MountainCarContinuous-v0": dict(
+        exploration_noise="ou",
+        exploration_std=0.5,
+        gradient_steps=1,
+        train_freq=1,
+        learning_rate=1e-3,
+        batch_size=256,
+        hidden_sizes=(400, 300),
+    ),
 }
 #: Default budget (env steps per seed): the Zoo's ``n_timesteps``.
 DEFAULT_STEPS: dict[str, int] = {"Pendulum-v1": 20_000, "MountainCarContinuous-v0": 300_000}
@@ -168,11 +184,16 @@ def init(key, obs_space, action_space, config: Config, total_steps: int) -> Agen
     actor = actor_net(config, action_space).init(k_actor, jnp.zeros((1, obs_dim)))
     critic = init_critics(k_critic, config, obs_dim, act_dim)
     return AgentState(
-        actor=actor, critic=critic, actor_target=actor, critic_target=critic,
-        actor_opt=optimizer(config).init(actor), critic_opt=optimizer(config).init(critic),
+        actor=actor,
+        critic=critic,
+        actor_target=actor,
+        critic_target=critic,
+        actor_opt=optimizer(config).init(actor),
+        critic_opt=optimizer(config).init(critic),
         buffer=replay.init(replay.capacity_for(config.buffer_size, total_steps), obs_space.shape, (act_dim,)),
         ou_noise=ou_reset(config, k_ou, (config.n_envs, act_dim)),
-        env_steps=jnp.zeros((), jnp.int32), grad_steps=jnp.zeros((), jnp.int32),
+        env_steps=jnp.zeros((), jnp.int32),
+        grad_steps=jnp.zeros((), jnp.int32),
     )
 
 
@@ -271,19 +292,22 @@ def gradient_step(config, action_space, state: AgentState, key):
     mb = mb.replace(obs=obs, next_obs=next_obs, action=action)
     y = critic_target(config, action_space, state.actor_target, state.critic_target, mb, k_target)
     (c_loss, q), c_grads = jax.value_and_grad(critic_loss, has_aux=True)(state.critic, config, obs, action, y)
-    critic, critic_opt = optim.apply_gradients(optimizer(config), state.critic, state.critic_opt, c_grads,
-                                               config.learning_rate)
+    critic, critic_opt = optim.apply_gradients(
+        optimizer(config), state.critic, state.critic_opt, c_grads, config.learning_rate
+    )
     grad_steps = state.grad_steps + 1
     state = state.replace(critic=critic, critic_opt=critic_opt, grad_steps=grad_steps)
 
     def actor_step(s: AgentState):
         a_loss, a_grads = jax.value_and_grad(actor_loss)(s.actor, s.critic, config, action_space, obs)
-        actor, actor_opt = optim.apply_gradients(optimizer(config), s.actor, s.actor_opt, a_grads,
-                                                 config.learning_rate)
+        actor, actor_opt = optim.apply_gradients(optimizer(config), s.actor, s.actor_opt, a_grads, config.learning_rate)
         # soft target updates (Lillicrap et al. 2016): target <- tau * online + (1 - tau) * target
-        s = s.replace(actor=actor, actor_opt=actor_opt,
-                      actor_target=optax.incremental_update(actor, s.actor_target, config.tau),
-                      critic_target=optax.incremental_update(s.critic, s.critic_target, config.tau))
+        s = s.replace(
+            actor=actor,
+            actor_opt=actor_opt,
+            actor_target=optax.incremental_update(actor, s.actor_target, config.tau),
+            critic_target=optax.incremental_update(s.critic, s.critic_target, config.tau),
+        )
         return s, a_loss, global_norm(a_grads)
 
     def no_actor_step(s: AgentState):
@@ -292,9 +316,13 @@ def gradient_step(config, action_space, state: AgentState, key):
     delayed = jnp.mod(grad_steps, config.policy_delay) == 0
     state, a_loss, a_norm = jax.lax.cond(delayed, actor_step, no_actor_step, state)
     metrics = {
-        "q/mean": jnp.mean(q), "q/max": jnp.max(q), "value/td_error": jnp.mean(jnp.abs(q - y[None])),
-        "loss/critic": c_loss, "grad/norm_critic": global_norm(c_grads),
-        "loss/actor": a_loss, "grad/norm_actor": a_norm,
+        "q/mean": jnp.mean(q),
+        "q/max": jnp.max(q),
+        "value/td_error": jnp.mean(jnp.abs(q - y[None])),
+        "loss/critic": c_loss,
+        "grad/norm_critic": global_norm(c_grads),
+        "loss/actor": a_loss,
+        "grad/norm_actor": a_norm,
     }
     return state, metrics, delayed
 
@@ -311,8 +339,11 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     state = state.replace(buffer=replay.add(state.buffer, batch), env_steps=state.env_steps + batch.reward.size)
     if config.exploration_noise == "ou":
         done = (batch.terminated[-1] | batch.truncated[-1])[:, None]
-        state = state.replace(ou_noise=jnp.where(done, ou_reset(config, k_reset, state.ou_noise.shape),
-                                                 ou_step(config, state.ou_noise, k_ou)))
+        state = state.replace(
+            ou_noise=jnp.where(
+                done, ou_reset(config, k_reset, state.ou_noise.shape), ou_step(config, state.ou_noise, k_ou)
+            )
+        )
     state, metrics = replay.run_gradient_steps(config, action_space, state, k_train, n_grad, max_grad, gradient_step)
     metrics["buffer/size"] = replay.size(state.buffer).astype(jnp.float32)
     return state, metrics

@@ -124,10 +124,29 @@ class Config:
 #: down to -40 late in a run, or a constant output) and 3-6 seeds of 0-19 ended below 475 (NPG: 6); with both,
 #: every seed ends at 497 or more for TRPO and NPG (benchmarks/ROBUSTNESS.md).
 PRESETS: dict[str, dict] = {
-    "CartPole-v1": dict(n_envs=2, n_steps=512, n_minibatches=2, cg_damping=1e-3, gae_lambda=0.98, gamma=0.99,
-                        learning_rate=1e-3, n_critic_updates=20, reward_scale=0.1, normalize_obs=True),
-    "Pendulum-v1": dict(n_envs=2, n_steps=1024, n_minibatches=16, gamma=0.9, gae_lambda=0.95, cg_damping=0.1,
-                        learning_rate=1e-3, n_critic_updates=15, normalize_obs=True),
+    "CartPole-v1": dict(
+        n_envs=2,
+        n_steps=512,
+        n_minibatches=2,
+        cg_damping=1e-3,
+        gae_lambda=0.98,
+        gamma=0.99,
+        learning_rate=1e-3,
+        n_critic_updates=20,
+        reward_scale=0.1,
+        normalize_obs=True,
+    ),
+    "Pendulum-v1": dict(
+        n_envs=2,
+        n_steps=1024,
+        n_minibatches=16,
+        gamma=0.9,
+        gae_lambda=0.95,
+        cg_damping=0.1,
+        learning_rate=1e-3,
+        n_critic_updates=15,
+        normalize_obs=True,
+    ),
 }
 #: Default budget (env steps per seed) for an env, when the user gives none.
 DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 100_000, "Pendulum-v1": 100_000}
@@ -216,8 +235,9 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     obs = _preprocess(config, state, batch.obs)
     next_values = net.apply(state.params, _preprocess(config, state, batch.next_obs), method=net.value)
     rewards = batch.reward * config.reward_scale
-    advantages = gae(rewards, batch.value, next_values, batch.terminated, batch.truncated,
-                     config.gamma, config.gae_lambda)
+    advantages = gae(
+        rewards, batch.value, next_values, batch.terminated, batch.truncated, config.gamma, config.gae_lambda
+    )
     returns = advantages + batch.value
     deltas = td_errors(rewards, batch.value, next_values, batch.terminated, config.gamma)
 
@@ -240,9 +260,14 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     theta_new, info = natural_gradient_step(
         objective_fn=lambda th: -losses.surrogate_loss(policy(th).log_prob(actions), old_log_prob, adv),
         kl_fn=lambda th: losses.mean_kl(old_dist, policy(th)),
-        theta_old=theta_old, max_kl=config.max_kl, damping=config.cg_damping, cg_iters=config.cg_iters,
-        cg_residual_tol=config.cg_residual_tol, line_search=config.line_search,
-        line_search_max_iters=config.line_search_max_iters, line_search_shrink=config.line_search_shrink,
+        theta_old=theta_old,
+        max_kl=config.max_kl,
+        damping=config.cg_damping,
+        cg_iters=config.cg_iters,
+        cg_residual_tol=config.cg_residual_tol,
+        line_search=config.line_search,
+        line_search_max_iters=config.line_search_max_iters,
+        line_search_shrink=config.line_search_shrink,
     )
     actor = unravel(theta_new)
 
@@ -260,12 +285,21 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
         return (optax.apply_updates(critic_params, updates), opt_state), loss
 
     (critic, critic_opt_state), v_losses = optim.minibatch_epochs(
-        minibatch_step, (critic, state.critic_opt_state), CriticBatch(obs=flat_obs, ret=returns.reshape(n)), key,
-        config.n_critic_updates, config.n_minibatches)
+        minibatch_step,
+        (critic, state.critic_opt_state),
+        CriticBatch(obs=flat_obs, ret=returns.reshape(n)),
+        key,
+        config.n_critic_updates,
+        config.n_minibatches,
+    )
 
     obs_rms = state.obs_rms.update(batch.obs) if config.normalize_obs else state.obs_rms
-    new_state = state.replace(params=merge_params(actor, critic), critic_opt_state=critic_opt_state,
-                              obs_rms=obs_rms, env_steps=state.env_steps + n)
+    new_state = state.replace(
+        params=merge_params(actor, critic),
+        critic_opt_state=critic_opt_state,
+        obs_rms=obs_rms,
+        env_steps=state.env_steps + n,
+    )
     metrics = {
         "loss/policy": -info["surrogate"],
         "loss/value": jnp.mean(v_losses),

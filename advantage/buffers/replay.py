@@ -63,8 +63,9 @@ class Sample(struct.PyTreeNode):
     next_obs: jax.Array
 
 
-def init(capacity: int, obs_shape: tuple[int, ...], action_shape: tuple[int, ...],
-         action_dtype=jnp.float32) -> ReplayBuffer:
+def init(
+    capacity: int, obs_shape: tuple[int, ...], action_shape: tuple[int, ...], action_dtype=jnp.float32
+) -> ReplayBuffer:
     """An empty buffer of ``capacity`` slots (zeros everywhere, ``count = 0``)."""
     if int(capacity) < 1:
         raise ValueError(f"a replay buffer needs at least one slot, got capacity={capacity}")
@@ -111,20 +112,35 @@ def add(buffer: ReplayBuffer, batch: Transition) -> ReplayBuffer:
     lead = batch.reward.ndim  # 2 for [T, B]; 1 for a flat [n] batch
     n = int(np.prod(batch.reward.shape))
     flat = lambda x: x.reshape((n,) + x.shape[lead:])  # noqa: E731
-    items = [flat(batch.obs).astype(jnp.float32), flat(batch.action).astype(buffer.action.dtype),
-             flat(batch.reward).astype(jnp.float32), flat(batch.terminated).astype(bool),
-             flat(batch.truncated).astype(bool), flat(batch.next_obs).astype(jnp.float32)]
+    items = [
+        flat(batch.obs).astype(jnp.float32),
+        flat(batch.action).astype(buffer.action.dtype),
+        flat(batch.reward).astype(jnp.float32),
+        flat(batch.terminated).astype(bool),
+        flat(batch.truncated).astype(bool),
+        flat(batch.next_obs).astype(jnp.float32),
+    ]
     skip = max(n - c, 0)  # static: drop what would be overwritten within this very batch
     items = [x[skip:] for x in items]
     m = n - skip
     pos = (buffer.position + skip) % c
     idx = (pos + jnp.arange(m, dtype=jnp.int32)) % c
     obs, action, reward, terminated, truncated, next_obs = (  # an action of shape (2, 2) goes to a slot of 4
-        store.at[idx].set(x.reshape((m,) + store.shape[1:])) for store, x in zip(
-            (buffer.obs, buffer.action, buffer.reward, buffer.terminated, buffer.truncated, buffer.next_obs), items))
-    return ReplayBuffer(obs, action, reward, terminated, truncated, next_obs,
-                        position=((pos + m) % c).astype(jnp.int32),
-                        count=jnp.minimum(buffer.count + m, c).astype(jnp.int32))
+        store.at[idx].set(x.reshape((m,) + store.shape[1:]))
+        for store, x in zip(
+            (buffer.obs, buffer.action, buffer.reward, buffer.terminated, buffer.truncated, buffer.next_obs), items
+        )
+    )
+    return ReplayBuffer(
+        obs,
+        action,
+        reward,
+        terminated,
+        truncated,
+        next_obs,
+        position=((pos + m) % c).astype(jnp.int32),
+        count=jnp.minimum(buffer.count + m, c).astype(jnp.int32),
+    )
 
 
 def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Sample:
@@ -135,8 +151,14 @@ def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Sample:
     callers only sample after ``learning_starts`` transitions.
     """
     idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.count, 1))
-    return Sample(buffer.obs[idx], buffer.action[idx], buffer.reward[idx], buffer.terminated[idx],
-                  buffer.truncated[idx], buffer.next_obs[idx])
+    return Sample(
+        buffer.obs[idx],
+        buffer.action[idx],
+        buffer.reward[idx],
+        buffer.terminated[idx],
+        buffer.truncated[idx],
+        buffer.next_obs[idx],
+    )
 
 
 # ----------------------------------------------------------------------------- agents that keep a buffer
@@ -181,8 +203,9 @@ def training_rounds(config, env_steps_before, n_steps: int):
     return n_grad, max_grad
 
 
-def run_gradient_steps(config, action_space, state, key, n_grad, max_grad: int, step_fn,
-                       actor_keys=("loss/actor", "grad/norm_actor")):
+def run_gradient_steps(
+    config, action_space, state, key, n_grad, max_grad: int, step_fn, actor_keys=("loss/actor", "grad/norm_actor")
+):
     """Scan ``max_grad`` slots of ``step_fn(config, action_space, state, key) -> (state, metrics, actor_updated)``;
     the first ``n_grad`` run, the others are skipped (``lax.cond``).
 

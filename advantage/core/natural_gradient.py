@@ -168,8 +168,15 @@ class LineSearchInfo(NamedTuple):
     kl: jax.Array  # mean KL from the old policy at the returned parameters (0 when rejected)
 
 
-def backtracking_line_search(objective_and_kl: Callable, theta_old: jax.Array, full_step: jax.Array, max_kl,
-                             max_iters: int, shrink=0.8, surrogate_old=None):
+def backtracking_line_search(
+    objective_and_kl: Callable,
+    theta_old: jax.Array,
+    full_step: jax.Array,
+    max_kl,
+    max_iters: int,
+    shrink=0.8,
+    surrogate_old=None,
+):
     r"""Exponential backtracking along ``full_step`` (TRPO sec. 6 and appendix C).
 
     Tries :math:`\theta_j = \theta_\text{old} + \alpha^j\,\Delta` for ``j = 0 … max_iters-1``
@@ -210,16 +217,31 @@ def backtracking_line_search(objective_and_kl: Callable, theta_old: jax.Array, f
         return j + 1, accepted, fraction, surrogate, kl
 
     j, accepted, fraction, surrogate, kl = jax.lax.while_loop(
-        cond, body, (jnp.int32(0), jnp.bool_(False), zero, surrogate_old, zero))
+        cond, body, (jnp.int32(0), jnp.bool_(False), zero, surrogate_old, zero)
+    )
     theta_new = jnp.where(accepted, theta_old + fraction * full_step, theta_old)
-    info = LineSearchInfo(accepted, j, jnp.where(accepted, fraction, zero),
-                          jnp.where(accepted, surrogate, surrogate_old), jnp.where(accepted, kl, zero))
+    info = LineSearchInfo(
+        accepted,
+        j,
+        jnp.where(accepted, fraction, zero),
+        jnp.where(accepted, surrogate, surrogate_old),
+        jnp.where(accepted, kl, zero),
+    )
     return theta_new, info
 
 
-def natural_gradient_step(objective_fn: Callable, kl_fn: Callable, theta_old: jax.Array, max_kl, damping,
-                          cg_iters: int, cg_residual_tol=1e-10, line_search: bool = True,
-                          line_search_max_iters: int = 10, line_search_shrink=0.8):
+def natural_gradient_step(
+    objective_fn: Callable,
+    kl_fn: Callable,
+    theta_old: jax.Array,
+    max_kl,
+    damping,
+    cg_iters: int,
+    cg_residual_tol=1e-10,
+    line_search: bool = True,
+    line_search_max_iters: int = 10,
+    line_search_shrink=0.8,
+):
     r"""One NPG (``line_search=False``) or TRPO (``line_search=True``) step on a flat parameter vector.
 
     1. :math:`g = \nabla_\theta L(\theta)|_{\theta_\text{old}}` (the surrogate's gradient, to be *ascended*);
@@ -246,17 +268,26 @@ def natural_gradient_step(objective_fn: Callable, kl_fn: Callable, theta_old: ja
     full_step = beta * s
     if line_search:
         objective_and_kl = lambda th: (objective_fn(th), kl_fn(th))  # noqa: E731
-        theta_new, ls = backtracking_line_search(objective_and_kl, theta_old, full_step, max_kl,
-                                                 line_search_max_iters, line_search_shrink, surrogate_old)
+        theta_new, ls = backtracking_line_search(
+            objective_and_kl, theta_old, full_step, max_kl, line_search_max_iters, line_search_shrink, surrogate_old
+        )
         surrogate, kl, accepted, steps, fraction = ls.surrogate, ls.kl, ls.accepted, ls.steps, ls.fraction
     else:
         theta_new = theta_old + full_step
         surrogate, kl = objective_fn(theta_new), kl_fn(theta_new)
         accepted, steps, fraction = jnp.bool_(True), jnp.int32(0), jnp.ones((), surrogate_old.dtype)
     info = dict(
-        surrogate_old=surrogate_old, surrogate=surrogate, kl=kl, grad_norm=jnp.linalg.norm(g), step_size=beta,
-        step_fraction=fraction, accepted=accepted.astype(jnp.float32), line_search_steps=steps.astype(jnp.float32),
-        cg_residual=cg.residual, cg_iterations=cg.iterations.astype(jnp.float32),
-        cg_nonpositive_curvature=cg.nonpositive_curvature.astype(jnp.float32), curvature=shs,
+        surrogate_old=surrogate_old,
+        surrogate=surrogate,
+        kl=kl,
+        grad_norm=jnp.linalg.norm(g),
+        step_size=beta,
+        step_fraction=fraction,
+        accepted=accepted.astype(jnp.float32),
+        line_search_steps=steps.astype(jnp.float32),
+        cg_residual=cg.residual,
+        cg_iterations=cg.iterations.astype(jnp.float32),
+        cg_nonpositive_curvature=cg.nonpositive_curvature.astype(jnp.float32),
+        curvature=shs,
     )
     return theta_new, info

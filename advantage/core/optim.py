@@ -23,8 +23,9 @@ __all__ = ["OPTIMIZERS", "optimizer", "apply_gradients", "linear_decay", "miniba
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 
 
-def optimizer(name: str = "adam", *, max_grad_norm=None, eps: float = 1e-8, rms_decay: float = 0.99,
-              learning_rate=None) -> optax.GradientTransformation:
+def optimizer(
+    name: str = "adam", *, max_grad_norm=None, eps: float = 1e-8, rms_decay: float = 0.99, learning_rate=None
+) -> optax.GradientTransformation:
     r"""``clip_by_global_norm(max_grad_norm)`` (unless ``None``), then the scaling of ``name``:
 
     * ``adam`` — Kingma & Ba (2015), :math:`\hat m / (\sqrt{\hat v} + \epsilon)`, betas 0.9 / 0.999;
@@ -68,8 +69,9 @@ def linear_decay(env_steps, total_steps):
     return 1.0 - env_steps / jnp.maximum(total_steps, 1)
 
 
-def minibatch_epochs(step: Callable, carry, batch, key, n_epochs: int, n_minibatches: int,
-                     after_epoch: Callable | None = None):
+def minibatch_epochs(
+    step: Callable, carry, batch, key, n_epochs: int, n_minibatches: int, after_epoch: Callable | None = None
+):
     """``n_epochs`` passes over ``batch``, each a ``lax.scan`` of ``step(carry, minibatch) -> (carry, out)``
     over ``n_minibatches`` minibatches of a fresh permutation.
 

@@ -458,9 +458,7 @@ class GymnasiumVecEnv:
             if validate:
                 check_gymnasium_env(probe)
             elif problems:
-                raise EnvError(
-                    format_problems(f"Environment {self.env_factory!r} cannot be used", problems)
-                )
+                raise EnvError(format_problems(f"Environment {self.env_factory!r} cannot be used", problems))
             self.env_observation_space = probe.observation_space
             self.env_action_space = probe.action_space
             self.max_episode_steps = find_max_episode_steps(probe)
@@ -676,9 +674,7 @@ class GymnasiumVecEnv:
             "run advantage.envs.validation.check_gymnasium_env(env, steps=1000) on one instance to reproduce"
         )
         bad_obs = ~np.isfinite(obs.reshape(self.num_envs, -1)).all(axis=1)
-        bad_final = (
-            ~np.isfinite(final_obs.reshape(self.num_envs, -1)).all(axis=1) if final_obs is not None else None
-        )
+        bad_final = ~np.isfinite(final_obs.reshape(self.num_envs, -1)).all(axis=1) if final_obs is not None else None
         bad_rew = ~np.isfinite(reward) if reward is not None else None
         for i in range(self.num_envs):
             if method == "reset":
@@ -730,9 +726,11 @@ class GymnasiumVecEnv:
             shown = 3  # many sub-envs usually fail alike: show a few in full, then list the rest
             if len(problems) > shown:
                 rest = sorted({int(p.what.split()[1]) for p in problems[shown:]})
-                listed = [*problems[:shown],
-                          f"{len(problems) - shown} more like these, in sub-env{'s' if len(rest) > 1 else ''} "
-                          f"{_fmt_index(rest)}"]
+                listed = [
+                    *problems[:shown],
+                    f"{len(problems) - shown} more like these, in sub-env{'s' if len(rest) > 1 else ''} "
+                    f"{_fmt_index(rest)}",
+                ]
             raise EnvError(format_problems(f"Non-finite values from {self._env_name()}", listed))
 
     def _env_name(self) -> str:

@@ -93,7 +93,10 @@ def require_box(name: str, action_space) -> None:
         got = f"Discrete({action_space.n})" if hasattr(action_space, "n") else repr(action_space)
         raise ConfigError(
             f"{name} needs a continuous (Box) action space; got {got}. "
-            "Use ppo (or another on-policy algorithm) for discrete actions.")
+            "Use ppo (or another on-policy algorithm) for discrete actions."
+        )
     if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
-        raise ConfigError(f"{name} needs finite action bounds (its actions in [-1, 1] are rescaled to them); "
-                          f"got low={action_space.low}, high={action_space.high}.")
+        raise ConfigError(
+            f"{name} needs finite action bounds (its actions in [-1, 1] are rescaled to them); "
+            f"got low={action_space.low}, high={action_space.high}."
+        )

@@ -385,12 +385,7 @@ def reward_problems(reward: Any, where: str) -> dict[str, Problem]:
         arr = np.asarray(reward)
     except Exception:
         pass
-    if (
-        arr is None
-        or arr.shape != ()
-        or arr.dtype.kind not in "iuf"
-        or isinstance(reward, (bool, np.bool_))
-    ):
+    if arr is None or arr.shape != () or arr.dtype.kind not in "iuf" or isinstance(reward, (bool, np.bool_)):
         shape = "" if arr is None else f" (shape {arr.shape}, dtype {arr.dtype})"
         out["reward_type"] = Problem(
             "the reward is not a real scalar",
@@ -477,8 +472,7 @@ def collect_gymnasium_env_problems(env: Any, *, steps: int = 20, seed: int = 0) 
         c.add(
             "env_type",
             Problem(
-                "the environment does not inherit from gymnasium.Env"
-                + (" (it is an old `gym.Env`)" if old else ""),
+                "the environment does not inherit from gymnasium.Env" + (" (it is an old `gym.Env`)" if old else ""),
                 expected="an instance of a gymnasium.Env subclass",
                 actual=f"{type(env).__module__}.{type(env).__qualname__}",
                 cause="`import gym` instead of `import gymnasium as gym`" if old else None,
@@ -615,8 +609,7 @@ def collect_gymnasium_env_problems(env: Any, *, steps: int = 20, seed: int = 0) 
                         where=f"reset(seed={seed}) called again after {t} steps",
                         cause="reset() does not call super().reset(seed=seed), or draws random numbers from "
                         "np.random / random instead of self.np_random",
-                        fix="call super().reset(seed=seed) first in reset() and use self.np_random for all "
-                        "randomness",
+                        fix="call super().reset(seed=seed) first in reset() and use self.np_random for all randomness",
                     ),
                 )
         except Exception:

@@ -34,10 +34,14 @@ import jax.numpy as jnp
 import numpy as np
 
 NAME = "aliased-gridworld"
-SLIDE = ("Policy Search: Actor-Critic and Gradient Policy search (UPC, Mario Martin), slides 'Stochastic "
-         "Policies when aliased states (POMDPs)'; after David Silver's lecture 7, 'Example: Aliased Gridworld'")
-CLAIM = ("Under aliasing a stochastic policy learned by policy gradient reaches the money in a few steps from "
-         "every start, while the best deterministic policy and a greedy value-based policy get stuck in the corridor.")
+SLIDE = (
+    "Policy Search: Actor-Critic and Gradient Policy search (UPC, Mario Martin), slides 'Stochastic "
+    "Policies when aliased states (POMDPs)'; after David Silver's lecture 7, 'Example: Aliased Gridworld'"
+)
+CLAIM = (
+    "Under aliasing a stochastic policy learned by policy gradient reaches the money in a few steps from "
+    "every start, while the best deterministic policy and a greedy value-based policy get stuck in the corridor."
+)
 
 ENV_ID = "AliasedGridworld-v0"
 LIMIT = 100
@@ -103,9 +107,18 @@ def train_policy_gradient(seeds, iters: int):
     from advantage.training.run_config import Schedule
 
     env, params = make(ENV_ID)
-    cfg = reinforce.Config(n_envs=8, n_steps=LIMIT, phi="reward-to-go", baseline="value", features="linear-raw",
-                           learning_rate=0.05, value_learning_rate=0.05, gamma=0.95, optimizer="adam",
-                           max_grad_norm=10.0)
+    cfg = reinforce.Config(
+        n_envs=8,
+        n_steps=LIMIT,
+        phi="reward-to-go",
+        baseline="value",
+        features="linear-raw",
+        learning_rate=0.05,
+        value_learning_rate=0.05,
+        gamma=0.95,
+        optimizer="adam",
+        max_grad_norm=10.0,
+    )
     sch = Schedule(cfg.n_envs * cfg.n_steps * iters, cfg.n_envs, cfg.n_steps)
     backend = JaxBackend(reinforce, cfg, env, params, sch, chunk_iters=sch.full_iters)
     runners = backend.init(list(seeds))
@@ -162,8 +175,12 @@ def best_deterministic(key):
 
 
 def _summary(name, success, steps):
-    return {"policy": name, "success_rate": float(np.mean(success)), "mean_steps_to_goal": float(np.mean(steps)),
-            "mean_steps_when_successful": float(np.mean(steps[success])) if np.any(success) else None}
+    return {
+        "policy": name,
+        "success_rate": float(np.mean(success)),
+        "mean_steps_to_goal": float(np.mean(steps)),
+        "mean_steps_when_successful": float(np.mean(steps[success])) if np.any(success) else None,
+    }
 
 
 def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
@@ -217,18 +234,29 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         and greedy["success_rate"] <= 0.6 + 1e-6
         and pg["mean_steps_to_goal"] < 0.5 * min(det["mean_steps_to_goal"], greedy["mean_steps_to_goal"])
     )
-    summary = "; ".join(f"{r['policy']}: success {r['success_rate']:.0%}, {r['mean_steps_to_goal']:.1f} steps "
-                        f"to goal" for r in rows)
+    summary = "; ".join(
+        f"{r['policy']}: success {r['success_rate']:.0%}, {r['mean_steps_to_goal']:.1f} steps to goal" for r in rows
+    )
     results = {
-        "claim": CLAIM, "slide": SLIDE, "claim_holds": holds, "summary": summary, "seed": seed, "quick": quick,
-        "time_limit": LIMIT, "n_training_seeds": n_seeds, "updates_per_seed": iters,
-        "eval_episodes_per_policy": n_eval, "q_learning_steps": q_steps,
-        "reinforce_config": {k: getattr(cfg, k) for k in ("n_envs", "n_steps", "phi", "baseline", "features",
-                                                          "learning_rate", "gamma", "optimizer")},
+        "claim": CLAIM,
+        "slide": SLIDE,
+        "claim_holds": holds,
+        "summary": summary,
+        "seed": seed,
+        "quick": quick,
+        "time_limit": LIMIT,
+        "n_training_seeds": n_seeds,
+        "updates_per_seed": iters,
+        "eval_episodes_per_policy": n_eval,
+        "q_learning_steps": q_steps,
+        "reinforce_config": {
+            k: getattr(cfg, k)
+            for k in ("n_envs", "n_steps", "phi", "baseline", "features", "learning_rate", "gamma", "optimizer")
+        },
         "policies": rows,
         "training_curve_mean_episode_length": np.nanmean(curves, axis=0).tolist(),
         "criteria": "PG success >= 95% and <= 10 steps; no deterministic map and the greedy Q policy succeed "
-                    "more than 3/5 of starts; PG needs < half the steps of either",
+        "more than 3/5 of starts; PG needs < half the steps of either",
     }
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))
     _figure(out_dir / "figure.png", rows, curves, tables)

@@ -40,11 +40,15 @@ from advantage.envs.registry import make
 from advantage.labs.reinforce_variance import _quiet_console, collect_episodes, fit_value, trained_policy
 
 NAME = "gae-lambda"
-SLIDE = ("Actor Critic and PPO (shared/seeds/001), slide 'Generalized Advantage Estimation (GAE)' "
-         "('Smaller n results in lower variance, but higher bias'); Policy Search (004), "
-         "'Generalized Advantage Estimator (GAE)'")
-CLAIM = ("With an imperfect value function, GAE(lambda=0) has low variance and high bias and GAE(lambda=1) "
-         "is unbiased with high variance: variance grows and bias shrinks as lambda goes from 0 to 1.")
+SLIDE = (
+    "Actor Critic and PPO (shared/seeds/001), slide 'Generalized Advantage Estimation (GAE)' "
+    "('Smaller n results in lower variance, but higher bias'); Policy Search (004), "
+    "'Generalized Advantage Estimator (GAE)'"
+)
+CLAIM = (
+    "With an imperfect value function, GAE(lambda=0) has low variance and high bias and GAE(lambda=1) "
+    "is unbiased with high variance: variance grows and bias shrinks as lambda goes from 0 to 1."
+)
 
 ENV = "CartPole-v1"
 GAMMA = 0.99
@@ -67,7 +71,8 @@ def sample_states(env, env_params, policy, pparams, key, n_episodes: int, n_stat
         k_a, k_s = jax.random.split(k)
         action = policy.apply(pparams, obs).sample(k_a)
         obs2, state2, _, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(k_s, n_episodes), state, action, env_params)
+            jax.random.split(k_s, n_episodes), state, action, env_params
+        )
         out = (state, obs, alive)
         done = jnp.logical_or(term, trunc)
         state = jax.tree.map(lambda new, old: jnp.where(alive > 0, new, old), state2, state)
@@ -76,11 +81,13 @@ def sample_states(env, env_params, policy, pparams, key, n_episodes: int, n_stat
 
     k_reset, k_steps, k_pick = jax.random.split(key, 3)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, n_episodes), env_params)
-    _, (states, observations, alive) = jax.lax.scan(one_step, (state, obs, jnp.ones(n_episodes)), jax.random.split(
-        k_steps, max_steps))
+    _, (states, observations, alive) = jax.lax.scan(
+        one_step, (state, obs, jnp.ones(n_episodes)), jax.random.split(k_steps, max_steps)
+    )
     flat_alive = np.asarray(alive).reshape(-1)
-    idx = np.asarray(jax.random.choice(k_pick, flat_alive.size, (n_states,), replace=False,
-                                       p=flat_alive / flat_alive.sum()))
+    idx = np.asarray(
+        jax.random.choice(k_pick, flat_alive.size, (n_states,), replace=False, p=flat_alive / flat_alive.sum())
+    )
     pick = lambda x: x.reshape((-1,) + x.shape[2:])[idx]  # noqa: E731
     return jax.tree.map(pick, states), pick(observations)
 
@@ -99,27 +106,40 @@ def rollouts_from(env, env_params, policy, pparams, critic, cparams, state, obs,
         k_a, k_s = jax.random.split(k)
         action = jnp.where(t == 0, first_action, policy.apply(pparams, obs).sample(k_a))
         obs2, state2, reward, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(k_s, n), state, action, env_params)
+            jax.random.split(k_s, n), state, action, env_params
+        )
         trunc = jnp.logical_or(trunc, t == max_steps - 1)
         done = jnp.logical_or(term, trunc)
-        out = dict(alive=alive, reward=reward * alive, value=critic.apply(cparams, obs),
-                   next_value=critic.apply(cparams, obs2),
-                   terminated=jnp.where(alive > 0, term, True), truncated=jnp.where(alive > 0, trunc, False))
+        out = dict(
+            alive=alive,
+            reward=reward * alive,
+            value=critic.apply(cparams, obs),
+            next_value=critic.apply(cparams, obs2),
+            terminated=jnp.where(alive > 0, term, True),
+            truncated=jnp.where(alive > 0, trunc, False),
+        )
         state = jax.tree.map(lambda new, old: jnp.where(alive > 0, new, old), state2, state)
         obs = jnp.where(alive[:, None] > 0, obs2, obs)
         return (state, obs, alive * (1.0 - done)), out
 
-    _, data = jax.lax.scan(one_step, (state, obs, jnp.ones(n)),
-                           (jnp.arange(max_steps), jax.random.split(key, max_steps)))
+    _, data = jax.lax.scan(
+        one_step, (state, obs, jnp.ones(n)), (jnp.arange(max_steps), jax.random.split(key, max_steps))
+    )
     return data
 
 
 def advantages_at_start(data, lambdas):
     """``[L, B]``: GAE(lambda) at step 0 for every lambda, and the Monte-Carlo return ``G_0`` ``[B]``."""
-    adv = jnp.stack([gae(data["reward"], data["value"], data["next_value"], data["terminated"], data["truncated"],
-                         GAMMA, lam)[0] for lam in lambdas])
-    g0 = gae(data["reward"], data["value"], data["next_value"], data["terminated"], data["truncated"], GAMMA,
-             1.0)[0] + data["value"][0]
+    adv = jnp.stack(
+        [
+            gae(data["reward"], data["value"], data["next_value"], data["terminated"], data["truncated"], GAMMA, lam)[0]
+            for lam in lambdas
+        ]
+    )
+    g0 = (
+        gae(data["reward"], data["value"], data["next_value"], data["terminated"], data["truncated"], GAMMA, 1.0)[0]
+        + data["value"][0]
+    )
     return adv, g0
 
 
@@ -129,8 +149,19 @@ def bias_variance(policy, pparams, critic, cparams, states, obs, key, n_rollouts
     n_states = obs.shape[0]
     rep = lambda x: jnp.repeat(x, 2 * 2 * n_rollouts, axis=0)  # noqa: E731  # state i, action a, (est | ref), m
     first_action = jnp.tile(jnp.repeat(jnp.arange(2, dtype=jnp.int32), 2 * n_rollouts), n_states)
-    data = rollouts_from(env, env_params, policy, pparams, critic, cparams, jax.tree.map(rep, states), rep(obs),
-                         first_action, key, max_steps)
+    data = rollouts_from(
+        env,
+        env_params,
+        policy,
+        pparams,
+        critic,
+        cparams,
+        jax.tree.map(rep, states),
+        rep(obs),
+        first_action,
+        key,
+        max_steps,
+    )
     adv, g0 = advantages_at_start(data, LAMBDAS)
     v0 = data["value"][0]
     adv = np.asarray(adv, np.float64).reshape(len(LAMBDAS), n_states, 2, 2, n_rollouts)
@@ -144,10 +175,15 @@ def bias_variance(policy, pparams, critic, cparams, states, obs, key, n_rollouts
     bias_sq = bias_sq_raw - var / n_rollouts - var_ref  # minus the sampling noise of the two means
     lengths = float(np.asarray(jnp.sum(data["alive"], axis=0)).mean())
     v_true = np.sum(ref_g.mean(-1) * _probs(policy, pparams, obs), axis=-1)  # V^pi(s) = sum_a pi Q
-    return dict(variance=var.mean(axis=(1, 2)), bias_sq=bias_sq.mean(axis=(1, 2)),
-                bias_sq_raw=bias_sq_raw.mean(axis=(1, 2)), mean_abs_bias=np.sqrt(bias_sq_raw).mean(axis=(1, 2)),
-                mse=(var + bias_sq).mean(axis=(1, 2)), mean_rollout_length=lengths,
-                value_error_rms=float(np.sqrt(np.mean((v0[:, 0] - v_true) ** 2))))
+    return dict(
+        variance=var.mean(axis=(1, 2)),
+        bias_sq=bias_sq.mean(axis=(1, 2)),
+        bias_sq_raw=bias_sq_raw.mean(axis=(1, 2)),
+        mean_abs_bias=np.sqrt(bias_sq_raw).mean(axis=(1, 2)),
+        mse=(var + bias_sq).mean(axis=(1, 2)),
+        mean_rollout_length=lengths,
+        value_error_rms=float(np.sqrt(np.mean((v0[:, 0] - v_true) ** 2))),
+    )
 
 
 def _probs(policy, pparams, obs):
@@ -166,10 +202,22 @@ def learning_curves(seeds, total_steps: int, lambdas) -> dict:
         for lam in lambdas:
             cfg = ppo.Config(**dict(ppo.PRESETS[ENV], gae_lambda=lam))
             run_dir = Path(tmp) / f"lam{lam}"
-            train("ppo", cfg, RunConfig(env=ENV, seeds=tuple(seeds), total_steps=total_steps, run_dir=str(run_dir),
-                                        progress=False, eval_episodes=0, video=False, n_chunks=4,
-                                        log_every=total_steps // 40),
-                  console=_quiet_console())
+            train(
+                "ppo",
+                cfg,
+                RunConfig(
+                    env=ENV,
+                    seeds=tuple(seeds),
+                    total_steps=total_steps,
+                    run_dir=str(run_dir),
+                    progress=False,
+                    eval_episodes=0,
+                    video=False,
+                    n_chunks=4,
+                    log_every=total_steps // 40,
+                ),
+                console=_quiet_console(),
+            )
             curves[lam] = read_curve(run_dir / "metrics.csv", seeds)
     return curves
 
@@ -210,10 +258,12 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     var_up = all(var[i + 1] >= 0.9 * var[i] for i in range(len(LAMBDAS) - 1))
     tol = 0.1 * bias[0]
     bias_down = all(bias[i + 1] <= bias[i] + tol for i in range(len(LAMBDAS) - 1))
-    checks = {"variance(lambda=1) > 3 x variance(lambda=0)": bool(var[-1] > 3 * var[0]),
-              "bias^2(lambda=0) > 10 x bias^2(lambda=1)": bool(bias[0] > 10 * bias[-1]),
-              "variance non-decreasing in lambda (10% noise allowed)": bool(var_up),
-              "bias^2 non-increasing in lambda (noise of 10% of bias^2(0) allowed)": bool(bias_down)}
+    checks = {
+        "variance(lambda=1) > 3 x variance(lambda=0)": bool(var[-1] > 3 * var[0]),
+        "bias^2(lambda=0) > 10 x bias^2(lambda=1)": bool(bias[0] > 10 * bias[-1]),
+        "variance non-decreasing in lambda (10% noise allowed)": bool(var_up),
+        "bias^2 non-increasing in lambda (noise of 10% of bias^2(0) allowed)": bool(bias_down),
+    }
     claim_holds = all(checks.values())
 
     curves = {} if quick else learning_curves((seed, seed + 1, seed + 2), 50_000, CURVE_LAMBDAS)
@@ -226,8 +276,7 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     ax.plot(LAMBDAS, bv["mse"], "^--", color="gray", label="MSE = bias^2 + variance")
     ax.set_yscale("symlog", linthresh=1e-2)  # variance(lambda=0) is exactly 0: the first transition is deterministic
     ax.set_xlabel("GAE lambda")
-    ax.set_title(f"{n_states} states x 2 actions x {n_rollouts} rollouts (+{n_rollouts} for the reference)",
-                 fontsize=9)
+    ax.set_title(f"{n_states} states x 2 actions x {n_rollouts} rollouts (+{n_rollouts} for the reference)", fontsize=9)
     ax.legend(fontsize=8)
     if curves:
         ax2 = axes[0, 1]
@@ -240,22 +289,40 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         ax2.set_ylabel("training episode return")
         ax2.set_title("PPO (CartPole preset, gamma=0.98) at each lambda: mean and range of 3 seeds", fontsize=9)
         ax2.legend(fontsize=8)
-    fig.suptitle(f"GAE(lambda) on {ENV}: imperfect V fitted on {value_episodes} episodes "
-                 f"(RMS error {bv['value_error_rms']:.2g}), gamma={GAMMA}", fontsize=10)
+    fig.suptitle(
+        f"GAE(lambda) on {ENV}: imperfect V fitted on {value_episodes} episodes "
+        f"(RMS error {bv['value_error_rms']:.2g}), gamma={GAMMA}",
+        fontsize=10,
+    )
     fig.tight_layout()
 
     curve_summary = {}
     for lam, (steps, ret) in curves.items():
-        last = ret[:, -max(1, len(steps) // 10):]
-        curve_summary[str(lam)] = {"steps": steps.tolist(), "mean_return": np.nanmean(ret, axis=0).tolist(),
-                                   "final_return_mean": float(np.nanmean(last)),
-                                   "auc_mean_return": float(np.nanmean(ret))}
+        last = ret[:, -max(1, len(steps) // 10) :]
+        curve_summary[str(lam)] = {
+            "steps": steps.tolist(),
+            "mean_return": np.nanmean(ret, axis=0).tolist(),
+            "final_return_mean": float(np.nanmean(last)),
+            "auc_mean_return": float(np.nanmean(ret)),
+        }
     results = {
-        "lab": NAME, "slide": SLIDE, "claim": CLAIM, "seed": seed, "quick": quick,
-        "setup": {"env": ENV, "gamma": GAMMA, "policy_training_steps": train_steps, "n_states": n_states,
-                  "n_rollouts": n_rollouts, "max_steps": max_steps, "value_fit_episodes": value_episodes,
-                  "value_loss_after_fit": v_loss, "value_error_rms": bv["value_error_rms"],
-                  "reference": "A_ref(s,a) = mean MC return of independent rollouts from (s,a) - V_hat(s)"},
+        "lab": NAME,
+        "slide": SLIDE,
+        "claim": CLAIM,
+        "seed": seed,
+        "quick": quick,
+        "setup": {
+            "env": ENV,
+            "gamma": GAMMA,
+            "policy_training_steps": train_steps,
+            "n_states": n_states,
+            "n_rollouts": n_rollouts,
+            "max_steps": max_steps,
+            "value_fit_episodes": value_episodes,
+            "value_loss_after_fit": v_loss,
+            "value_error_rms": bv["value_error_rms"],
+            "reference": "A_ref(s,a) = mean MC return of independent rollouts from (s,a) - V_hat(s)",
+        },
         "lambdas": list(LAMBDAS),
         "variance": var.tolist(),
         "bias_sq": bv["bias_sq"].tolist(),
@@ -265,12 +332,21 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         "learning_curves": curve_summary,
         "checks": checks,
         "claim_holds": bool(claim_holds),
-        "summary": (f"variance {var[0]:.3g} (lambda=0) -> {var[-1]:.3g} (lambda=1); bias^2 {bias[0]:.3g} -> "
-                    f"{bias[-1]:.3g}. " + ("Trade-off as on the slides." if claim_holds else
-                                          "NOT as on the slides: " + ", ".join(k for k, ok in checks.items()
-                                                                             if not ok))
-                    + ("" if not curve_summary else " PPO final return by lambda: " + ", ".join(
-                        f"{k}: {v['final_return_mean']:.0f}" for k, v in curve_summary.items()))),
+        "summary": (
+            f"variance {var[0]:.3g} (lambda=0) -> {var[-1]:.3g} (lambda=1); bias^2 {bias[0]:.3g} -> "
+            f"{bias[-1]:.3g}. "
+            + (
+                "Trade-off as on the slides."
+                if claim_holds
+                else "NOT as on the slides: " + ", ".join(k for k, ok in checks.items() if not ok)
+            )
+            + (
+                ""
+                if not curve_summary
+                else " PPO final return by lambda: "
+                + ", ".join(f"{k}: {v['final_return_mean']:.0f}" for k, v in curve_summary.items())
+            )
+        ),
         "wall_time_s": time.perf_counter() - t0,
     }
     _write(out_dir, fig, results)

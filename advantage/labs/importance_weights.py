@@ -35,11 +35,15 @@ import numpy as np
 from advantage.core.importance import importance_weights, weight_statistics
 
 NAME = "importance-weights"
-SLIDE = ("Actor Critic I (shared/seeds/000), slides 'Off-Policy Gradient' "
-         "(prod_t pi/pi_beta -> 0, infinity; 'Off-policy gradient does not work in most cases')")
-CLAIM = ("The product of importance ratios over a trajectory collapses as the horizon grows, even for a target "
-         "policy close to the behaviour policy: its effective sample size falls towards 1/N, while per-decision, "
-         "truncated and one-step ratios keep far more of the sample.")
+SLIDE = (
+    "Actor Critic I (shared/seeds/000), slides 'Off-Policy Gradient' "
+    "(prod_t pi/pi_beta -> 0, infinity; 'Off-policy gradient does not work in most cases')"
+)
+CLAIM = (
+    "The product of importance ratios over a trajectory collapses as the horizon grows, even for a target "
+    "policy close to the behaviour policy: its effective sample size falls towards 1/N, while per-decision, "
+    "truncated and one-step ratios keep far more of the sample."
+)
 
 BEHAVIOUR = (0.5, 0.5)
 TARGET = (0.6, 0.4)
@@ -102,7 +106,7 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     rows = {h: ess_by_horizon(log_rho, h) for h in HORIZONS}
     modes = ("full", "per-decision", "truncated", "one-step ratio")
     ess = {m: [rows[h][m] for h in HORIZONS] for m in modes}
-    predicted = [max(second_moment ** -h, 1.0 / n) for h in HORIZONS]
+    predicted = [max(second_moment**-h, 1.0 / n) for h in HORIZONS]
     last = rows[h_max]
     checks = {
         f"full ESS/N at H={h_max} < 0.1": last["full"] < 0.1,
@@ -114,12 +118,21 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     ax = axes[0]
-    styles = {"full": ("#b2182b", "o-"), "per-decision": ("#ef8a62", "s-"), "truncated": ("#67a9cf", "^-"),
-              "one-step ratio": ("#2166ac", "d-")}
+    styles = {
+        "full": ("#b2182b", "o-"),
+        "per-decision": ("#ef8a62", "s-"),
+        "truncated": ("#67a9cf", "^-"),
+        "one-step ratio": ("#2166ac", "d-"),
+    }
     for m in modes:
         c, st = styles[m]
-        ax.plot(HORIZONS, ess[m], st, color=c, label=m + (" (mean over t < H)" if m in ("per-decision",
-                                                                                        "truncated") else ""))
+        ax.plot(
+            HORIZONS,
+            ess[m],
+            st,
+            color=c,
+            label=m + (" (mean over t < H)" if m in ("per-decision", "truncated") else ""),
+        )
     ax.plot(HORIZONS, predicted, "k--", lw=1, label=f"1 / E[rho^2]^H = 1/{second_moment:.2f}^H")
     ax.axhline(1.0 / n, color="gray", lw=0.8, ls=":", label="1/N (one trajectory)")
     ax.set_xscale("log")
@@ -136,14 +149,22 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     ax.set_ylabel("trajectories")
     ax.set_title("the product spreads over orders of magnitude: most weights -> 0, a few huge", fontsize=9)
     ax.legend(fontsize=8)
-    fig.suptitle("Importance weights over a trajectory (advantage.core.importance.importance_weights)",
-                 fontsize=10)
+    fig.suptitle("Importance weights over a trajectory (advantage.core.importance.importance_weights)", fontsize=10)
     fig.tight_layout()
 
     results = {
-        "lab": NAME, "slide": SLIDE, "claim": CLAIM, "seed": seed, "quick": quick,
-        "setup": {"behaviour": list(BEHAVIOUR), "target": list(TARGET), "n_trajectories": n,
-                  "second_moment_E_rho2": second_moment, "truncation_rho_bar": 1.0},
+        "lab": NAME,
+        "slide": SLIDE,
+        "claim": CLAIM,
+        "seed": seed,
+        "quick": quick,
+        "setup": {
+            "behaviour": list(BEHAVIOUR),
+            "target": list(TARGET),
+            "n_trajectories": n,
+            "second_moment_E_rho2": second_moment,
+            "truncation_rho_bar": 1.0,
+        },
         "horizons": list(HORIZONS),
         "ess_fraction": ess,
         "predicted_full_ess_fraction": predicted,
@@ -151,10 +172,12 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         "full_max_weight_share": [rows[h]["full_max_weight_share"] for h in HORIZONS],
         "checks": checks,
         "claim_holds": bool(claim_holds),
-        "summary": (f"ESS/N at H={h_max}: full product {last['full']:.2g} (largest single weight "
-                    f"{last['full_max_weight_share']:.0%} of the total), per-decision {last['per-decision']:.2g}, "
-                    f"truncated {last['truncated']:.2g}, one-step ratio {last['one-step ratio']:.2g}; "
-                    f"at H=10 the full product still has {rows[10]['full']:.2g}."),
+        "summary": (
+            f"ESS/N at H={h_max}: full product {last['full']:.2g} (largest single weight "
+            f"{last['full_max_weight_share']:.0%} of the total), per-decision {last['per-decision']:.2g}, "
+            f"truncated {last['truncated']:.2g}, one-step ratio {last['one-step ratio']:.2g}; "
+            f"at H=10 the full product still has {rows[10]['full']:.2g}."
+        ),
         "wall_time_s": time.perf_counter() - t0,
     }
     _write(out_dir, fig, results)

@@ -45,11 +45,15 @@ import jax.numpy as jnp
 import numpy as np
 
 NAME = "negative-reward"
-SLIDE = ("Actor Critic I (CISC 7404 Decision Making, Steven Morad), slides 'Advantage Actor Critic': 'Any "
-         "scenarios where reward is always negative? Distance to goal' ... 'Policy keeps oscillating'")
-CLAIM = ("When every return is negative, REINFORCE without a baseline pushes down every sampled action and "
-         "the policy oscillates; recentring the return (mean baseline) or using the advantage makes it converge "
-         "steadily.")
+SLIDE = (
+    "Actor Critic I (CISC 7404 Decision Making, Steven Morad), slides 'Advantage Actor Critic': 'Any "
+    "scenarios where reward is always negative? Distance to goal' ... 'Policy keeps oscillating'"
+)
+CLAIM = (
+    "When every return is negative, REINFORCE without a baseline pushes down every sampled action and "
+    "the policy oscillates; recentring the return (mean baseline) or using the advantage makes it converge "
+    "steadily."
+)
 
 VARIANTS = ("none", "mean", "advantage")
 K = 8  # actions sampled per update
@@ -135,8 +139,12 @@ def _stats(param: np.ndarray, good_direction: np.ndarray, ok: np.ndarray) -> dic
     moved = np.abs(delta) > 1e-12
     wrong = moved & (np.sign(delta) != good_direction)
     flips = np.sum(np.sign(delta[1:]) * np.sign(delta[:-1]) < 0)
-    return {"wrong_way_fraction": float(wrong.mean()), "update_std": float(delta.std()),
-            "sign_flips": int(flips), "settle_update": _settle_time(ok)}
+    return {
+        "wrong_way_fraction": float(wrong.mean()),
+        "update_std": float(delta.std()),
+        "sign_flips": int(flips),
+        "settle_update": _settle_time(ok),
+    }
 
 
 def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
@@ -144,10 +152,21 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     n_seeds, n_updates = (6, 300) if quick else (20, 400)
     key = jax.random.PRNGKey(seed)
-    results: dict[str, Any] = {"claim": CLAIM, "slide": SLIDE, "seed": seed, "quick": quick, "actions_per_update": K,
-               "n_seeds": n_seeds, "n_updates": n_updates,
-               "alpha_discrete": ALPHA_DISCRETE, "alpha_continuous": ALPHA_CONTINUOUS, "sigma": SIGMA,
-               "mu0": MU0, "discrete": {}, "continuous": {}}
+    results: dict[str, Any] = {
+        "claim": CLAIM,
+        "slide": SLIDE,
+        "seed": seed,
+        "quick": quick,
+        "actions_per_update": K,
+        "n_seeds": n_seeds,
+        "n_updates": n_updates,
+        "alpha_discrete": ALPHA_DISCRETE,
+        "alpha_continuous": ALPHA_CONTINUOUS,
+        "sigma": SIGMA,
+        "mu0": MU0,
+        "discrete": {},
+        "continuous": {},
+    }
     curves = {}
     half = n_updates // 2
     for part, shifts in (("discrete", SHIFTS_DISCRETE), ("continuous", SHIFTS_CONTINUOUS)):
@@ -172,8 +191,9 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
                     per_seed.append(st)
                     cs.append(c)
                 curves[(part, label, variant)] = np.array(cs)
-                agg: dict[str, Any] = {m: float(np.mean([d[m] for d in per_seed])) for m in per_seed[0]
-                                       if m != "settle_update"}
+                agg: dict[str, Any] = {
+                    m: float(np.mean([d[m] for d in per_seed])) for m in per_seed[0] if m != "settle_update"
+                }
                 settle = [d["settle_update"] for d in per_seed]
                 agg["settled_seeds"] = int(sum(x is not None for x in settle))
                 agg["per_seed"] = per_seed
@@ -184,7 +204,9 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     base = ("mean", "advantage")
     invariant = all(
         np.allclose(curves[(part, f"shift {shifts[0]:g}", v)], curves[(part, f"shift {shifts[1]:g}", v)], atol=1e-3)
-        for part, shifts in (("discrete", SHIFTS_DISCRETE), ("continuous", SHIFTS_CONTINUOUS)) for v in base)
+        for part, shifts in (("discrete", SHIFTS_DISCRETE), ("continuous", SHIFTS_CONTINUOUS))
+        for v in base
+    )
     holds = bool(
         d["none"]["wrong_way_fraction"] >= 0.3
         and all(d[v]["wrong_way_fraction"] <= 0.05 for v in base)
@@ -201,15 +223,18 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         "with the lowered rewards: discrete, >= 30% of no-baseline updates lower pi(best) (<= 5% with a baseline), "
         "no-baseline mean pi(best) over the second half <= 0.9 (>= 0.98 and every seed settled at >= 0.95 with a "
         "baseline); continuous, the no-baseline mean |mu - 1| over the second half >= 3x and the std of its updates "
-        ">= 2x the baselines'; both baselines' trajectories unchanged by the shift")
+        ">= 2x the baselines'; both baselines' trajectories unchanged by the shift"
+    )
     results["summary"] = (
         f"discrete, rewards (-{1 + SHIFTS_DISCRETE[1]:g}, -{2 + SHIFTS_DISCRETE[1]:g}) (mean pi(best) over the "
         f"second half; wrong-way updates): "
-        + "; ".join(f"{v}: {d[v]['mean_prob_best_second_half']:.2f}, {d[v]['wrong_way_fraction']:.0%}"
-                    for v in VARIANTS)
+        + "; ".join(
+            f"{v}: {d[v]['mean_prob_best_second_half']:.2f}, {d[v]['wrong_way_fraction']:.0%}" for v in VARIANTS
+        )
         + f". continuous, offset {SHIFTS_CONTINUOUS[1]:g} (mean |mu - 1| over the second half; std of mu updates): "
         + "; ".join(f"{v}: {c[v]['mean_abs_error_second_half']:.3f}, {c[v]['update_std']:.3f}" for v in VARIANTS)
-        + f". Baselines invariant to the shift: {invariant}.")
+        + f". Baselines invariant to the shift: {invariant}."
+    )
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))
     _figure(out_dir / "figure.png", curves)
     return results
@@ -238,8 +263,10 @@ def _figure(path, curves):
         if row == 1:
             ax.set_xlabel(f"update ({K} one-step episodes each)")
         ax.legend(loc="lower right", fontsize=8)
-    fig.suptitle("Always-negative rewards: without a baseline every sampled action is pushed down, and the more "
-                 "negative the returns, the more the policy oscillates")
+    fig.suptitle(
+        "Always-negative rewards: without a baseline every sampled action is pushed down, and the more "
+        "negative the returns, the more the policy oscillates"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -44,11 +44,15 @@ from advantage.training.jax_backend import JaxBackend
 from advantage.training.run_config import Schedule
 
 NAME = "ppo-clip"
-SLIDE = ("Policy Gradient Methods (shared/seeds/002), slide 'Proximal Policy Optimization' ('Force the importance "
-         "sampling ratio to stay within [1-eps, 1+eps]'); Actor Critic and PPO (001), "
-         "'Proximal Policy Iteration (PPO)'")
-CLAIM = ("Over several epochs on the same data, the clipped objective keeps the probability ratio pi/pi_old close to "
-         "[1-eps, 1+eps], while the unclipped surrogate lets it wander far from 1.")
+SLIDE = (
+    "Policy Gradient Methods (shared/seeds/002), slide 'Proximal Policy Optimization' ('Force the importance "
+    "sampling ratio to stay within [1-eps, 1+eps]'); Actor Critic and PPO (001), "
+    "'Proximal Policy Iteration (PPO)'"
+)
+CLAIM = (
+    "Over several epochs on the same data, the clipped objective keeps the probability ratio pi/pi_old close to "
+    "[1-eps, 1+eps], while the unclipped surrogate lets it wander far from 1."
+)
 
 ENV = "CartPole-v1"
 CLIP_EPS = 0.2
@@ -71,10 +75,15 @@ def _write(out_dir: Path, fig, results: dict) -> dict:
 def collect_rollout(config, seed: int):
     """``(agent, batch)``: the initial PPO agent and one rollout ``[n_steps, n_envs]`` of it (no update)."""
     env, env_params = make(ENV)
-    algo = types.SimpleNamespace(act=ppo.act, init=ppo.init, policy_params=ppo.policy_params,
-                                 update=lambda cfg, space, state, batch, key: (state, {}))
-    backend = JaxBackend(algo, config, env, env_params, Schedule(config.batch_size, config.n_envs, config.n_steps),
-                         chunk_iters=1)
+    algo = types.SimpleNamespace(
+        act=ppo.act,
+        init=ppo.init,
+        policy_params=ppo.policy_params,
+        update=lambda cfg, space, state, batch, key: (state, {}),
+    )
+    backend = JaxBackend(
+        algo, config, env, env_params, Schedule(config.batch_size, config.n_envs, config.n_steps), chunk_iters=1
+    )
     runner = backend.init_one(jnp.uint32(seed))
     runner, _, batch = jax.jit(lambda r: backend.iteration(r, config.n_steps, return_batch=True))(runner)
     return runner.agent, batch, backend.action_space
@@ -85,13 +94,20 @@ def epoch_ratios(config, action_space, agent, batch, key, n_epochs: int):
     net = ppo.network(config, action_space)
     params = agent.params
     next_values = net.apply(params, batch.next_obs, method=net.value)
-    advantages = gae(batch.reward, batch.value, next_values, batch.terminated, batch.truncated, config.gamma,
-                     config.gae_lambda)
+    advantages = gae(
+        batch.reward, batch.value, next_values, batch.terminated, batch.truncated, config.gamma, config.gae_lambda
+    )
     n = batch.reward.size
     flat = lambda x: x.reshape((n,) + x.shape[2:])  # noqa: E731
-    data = ppo.Minibatch(obs=flat(batch.obs), action=flat(batch.action), old_logp=flat(batch.log_prob),
-                         old_value=flat(batch.value), adv=flat(advantages), ret=flat(advantages + batch.value),
-                         old_dist=jax.tree.map(flat, net.apply(params, batch.obs)[0]))
+    data = ppo.Minibatch(
+        obs=flat(batch.obs),
+        action=flat(batch.action),
+        old_logp=flat(batch.log_prob),
+        old_value=flat(batch.value),
+        adv=flat(advantages),
+        ret=flat(advantages + batch.value),
+        old_dist=jax.tree.map(flat, net.apply(params, batch.obs)[0]),
+    )
     opt = ppo.optimizer(config)
     grad_fn = jax.grad(ppo.loss_fn, has_aux=True)
 
@@ -104,8 +120,9 @@ def epoch_ratios(config, action_space, agent, batch, key, n_epochs: int):
         logp = net.apply(carry[0], data.obs)[0].log_prob(data.action)
         return jnp.exp(logp - data.old_logp)
 
-    _, (_, ratios) = optim.minibatch_epochs(step, (params, opt.init(params)), data, key, n_epochs,
-                                            config.n_minibatches, after_epoch=ratios_after)
+    _, (_, ratios) = optim.minibatch_epochs(
+        step, (params, opt.init(params)), data, key, n_epochs, config.n_minibatches, after_epoch=ratios_after
+    )
     return ratios
 
 
@@ -118,9 +135,22 @@ def learning_curves(seeds, total_steps: int) -> dict:
         for name, over in VARIANTS.items():
             cfg = ppo.Config(**dict(ppo.PRESETS[ENV], **over))
             run_dir = Path(tmp) / name.replace(" ", "_")
-            train("ppo", cfg, RunConfig(env=ENV, seeds=tuple(seeds), total_steps=total_steps, run_dir=str(run_dir),
-                                        progress=False, eval_episodes=0, video=False, n_chunks=4,
-                                        log_every=total_steps // 40), console=_quiet_console())
+            train(
+                "ppo",
+                cfg,
+                RunConfig(
+                    env=ENV,
+                    seeds=tuple(seeds),
+                    total_steps=total_steps,
+                    run_dir=str(run_dir),
+                    progress=False,
+                    eval_episodes=0,
+                    video=False,
+                    n_chunks=4,
+                    log_every=total_steps // 40,
+                ),
+                console=_quiet_console(),
+            )
             curves[name] = read_curve(run_dir / "metrics.csv", seeds)
     return curves
 
@@ -137,25 +167,31 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     base = dict(ppo.PRESETS[ENV], n_envs=8, n_steps=128, n_minibatches=4, anneal_lr=False, anneal_clip=False)
     agent, batch, space = collect_rollout(ppo.Config(**base), seed)
     key = jax.random.PRNGKey(seed + 3000)
-    ratios = {name: np.asarray(epoch_ratios(ppo.Config(**dict(base, **over)), space, agent, batch, key, n_epochs),
-                               np.float64)
-              for name, over in VARIANTS.items()}
+    ratios = {
+        name: np.asarray(epoch_ratios(ppo.Config(**dict(base, **over)), space, agent, batch, key, n_epochs), np.float64)
+        for name, over in VARIANTS.items()
+    }
     stats = {}
     for name, r in ratios.items():
         dev = np.abs(r - 1.0)
-        stats[name] = {"mean_abs_dev": dev.mean(axis=1).tolist(), "max_abs_dev": dev.max(axis=1).tolist(),
-                       "frac_outside": (dev > CLIP_EPS).mean(axis=1).tolist(),
-                       "max_abs_log_ratio": np.abs(np.log(r)).max(axis=1).tolist(),
-                       "min": r.min(axis=1).tolist(), "max": r.max(axis=1).tolist(),
-                       "q05": np.quantile(r, 0.05, axis=1).tolist(), "q95": np.quantile(r, 0.95, axis=1).tolist(),
-                       "median": np.median(r, axis=1).tolist()}
+        stats[name] = {
+            "mean_abs_dev": dev.mean(axis=1).tolist(),
+            "max_abs_dev": dev.max(axis=1).tolist(),
+            "frac_outside": (dev > CLIP_EPS).mean(axis=1).tolist(),
+            "max_abs_log_ratio": np.abs(np.log(r)).max(axis=1).tolist(),
+            "min": r.min(axis=1).tolist(),
+            "max": r.max(axis=1).tolist(),
+            "q05": np.quantile(r, 0.05, axis=1).tolist(),
+            "q95": np.quantile(r, 0.95, axis=1).tolist(),
+            "median": np.median(r, axis=1).tolist(),
+        }
     e = CHECK_EPOCH - 1
     c, u = stats["clip"], stats["no clip"]
     dev_ratio = u["mean_abs_dev"][e] / max(c["mean_abs_dev"][e], 1e-12)
     checks = {
         f"epoch {CHECK_EPOCH}: mean |r-1| unclipped >= 2 x clipped": dev_ratio >= 2.0,
-        f"epoch {CHECK_EPOCH}: fraction outside [1-eps, 1+eps] clipped < unclipped":
-            c["frac_outside"][e] < u["frac_outside"][e],
+        f"epoch {CHECK_EPOCH}: fraction outside [1-eps, 1+eps] clipped < unclipped": c["frac_outside"][e]
+        < u["frac_outside"][e],
         f"epoch {CHECK_EPOCH}: max |r-1| clipped < unclipped": c["max_abs_dev"][e] < u["max_abs_dev"][e],
     }
     claim_holds = all(checks.values())
@@ -199,26 +235,46 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
 
     curve_summary = {}
     for name, (steps, ret) in curves.items():
-        last = ret[:, -max(1, len(steps) // 10):]
-        curve_summary[name] = {"steps": steps.tolist(), "mean_return": np.nanmean(ret, axis=0).tolist(),
-                               "final_return_mean": float(np.nanmean(last)),
-                               "final_return_per_seed": np.nanmean(last, axis=1).tolist(),
-                               "auc_mean_return": float(np.nanmean(ret))}
+        last = ret[:, -max(1, len(steps) // 10) :]
+        curve_summary[name] = {
+            "steps": steps.tolist(),
+            "mean_return": np.nanmean(ret, axis=0).tolist(),
+            "final_return_mean": float(np.nanmean(last)),
+            "final_return_per_seed": np.nanmean(last, axis=1).tolist(),
+            "auc_mean_return": float(np.nanmean(ret)),
+        }
     results = {
-        "lab": NAME, "slide": SLIDE, "claim": CLAIM, "seed": seed, "quick": quick,
-        "setup": {"env": ENV, "clip_eps": CLIP_EPS, "n_epochs": n_epochs, "samples": int(batch.reward.size),
-                  "ppo_config": {k: v for k, v in base.items()}, "variants": VARIANTS, "check_epoch": CHECK_EPOCH},
+        "lab": NAME,
+        "slide": SLIDE,
+        "claim": CLAIM,
+        "seed": seed,
+        "quick": quick,
+        "setup": {
+            "env": ENV,
+            "clip_eps": CLIP_EPS,
+            "n_epochs": n_epochs,
+            "samples": int(batch.reward.size),
+            "ppo_config": {k: v for k, v in base.items()},
+            "variants": VARIANTS,
+            "check_epoch": CHECK_EPOCH,
+        },
         "ratio_stats_per_epoch": stats,
         "mean_abs_dev_ratio_unclipped_over_clipped_at_check_epoch": dev_ratio,
         "learning_curves": curve_summary,
         "checks": checks,
         "claim_holds": bool(claim_holds),
-        "summary": (f"after {CHECK_EPOCH} epochs: mean |r-1| {c['mean_abs_dev'][e]:.3f} (clip) vs "
-                    f"{u['mean_abs_dev'][e]:.3f} (no clip), {stats['KL penalty']['mean_abs_dev'][e]:.3f} (KL); "
-                    f"outside [0.8, 1.2]: {c['frac_outside'][e]:.1%} vs {u['frac_outside'][e]:.1%}; max |r-1| "
-                    f"{c['max_abs_dev'][e]:.2f} vs {u['max_abs_dev'][e]:.2f}."
-                    + ("" if not curve_summary else " PPO final return: " + ", ".join(
-                        f"{k} {v['final_return_mean']:.0f}" for k, v in curve_summary.items()))),
+        "summary": (
+            f"after {CHECK_EPOCH} epochs: mean |r-1| {c['mean_abs_dev'][e]:.3f} (clip) vs "
+            f"{u['mean_abs_dev'][e]:.3f} (no clip), {stats['KL penalty']['mean_abs_dev'][e]:.3f} (KL); "
+            f"outside [0.8, 1.2]: {c['frac_outside'][e]:.1%} vs {u['frac_outside'][e]:.1%}; max |r-1| "
+            f"{c['max_abs_dev'][e]:.2f} vs {u['max_abs_dev'][e]:.2f}."
+            + (
+                ""
+                if not curve_summary
+                else " PPO final return: "
+                + ", ".join(f"{k} {v['final_return_mean']:.0f}" for k, v in curve_summary.items())
+            )
+        ),
         "wall_time_s": time.perf_counter() - t0,
     }
     _write(out_dir, fig, results)

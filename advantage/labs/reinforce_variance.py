@@ -35,10 +35,14 @@ from advantage.core.returns import discounted_returns, episode_returns, gae
 from advantage.envs.registry import make
 
 NAME = "reinforce-variance"
-SLIDE = ("Actor Critic and PPO (shared/seeds/001), slides 'Many forms of policy gradients' and 'Baselines'; "
-         "Policy Gradient Methods (002), 'Baselines for controlling variance'")
-CLAIM = ("At equal batch size the policy-gradient estimate's variance falls from Phi = R(tau) to the reward-to-go, "
-         "to the reward-to-go minus a baseline, to the advantage.")
+SLIDE = (
+    "Actor Critic and PPO (shared/seeds/001), slides 'Many forms of policy gradients' and 'Baselines'; "
+    "Policy Gradient Methods (002), 'Baselines for controlling variance'"
+)
+CLAIM = (
+    "At equal batch size the policy-gradient estimate's variance falls from Phi = R(tau) to the reward-to-go, "
+    "to the reward-to-go minus a baseline, to the advantage."
+)
 
 ENV = "CartPole-v1"
 GAMMA = 0.99
@@ -63,12 +67,21 @@ def trained_policy(seed: int, total_steps: int):
     env, params = make(ENV)
     space = env.action_space(params)
     if total_steps <= 0:
-        agent = reinforce.init(jax.random.PRNGKey(seed), env.observation_space(params), space, cfg,
-                               cfg.n_envs * cfg.n_steps)
+        agent = reinforce.init(
+            jax.random.PRNGKey(seed), env.observation_space(params), space, cfg, cfg.n_envs * cfg.n_steps
+        )
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            run = RunConfig(env=ENV, seeds=(seed,), total_steps=total_steps, run_dir=str(Path(tmp) / "run"),
-                            progress=False, eval_episodes=0, video=False, n_chunks=1)
+            run = RunConfig(
+                env=ENV,
+                seeds=(seed,),
+                total_steps=total_steps,
+                run_dir=str(Path(tmp) / "run"),
+                progress=False,
+                eval_episodes=0,
+                video=False,
+                n_chunks=1,
+            )
             train("reinforce", cfg, run, console=_quiet_console())
             _, cfg, space, agents = load_agents(Path(tmp) / "run")
             agent = jax.tree.map(lambda x: x[0], agents)
@@ -97,10 +110,18 @@ def collect_episodes(env, env_params, policy, policy_params, key, n_episodes: in
         k_a, k_s = jax.random.split(k)
         action = policy.apply(policy_params, obs).sample(k_a)
         obs2, state2, reward, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(k_s, n_episodes), state, action, env_params)
+            jax.random.split(k_s, n_episodes), state, action, env_params
+        )
         done = jnp.logical_or(term, trunc)
-        out = dict(obs=obs, next_obs=obs2, action=action, reward=reward * alive, alive=alive,
-                   terminated=jnp.where(alive > 0, term, True), truncated=jnp.where(alive > 0, trunc, False))
+        out = dict(
+            obs=obs,
+            next_obs=obs2,
+            action=action,
+            reward=reward * alive,
+            alive=alive,
+            terminated=jnp.where(alive > 0, term, True),
+            truncated=jnp.where(alive > 0, trunc, False),
+        )
         state = jax.tree.map(lambda new, old: jnp.where(alive > 0, new, old), state2, state)
         obs = jnp.where(alive[:, None] > 0, obs2, obs)
         alive = alive * (1.0 - done.astype(jnp.float32))
@@ -114,8 +135,9 @@ def collect_episodes(env, env_params, policy, policy_params, key, n_episodes: in
 
 def fit_value(critic, critic_params, data, steps: int, lr: float = 3e-3):
     """Fit ``V_w`` to the Monte-Carlo reward-to-go of ``data`` with ``core.losses.value_loss`` (Adam)."""
-    rtg = discounted_returns(data["reward"], jnp.zeros_like(data["reward"]), data["terminated"], data["truncated"],
-                             GAMMA)
+    rtg = discounted_returns(
+        data["reward"], jnp.zeros_like(data["reward"]), data["terminated"], data["truncated"], GAMMA
+    )
     opt = optax.adam(lr)
     loss = lambda p: losses.value_loss(critic.apply(p, data["obs"]), rtg, data["alive"])  # noqa: E731
 
@@ -169,7 +191,8 @@ def batch_gradients(policy, policy_params, critic, critic_params, data, n_batche
 
         def grad_for(w):
             loss = lambda th: losses.policy_gradient_loss(  # noqa: E731
-                policy.apply(unravel(th), b["obs"]).log_prob(b["action"]), w, b["alive"])
+                policy.apply(unravel(th), b["obs"]).log_prob(b["action"]), w, b["alive"]
+            )
             return -jax.grad(loss)(theta)
 
         return {name: grad_for(w) for name, w in weights.items()}
@@ -221,9 +244,14 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         total_var = float(np.sum(np.var(g, axis=0, ddof=1)))
         mse = float(np.mean(np.sum((g - g_ref) ** 2, axis=1)))
         cos = np.sum(g * g_ref, axis=1) / (np.linalg.norm(g, axis=1) * np.linalg.norm(g_ref) + 1e-30)
-        stats[name] = {"total_variance": total_var, "mse_to_reference": mse, "cosine_to_reference": float(cos.mean()),
-                       "cosine_std": float(cos.std()), "bias_sq": float(np.sum((mean - g_ref) ** 2)),
-                       "mean_grad_norm": float(np.linalg.norm(g, axis=1).mean())}
+        stats[name] = {
+            "total_variance": total_var,
+            "mse_to_reference": mse,
+            "cosine_to_reference": float(cos.mean()),
+            "cosine_std": float(cos.std()),
+            "bias_sq": float(np.sum((mean - g_ref) ** 2)),
+            "mean_grad_norm": float(np.linalg.norm(g, axis=1).mean()),
+        }
     v = [stats[n]["total_variance"] for n in ESTIMATORS]
     checks = {
         "R(tau) > reward-to-go": v[0] > v[1],
@@ -250,25 +278,47 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     axes[1].axhline(0, color="k", lw=0.5)
     for ax in axes:
         ax.tick_params(axis="x", labelsize=8)
-    fig.suptitle(f"REINFORCE gradient variance on {ENV} (policy after {train_steps} steps of REINFORCE, "
-                 f"mean episode length {ep_len:.0f}, gamma={GAMMA})", fontsize=10)
+    fig.suptitle(
+        f"REINFORCE gradient variance on {ENV} (policy after {train_steps} steps of REINFORCE, "
+        f"mean episode length {ep_len:.0f}, gamma={GAMMA})",
+        fontsize=10,
+    )
     fig.tight_layout()
 
     results = {
-        "lab": NAME, "slide": SLIDE, "claim": CLAIM, "seed": seed, "quick": quick,
-        "setup": {"env": ENV, "gamma": GAMMA, "gae_lambda": GAE_LAMBDA, "policy_training_steps": train_steps,
-                  "n_batches": n_batches, "episodes_per_batch": per_batch, "value_fit_episodes": n_value,
-                  "reference_episodes": n_ref, "mean_episode_length": ep_len,
-                  "value_loss_before_fit": v_loss_before, "value_loss_after_fit": v_loss_after,
-                  "n_policy_params": int(g_ref.size), "reference_grad_norm": float(np.linalg.norm(g_ref))},
+        "lab": NAME,
+        "slide": SLIDE,
+        "claim": CLAIM,
+        "seed": seed,
+        "quick": quick,
+        "setup": {
+            "env": ENV,
+            "gamma": GAMMA,
+            "gae_lambda": GAE_LAMBDA,
+            "policy_training_steps": train_steps,
+            "n_batches": n_batches,
+            "episodes_per_batch": per_batch,
+            "value_fit_episodes": n_value,
+            "reference_episodes": n_ref,
+            "mean_episode_length": ep_len,
+            "value_loss_before_fit": v_loss_before,
+            "value_loss_after_fit": v_loss_after,
+            "n_policy_params": int(g_ref.size),
+            "reference_grad_norm": float(np.linalg.norm(g_ref)),
+        },
         "estimators": stats,
         "variance_ratio_total_over_advantage": ratio,
         "checks": checks,
         "claim_holds": bool(claim_holds),
-        "summary": (f"total gradient variance {' > '.join(f'{n} {x:.3g}' for n, x in zip(ESTIMATORS, v))}; "
-                    f"R(tau) is {ratio:.1f}x the GAE advantage's. "
-                    + ("Ordering as on the slides." if claim_holds else
-                       "Ordering NOT as on the slides: " + ", ".join(k for k, ok in checks.items() if not ok))),
+        "summary": (
+            f"total gradient variance {' > '.join(f'{n} {x:.3g}' for n, x in zip(ESTIMATORS, v))}; "
+            f"R(tau) is {ratio:.1f}x the GAE advantage's. "
+            + (
+                "Ordering as on the slides."
+                if claim_holds
+                else "Ordering NOT as on the slides: " + ", ".join(k for k, ok in checks.items() if not ok)
+            )
+        ),
         "wall_time_s": time.perf_counter() - t0,
     }
     _write(out_dir, fig, results)

@@ -25,12 +25,16 @@ import jax.numpy as jnp
 import numpy as np
 
 NAME = "rock-paper-scissors"
-SLIDE = ("Policy Search: Actor-Critic and Gradient Policy search (UPC, Mario Martin), slide 'Stochastic "
-         "Policies: Rock-Paper-Scissors'; Policy Gradient Methods, 'Stochastic policies' (after David Silver's "
-         "lecture 7)")
-CLAIM = ("In iterated rock-paper-scissors every deterministic policy is exploited (mean reward about -1 per "
-         "round), while policy gradient learns a stochastic policy close to uniform, the Nash equilibrium "
-         "(mean reward about 0).")
+SLIDE = (
+    "Policy Search: Actor-Critic and Gradient Policy search (UPC, Mario Martin), slide 'Stochastic "
+    "Policies: Rock-Paper-Scissors'; Policy Gradient Methods, 'Stochastic policies' (after David Silver's "
+    "lecture 7)"
+)
+CLAIM = (
+    "In iterated rock-paper-scissors every deterministic policy is exploited (mean reward about -1 per "
+    "round), while policy gradient learns a stochastic policy close to uniform, the Nash equilibrium "
+    "(mean reward about 0)."
+)
 
 ENV_ID = "RockPaperScissors-v0"
 ROUNDS = 100
@@ -73,16 +77,26 @@ def train_policy_gradient(seeds, iters: int, record_every: int):
     from advantage.training.run_config import Schedule
 
     env, params = make(ENV_ID)
-    cfg = reinforce.Config(n_envs=4, n_steps=ROUNDS, phi="reward-to-go", baseline="mean", features="linear-raw",
-                           learning_rate=0.02, gamma=0.0, optimizer="adam", max_grad_norm=10.0)
+    cfg = reinforce.Config(
+        n_envs=4,
+        n_steps=ROUNDS,
+        phi="reward-to-go",
+        baseline="mean",
+        features="linear-raw",
+        learning_rate=0.02,
+        gamma=0.0,
+        optimizer="adam",
+        max_grad_norm=10.0,
+    )
     sch = Schedule(cfg.n_envs * cfg.n_steps * iters, cfg.n_envs, cfg.n_steps)
     backend = JaxBackend(reinforce, cfg, env, params, sch, chunk_iters=record_every)
     runners = backend.init(list(seeds))
     # start from an almost deterministic policy: features are [obs, 1] = [1, 1]; put the logits in the bias row
     w = runners.agent.params["policy"]["params"]["LinearHead_0"]["w"]
     w = jnp.zeros_like(w).at[:, 1, :].set(jnp.asarray(INIT_LOGITS))
-    runners = runners.replace(agent=runners.agent.replace(
-        params={**runners.agent.params, "policy": {"params": {"LinearHead_0": {"w": w}}}}))
+    runners = runners.replace(
+        agent=runners.agent.replace(params={**runners.agent.params, "policy": {"params": {"LinearHead_0": {"w": w}}}})
+    )
     policy, _ = reinforce.networks(cfg, env.action_space(params), jax.tree.map(lambda x: x[0], runners.agent).fmap)
     get_probs = jax.jit(jax.vmap(lambda p: jax.nn.softmax(policy.apply(p, jnp.ones((1, 1))).logits[0])))
 
@@ -115,24 +129,40 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
 
     probs, updates, train_rewards, cfg = train_policy_gradient(seeds, iters, record_every)
     final = probs[-1]  # [n_seeds, 3]
-    learned_rewards = [float(np.asarray(evaluate(jnp.asarray(p), jax.random.fold_in(k_eval, i), n_eval)).mean())
-                       for i, p in enumerate(final)]
+    learned_rewards = [
+        float(np.asarray(evaluate(jnp.asarray(p), jax.random.fold_in(k_eval, i), n_eval)).mean())
+        for i, p in enumerate(final)
+    ]
     dist = np.abs(final - 1 / 3).max(axis=1)  # max |p_a - 1/3| per seed
     tv = 0.5 * np.abs(final - 1 / 3).sum(axis=1)  # total-variation distance to uniform
 
-    holds = bool(max(deterministic.values()) <= -0.9 and float(dist.max()) <= 0.06
-                 and abs(float(np.mean(learned_rewards))) <= 0.05)
+    holds = bool(
+        max(deterministic.values()) <= -0.9
+        and float(dist.max()) <= 0.06
+        and abs(float(np.mean(learned_rewards))) <= 0.05
+    )
     det_text = ", ".join(f"{k} {v:+.2f}" for k, v in deterministic.items())
-    summary = (f"deterministic policies: mean reward per round {det_text}; "
-               f"learned policy (mean over {n_seeds} seeds) p = ({', '.join(f'{x:.3f}' for x in final.mean(0))}), "
-               f"max |p - 1/3| = {dist.max():.3f}, mean reward {np.mean(learned_rewards):+.3f} per round "
-               f"(start policy {init_reward:+.2f}, uniform {uniform_reward:+.3f})")
+    summary = (
+        f"deterministic policies: mean reward per round {det_text}; "
+        f"learned policy (mean over {n_seeds} seeds) p = ({', '.join(f'{x:.3f}' for x in final.mean(0))}), "
+        f"max |p - 1/3| = {dist.max():.3f}, mean reward {np.mean(learned_rewards):+.3f} per round "
+        f"(start policy {init_reward:+.2f}, uniform {uniform_reward:+.3f})"
+    )
     results = {
-        "claim": CLAIM, "slide": SLIDE, "claim_holds": holds, "summary": summary, "seed": seed, "quick": quick,
-        "rounds_per_episode": ROUNDS, "eval_episodes_per_policy": n_eval, "n_training_seeds": n_seeds,
+        "claim": CLAIM,
+        "slide": SLIDE,
+        "claim_holds": holds,
+        "summary": summary,
+        "seed": seed,
+        "quick": quick,
+        "rounds_per_episode": ROUNDS,
+        "eval_episodes_per_policy": n_eval,
+        "n_training_seeds": n_seeds,
         "updates_per_seed": iters,
-        "reinforce_config": {k: getattr(cfg, k) for k in ("n_envs", "n_steps", "phi", "baseline", "features",
-                                                          "learning_rate", "gamma", "optimizer")},
+        "reinforce_config": {
+            k: getattr(cfg, k)
+            for k in ("n_envs", "n_steps", "phi", "baseline", "features", "learning_rate", "gamma", "optimizer")
+        },
         "deterministic_mean_reward": deterministic,
         "start_policy": {"probs": init_probs.tolist(), "mean_reward": init_reward},
         "uniform_mean_reward": uniform_reward,
@@ -144,10 +174,13 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
             "mean_reward_per_seed": learned_rewards,
             "mean_reward": float(np.mean(learned_rewards)),
         },
-        "training": {"updates": updates.tolist(), "probs_mean_over_seeds": probs.mean(1).tolist(),
-                     "reward_per_round_mean_over_seeds": [None] + train_rewards[1:].mean(1).tolist()},
+        "training": {
+            "updates": updates.tolist(),
+            "probs_mean_over_seeds": probs.mean(1).tolist(),
+            "reward_per_round_mean_over_seeds": [None] + train_rewards[1:].mean(1).tolist(),
+        },
         "criteria": "every deterministic policy <= -0.9 per round; learned max |p - 1/3| <= 0.06 on every seed; "
-                    "|learned mean reward| <= 0.05",
+        "|learned mean reward| <= 0.05",
     }
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))
     _figure(out_dir / "figure.png", probs, updates, deterministic, init_reward, learned_rewards, uniform_reward)
@@ -174,13 +207,22 @@ def _figure(path, probs, updates, deterministic, init_reward, learned_rewards, u
     ax.set_title("Learned policy over training (thin: seeds)")
     ax.legend(loc="upper right")
     ax = axes[1]
-    labels = [k.replace("always ", "always\n") for k in deterministic] + ["start\n(86% rock)", "learned\n(PG)",
-                                                                          "uniform"]
+    labels = [k.replace("always ", "always\n") for k in deterministic] + [
+        "start\n(86% rock)",
+        "learned\n(PG)",
+        "uniform",
+    ]
     values = list(deterministic.values()) + [init_reward, float(np.mean(learned_rewards)), uniform_reward]
     bars = ax.bar(labels, values, color=["tab:red"] * 3 + ["tab:orange", "tab:green", "tab:gray"])
     for bar, v in zip(bars, values):
-        ax.annotate(f"{v:+.3f}", (bar.get_x() + bar.get_width() / 2, max(v, 0.0)), xytext=(0, 3),
-                    textcoords="offset points", ha="center", fontsize=8)
+        ax.annotate(
+            f"{v:+.3f}",
+            (bar.get_x() + bar.get_width() / 2, max(v, 0.0)),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+        )
     ax.axhline(0, color="k", lw=0.8)
     ax.set_ylim(-1.05, 0.3)
     ax.set_ylabel("mean reward per round vs the opponent")

@@ -49,10 +49,14 @@ from advantage.training.jax_backend import JaxBackend
 from advantage.training.run_config import Schedule
 
 NAME = "trust-region"
-SLIDE = ("Actor Critic I (shared/seeds/000), slides 'Trust Regions' (pi = [0.4, 0.6] -> [1.0, 0.0]; "
-         "'Parameter-space constraints (learning rate) does not work very well!')")
-CLAIM = ("A small parameter step can move the policy from [0.4, 0.6] to [1.0, 0.0]; a KL-constrained step keeps "
-         "every update's KL at most delta, while fixed-size parameter steps exceed it by a large factor.")
+SLIDE = (
+    "Actor Critic I (shared/seeds/000), slides 'Trust Regions' (pi = [0.4, 0.6] -> [1.0, 0.0]; "
+    "'Parameter-space constraints (learning rate) does not work very well!')"
+)
+CLAIM = (
+    "A small parameter step can move the policy from [0.4, 0.6] to [1.0, 0.0]; a KL-constrained step keeps "
+    "every update's KL at most delta, while fixed-size parameter steps exceed it by a large factor."
+)
 
 ENV = "CartPole-v1"
 MAX_KL = 0.01
@@ -115,8 +119,9 @@ def make_update(kind, step_norm):
         n = batch.reward.size
         obs = batch.obs.reshape((n, -1))
         next_values = net.apply(state.params, batch.next_obs, method=net.value)
-        adv = gae(batch.reward, batch.value, next_values, batch.terminated, batch.truncated, config.gamma,
-                  config.gae_lambda).reshape(n)
+        adv = gae(
+            batch.reward, batch.value, next_values, batch.terminated, batch.truncated, config.gamma, config.gae_lambda
+        ).reshape(n)
         adv = losses.normalize(adv)
         actions, old_logp = batch.action.reshape(n), batch.log_prob.reshape(n)
         theta_old, policy, unravel, _ = _policy_fn(config, action_space, state.params, obs)
@@ -124,8 +129,14 @@ def make_update(kind, step_norm):
         objective = lambda th: -losses.surrogate_loss(policy(th).log_prob(actions), old_logp, adv)  # noqa: E731
         g = jax.grad(objective)(theta_old)
         plain_step = step_norm * g / (jnp.linalg.norm(g) + 1e-12)
-        theta_proj, _ = backtracking_line_search(lambda th: (objective(th), losses.mean_kl(old, policy(th))),
-                                                 theta_old, plain_step, MAX_KL, max_iters=60, shrink=0.8)
+        theta_proj, _ = backtracking_line_search(
+            lambda th: (objective(th), losses.mean_kl(old, policy(th))),
+            theta_old,
+            plain_step,
+            MAX_KL,
+            max_iters=60,
+            shrink=0.8,
+        )
         theta_trpo = _policy_fn(config, action_space, trpo_state.params, obs)[0]
         theta = jnp.where(kind == 0, theta_trpo, jnp.where(kind == 1, theta_old + plain_step, theta_proj))
         new = policy(theta)
@@ -133,9 +144,14 @@ def make_update(kind, step_norm):
         tv = 0.5 * jnp.sum(jnp.abs(jnp.exp(old.log_probs) - jnp.exp(new.log_probs)), axis=-1)
         critic = trpo.split_params(trpo_state.params)[1]
         new_state = trpo_state.replace(params=trpo.merge_params(unravel(theta), critic))
-        metrics = {"kl_mean": jnp.mean(kl), "kl_max_state": jnp.max(kl), "tv_max": jnp.max(tv),
-                   "tv_mean": jnp.mean(tv), "step_norm": jnp.linalg.norm(theta - theta_old),
-                   "value/explained_variance": metrics["value/explained_variance"]}
+        metrics = {
+            "kl_mean": jnp.mean(kl),
+            "kl_max_state": jnp.max(kl),
+            "tv_max": jnp.max(tv),
+            "tv_mean": jnp.mean(tv),
+            "step_norm": jnp.linalg.norm(theta - theta_old),
+            "value/explained_variance": metrics["value/explained_variance"],
+        }
         return new_state, metrics
 
     return update
@@ -155,8 +171,9 @@ def make_trainer(seed: int, n_updates: int):
     schedule = Schedule(n_updates * config.n_envs * config.n_steps, config.n_envs, config.n_steps)
 
     def backend_for(kind, norm):
-        algo = types.SimpleNamespace(act=trpo.act, init=trpo.init, policy_params=trpo.policy_params,
-                                     update=make_update(kind, norm))
+        algo = types.SimpleNamespace(
+            act=trpo.act, init=trpo.init, policy_params=trpo.policy_params, update=make_update(kind, norm)
+        )
         return JaxBackend(algo, config, env, env_params, schedule, chunk_iters=1)
 
     def one(runner, xs):
@@ -210,27 +227,33 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     kl_plain_max = float(np.max(plain_run["kl_mean"]))
     kl_plain_normal_max = float(np.max(plain_run["kl_mean"][normal]))
     checks = {
-        f"one step of |dtheta|=0.1 moves [0.4, 0.6] to p0 > 0.99 (feature scale {FEATURE_SCALE:g})":
-            ex_big["plain_p0"][i01] > 0.99,
+        f"one step of |dtheta|=0.1 moves [0.4, 0.6] to p0 > 0.99 (feature scale {FEATURE_SCALE:g})": ex_big["plain_p0"][
+            i01
+        ]
+        > 0.99,
         "KL-constrained: max KL per update <= delta (+5%)": kl_trpo_max <= KL_TOL * MAX_KL,
         "parameter step: max KL per update >= 10 x delta": kl_plain_max >= 10 * MAX_KL,
         # The two checks above hold by construction (the line search enforces the bound; the bad step is 30x
         # longer). This one can fail: steps of the SAME length as TRPO's median step, in ordinary updates.
-        "parameter step of TRPO's median length, ordinary updates: median KL >= 10 x delta":
-            float(np.median(plain_run["kl_mean"][normal])) >= 10 * MAX_KL,
+        "parameter step of TRPO's median length, ordinary updates: median KL >= 10 x delta": float(
+            np.median(plain_run["kl_mean"][normal])
+        )
+        >= 10 * MAX_KL,
     }
     claim_holds = all(checks.values())
 
     def ret_after(run_, k):
-        r = run_["train/episode_return"][bad + 1: bad + 1 + k]
+        r = run_["train/episode_return"][bad + 1 : bad + 1 + k]
         return float(np.nanmean(r))
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.3))
     ax = axes[0]
     ax.plot(norms, ex_big["plain_p0"], "-", color="#b2182b", label=f"gradient step, feature = {FEATURE_SCALE:g}")
     ax.plot(norms, ex_unit["plain_p0"], "-", color="#ef8a62", label="gradient step, feature = 1")
-    for ex, c, lab in ((ex_big, "#2166ac", f"natural step (KL={MAX_KL}), feature = {FEATURE_SCALE:g}"),
-                       (ex_unit, "#67a9cf", f"natural step (KL={MAX_KL}), feature = 1")):
+    for ex, c, lab in (
+        (ex_big, "#2166ac", f"natural step (KL={MAX_KL}), feature = {FEATURE_SCALE:g}"),
+        (ex_unit, "#67a9cf", f"natural step (KL={MAX_KL}), feature = 1"),
+    ):
         ax.plot([ex["natural_step_norm"]], [ex["natural_p0"]], "o", color=c, label=lab)
     ax.axhline(0.4, color="gray", lw=0.6, ls=":")
     ax.set_xscale("log")
@@ -240,8 +263,9 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     ax.legend(fontsize=7)
     ax = axes[1]
     u = np.arange(1, n_updates + 1)
-    ax.plot(u, plain_run["kl_mean"], "o-", ms=3, color="#b2182b",
-            label=f"fixed |dtheta| = {eps:.3g} (one x{BAD_FACTOR:g})")
+    ax.plot(
+        u, plain_run["kl_mean"], "o-", ms=3, color="#b2182b", label=f"fixed |dtheta| = {eps:.3g} (one x{BAD_FACTOR:g})"
+    )
     ax.plot(u, control["kl_mean"], "o-", ms=2, color="#ef8a62", alpha=0.6, label="fixed |dtheta|, no bad update")
     ax.plot(u, trpo_run["kl_mean"], "s-", ms=3, color="#2166ac", label=f"KL-constrained (TRPO, delta={MAX_KL})")
     ax.axhline(MAX_KL, color="k", ls="--", lw=0.8)
@@ -265,41 +289,60 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     fig.tight_layout()
 
     def summ(run_):
-        return {"kl_mean_per_update": run_["kl_mean"].tolist(),
-                "kl_max_state_per_update": run_["kl_max_state"].tolist(),
-                "tv_max_per_update": run_["tv_max"].tolist(), "step_norm_per_update": run_["step_norm"].tolist(),
-                "episode_return_per_update": run_["train/episode_return"].tolist(),
-                "kl_max": float(np.max(run_["kl_mean"])), "kl_median": float(np.median(run_["kl_mean"])),
-                "kl_min": float(np.min(run_["kl_mean"])), "kl_at_bad_update": float(run_["kl_mean"][bad]),
-                "tv_max_at_bad_update": float(run_["tv_max"][bad]),
-                "return_before_bad": float(np.nanmean(run_["train/episode_return"][max(0, bad - 5):bad + 1])),
-                "return_5_updates_after_bad": ret_after(run_, 5), "final_return": float(
-                    np.nanmean(run_["train/episode_return"][-5:]))}
+        return {
+            "kl_mean_per_update": run_["kl_mean"].tolist(),
+            "kl_max_state_per_update": run_["kl_max_state"].tolist(),
+            "tv_max_per_update": run_["tv_max"].tolist(),
+            "step_norm_per_update": run_["step_norm"].tolist(),
+            "episode_return_per_update": run_["train/episode_return"].tolist(),
+            "kl_max": float(np.max(run_["kl_mean"])),
+            "kl_median": float(np.median(run_["kl_mean"])),
+            "kl_min": float(np.min(run_["kl_mean"])),
+            "kl_at_bad_update": float(run_["kl_mean"][bad]),
+            "tv_max_at_bad_update": float(run_["tv_max"][bad]),
+            "return_before_bad": float(np.nanmean(run_["train/episode_return"][max(0, bad - 5) : bad + 1])),
+            "return_5_updates_after_bad": ret_after(run_, 5),
+            "final_return": float(np.nanmean(run_["train/episode_return"][-5:])),
+        }
 
     results = {
-        "lab": NAME, "slide": SLIDE, "claim": CLAIM, "seed": seed, "quick": quick,
-        "setup": {"env": ENV, "max_kl": MAX_KL, "n_updates": n_updates, "bad_update": bad + 1,
-                  "bad_factor": BAD_FACTOR, "step_norm_epsilon": eps, "feature_scale": FEATURE_SCALE,
-                  "trpo_preset": LAB_PRESET},
-        "example": {"feature_scale": {**ex_big}, "feature_unit": {**ex_unit},
-                    "p0_after_step_0.1": {"large feature": ex_big["plain_p0"][i01],
-                                          "unit feature": ex_unit["plain_p0"][i01]},
-                    "kl_after_step_0.1": {"large feature": ex_big["plain_kl"][i01],
-                                          "unit feature": ex_unit["plain_kl"][i01]}},
+        "lab": NAME,
+        "slide": SLIDE,
+        "claim": CLAIM,
+        "seed": seed,
+        "quick": quick,
+        "setup": {
+            "env": ENV,
+            "max_kl": MAX_KL,
+            "n_updates": n_updates,
+            "bad_update": bad + 1,
+            "bad_factor": BAD_FACTOR,
+            "step_norm_epsilon": eps,
+            "feature_scale": FEATURE_SCALE,
+            "trpo_preset": LAB_PRESET,
+        },
+        "example": {
+            "feature_scale": {**ex_big},
+            "feature_unit": {**ex_unit},
+            "p0_after_step_0.1": {"large feature": ex_big["plain_p0"][i01], "unit feature": ex_unit["plain_p0"][i01]},
+            "kl_after_step_0.1": {"large feature": ex_big["plain_kl"][i01], "unit feature": ex_unit["plain_kl"][i01]},
+        },
         "kl_constrained": summ(trpo_run),
         "parameter_step": summ(plain_run),
         "parameter_step_control": summ(control),
         "kl_parameter_step_max_over_normal_updates": kl_plain_normal_max,
         "checks": checks,
         "claim_holds": bool(claim_holds),
-        "summary": (f"|dtheta|=0.1 moves [0.4, 0.6] to [{ex_big['plain_p0'][i01]:.3f}, "
-                    f"{1 - ex_big['plain_p0'][i01]:.3f}] (KL {ex_big['plain_kl'][i01]:.2f}) with feature "
-                    f"{FEATURE_SCALE:g}; the natural step gives p0 {ex_big['natural_p0']:.3f} at KL "
-                    f"{ex_big['natural_kl']:.4f}. CartPole: max KL per update {kl_trpo_max:.4f} (KL-constrained, "
-                    f"delta {MAX_KL}) vs {kl_plain_max:.3g} (fixed |dtheta|={eps:.3g}; {kl_plain_normal_max:.3g} "
-                    f"without the bad update). Return 5 updates after the bad update: "
-                    f"{ret_after(plain_run, 5):.0f} (parameter step) vs {ret_after(trpo_run, 5):.0f} "
-                    f"(KL-constrained), {ret_after(control, 5):.0f} (control)."),
+        "summary": (
+            f"|dtheta|=0.1 moves [0.4, 0.6] to [{ex_big['plain_p0'][i01]:.3f}, "
+            f"{1 - ex_big['plain_p0'][i01]:.3f}] (KL {ex_big['plain_kl'][i01]:.2f}) with feature "
+            f"{FEATURE_SCALE:g}; the natural step gives p0 {ex_big['natural_p0']:.3f} at KL "
+            f"{ex_big['natural_kl']:.4f}. CartPole: max KL per update {kl_trpo_max:.4f} (KL-constrained, "
+            f"delta {MAX_KL}) vs {kl_plain_max:.3g} (fixed |dtheta|={eps:.3g}; {kl_plain_normal_max:.3g} "
+            f"without the bad update). Return 5 updates after the bad update: "
+            f"{ret_after(plain_run, 5):.0f} (parameter step) vs {ret_after(trpo_run, 5):.0f} "
+            f"(KL-constrained), {ret_after(control, 5):.0f} (control)."
+        ),
         "wall_time_s": time.perf_counter() - t0,
     }
     _write(out_dir, fig, results)

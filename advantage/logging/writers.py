@@ -163,8 +163,9 @@ class JSONLWriter:
     def write_rows(self, rows: list[dict]) -> None:
         if not rows:
             return
-        self.file.writelines(json.dumps({k: _json_value(v) for k, v in r.items()}, allow_nan=False) + "\n"
-                             for r in rows)
+        self.file.writelines(
+            json.dumps({k: _json_value(v) for k, v in r.items()}, allow_nan=False) + "\n" for r in rows
+        )
         self.file.flush()
 
     def close(self) -> None:
@@ -195,8 +196,15 @@ class WandbWriter:
     Honours ``WANDB_MODE`` (``offline``: upload later with ``wandb sync RUN_DIR/wandb/offline-run-*``) and the
     other ``WANDB_*`` variables."""
 
-    def __init__(self, run_dir: Path, seeds, project: str, entity: str | None = None, config: dict | None = None,
-                 resume: bool = False):
+    def __init__(
+        self,
+        run_dir: Path,
+        seeds,
+        project: str,
+        entity: str | None = None,
+        config: dict | None = None,
+        resume: bool = False,
+    ):
         wandb = import_wandb()
         run_dir = Path(run_dir)
         (run_dir / "wandb").mkdir(parents=True, exist_ok=True)
@@ -207,13 +215,23 @@ class WandbWriter:
         try:
             for s in seeds:
                 run_id = ids.get(str(s))
-                self.runs[s] = wandb.init(project=project, entity=entity, group=run_dir.name, name=f"SEED_{s}",
-                                          dir=str(run_dir), config=config, id=run_id,
-                                          resume="allow" if run_id else None, reinit="create_new")
+                self.runs[s] = wandb.init(
+                    project=project,
+                    entity=entity,
+                    group=run_dir.name,
+                    name=f"SEED_{s}",
+                    dir=str(run_dir),
+                    config=config,
+                    id=run_id,
+                    resume="allow" if run_id else None,
+                    reinit="create_new",
+                )
         except Exception as e:
             self.close()
-            raise RunError(f"could not start the Weights & Biases run of seed {s} ({type(e).__name__}: {e}); "
-                           "log in with `wandb login`, or log offline with WANDB_MODE=offline") from e
+            raise RunError(
+                f"could not start the Weights & Biases run of seed {s} ({type(e).__name__}: {e}); "
+                "log in with `wandb login`, or log offline with WANDB_MODE=offline"
+            ) from e
         self.ids_path.write_text(json.dumps({str(s): r.id for s, r in self.runs.items()}))
         # A resumed W&B run starts at the step after the last one it holds (online; 0 offline): the rows below
         # it, written again after the checkpoint, are W&B's already.
@@ -225,8 +243,11 @@ class WandbWriter:
             if int(r["step"]) < self.resumed_at[seed]:
                 continue
             step = max(int(r["step"]), self.last_step.get(seed, 0))
-            metrics = {k: v for k, v in r.items() if k not in ("step", "seed") and v is not None
-                       and not (isinstance(v, float) and math.isnan(v))}
+            metrics = {
+                k: v
+                for k, v in r.items()
+                if k not in ("step", "seed") and v is not None and not (isinstance(v, float) and math.isnan(v))
+            }
             self.runs[seed].log(metrics, step=step)
             self.last_step[seed] = step
 
@@ -251,8 +272,9 @@ class FanOut:
         _close_all(w.close for w in self.writers)
 
 
-def open_writers(run_dir: Path, seeds, run: RunConfig, config_dict: dict | None,
-                 resume_step: int | dict | None = None) -> FanOut:
+def open_writers(
+    run_dir: Path, seeds, run: RunConfig, config_dict: dict | None, resume_step: int | dict | None = None
+) -> FanOut:
     """The metric writers of the run in ``run_dir``, as one :class:`FanOut`: ``metrics.csv`` (the training
     rows; evaluation rows have their own CSV, ``eval/history.csv``, which the driver writes), TensorBoard
     (``tb/seed_N``), ``metrics.jsonl`` with ``run.jsonl``, and Weights & Biases with ``run.wandb_project``
@@ -266,8 +288,11 @@ def open_writers(run_dir: Path, seeds, run: RunConfig, config_dict: dict | None,
         if run.jsonl:
             writers.append(JSONLWriter(run_dir / "metrics.jsonl", resume_step=resume_step))
         if run.wandb_project:
-            writers.append(WandbWriter(run_dir, seeds, run.wandb_project, run.wandb_entity, config_dict,
-                                       resume=resume_step is not None))
+            writers.append(
+                WandbWriter(
+                    run_dir, seeds, run.wandb_project, run.wandb_entity, config_dict, resume=resume_step is not None
+                )
+            )
     except BaseException:
         _close_all(w.close for w in writers)
         raise

@@ -128,8 +128,9 @@ def tile_indices(obs, low, high, n_tilings: int, tiles_per_dim: int):
     return jnp.sum(coords * strides, axis=-1) + jnp.arange(n_tilings, dtype=jnp.int32) * per_tiling
 
 
-def make_feature_map(features: str, obs_space, tile_low=(), tile_high=(), n_tilings=8, tiles_per_dim=8,
-                     algo: str = "algo") -> FeatureMap | None:
+def make_feature_map(
+    features: str, obs_space, tile_low=(), tile_high=(), n_tilings=8, tiles_per_dim=8, algo: str = "algo"
+) -> FeatureMap | None:
     """The ``FeatureMap`` for a config's ``features`` (``None`` for ``mlp``); checks it fits the observations."""
     if features == "mlp":
         return None
@@ -150,8 +151,10 @@ def make_feature_map(features: str, obs_space, tile_low=(), tile_high=(), n_tili
     low = np.asarray(tile_low if tile_low else np.asarray(obs_space.low).reshape(-1), np.float64)
     high = np.asarray(tile_high if tile_high else np.asarray(obs_space.high).reshape(-1), np.float64)
     if low.shape != (obs_dim,) or high.shape != (obs_dim,):
-        raise ConfigError(f"{algo}.tile_low / tile_high need {obs_dim} values each (one per observation dimension), "
-                          f"got {len(low)} and {len(high)}.")
+        raise ConfigError(
+            f"{algo}.tile_low / tile_high need {obs_dim} values each (one per observation dimension), "
+            f"got {len(low)} and {len(high)}."
+        )
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
         raise ConfigError(
             f"{algo}.features='linear-tiles' needs finite observation ranges, but the observation space has "
@@ -159,13 +162,22 @@ def make_feature_map(features: str, obs_space, tile_low=(), tile_high=(), n_tili
             f"--tile-low and --tile-high ({obs_dim} values each)."
         )
     if np.any(high <= low):
-        raise ConfigError(f"{algo}.tile_high must exceed tile_low in every dimension (low={low.tolist()}, "
-                          f"high={high.tolist()}).")
-    fmap = FeatureMap("tiles", obs_dim, tuple(float(x) for x in low), tuple(float(x) for x in high),
-                      int(n_tilings), int(tiles_per_dim))
+        raise ConfigError(
+            f"{algo}.tile_high must exceed tile_low in every dimension (low={low.tolist()}, high={high.tolist()})."
+        )
+    fmap = FeatureMap(
+        "tiles",
+        obs_dim,
+        tuple(float(x) for x in low),
+        tuple(float(x) for x in high),
+        int(n_tilings),
+        int(tiles_per_dim),
+    )
     if fmap.size > 50_000_000:
-        raise ConfigError(f"{algo}: tile coding of {obs_dim} dimensions with tiles_per_dim={tiles_per_dim} and "
-                          f"n_tilings={n_tilings} makes {fmap.size} features; use fewer tiles or tilings.")
+        raise ConfigError(
+            f"{algo}: tile coding of {obs_dim} dimensions with tiles_per_dim={tiles_per_dim} and "
+            f"n_tilings={n_tilings} makes {fmap.size} features; use fewer tiles or tilings."
+        )
     return fmap
 
 
@@ -191,13 +203,16 @@ class FeaturesConfig:
         check(self, "tiles_per_dim", lambda v: v >= 1, "use at least one tile per dimension")
         if len(self.tile_low) != len(self.tile_high):
             name = type(self).__module__.split(".")[-1]
-            raise ConfigError(f"{name}.tile_low and tile_high need the same length, got {len(self.tile_low)} "
-                              f"and {len(self.tile_high)}.")
+            raise ConfigError(
+                f"{name}.tile_low and tile_high need the same length, got {len(self.tile_low)} "
+                f"and {len(self.tile_high)}."
+            )
 
     def feature_map(self, obs_space, algo: str) -> FeatureMap | None:
         """The ``FeatureMap`` of these fields for ``obs_space`` (``None`` for ``mlp``): :func:`make_feature_map`."""
-        return make_feature_map(self.features, obs_space, self.tile_low, self.tile_high, self.n_tilings,
-                                self.tiles_per_dim, algo=algo)
+        return make_feature_map(
+            self.features, obs_space, self.tile_low, self.tile_high, self.n_tilings, self.tiles_per_dim, algo=algo
+        )
 
 
 # ----------------------------------------------------------------------------- linear heads
@@ -238,7 +253,8 @@ class Policy(nn.Module):
     def __call__(self, obs):
         if self.fmap is None:
             return PolicyHead(self.action_dim, self.discrete, self.log_std_init)(
-                MLP(self.hidden_sizes, self.activation)(obs))
+                MLP(self.hidden_sizes, self.activation)(obs)
+            )
         out = LinearHead(self.fmap, self.action_dim)(self.fmap(obs))
         if self.discrete:
             return Categorical(out)

@@ -66,7 +66,8 @@ def init_critics(key, config, obs_dim: int, act_dim: int):
     """Parameters of ``config.n_critics`` independent critics, stacked along a leading axis (for ``jax.vmap``)."""
     net = critic_net(config)
     return jax.vmap(lambda k: net.init(k, jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))))(
-        jax.random.split(key, config.n_critics))
+        jax.random.split(key, config.n_critics)
+    )
 
 
 def q_values(config, critic_params, obs, action):

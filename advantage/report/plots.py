@@ -50,6 +50,7 @@ def learning_curve(metrics_csv: Path, out_png: Path, metric: str = "train/episod
 # --------------------------------------------------------------------------- multi-run figures (advantage report)
 # Drawn on matplotlib.figure.Figure objects (no pyplot state, no backend switching).
 
+
 def _figure(width: float, height: float):
     from matplotlib.figure import Figure
 
@@ -69,8 +70,9 @@ def color(i: int):
     return matplotlib.colormaps["tab10"](i % 10)
 
 
-def learning_curves_iqm(curves: list[dict], out_png: Path, title: str = "", ylabel: str = "train/episode_return",
-                        ci_percent: float = 95) -> Path:
+def learning_curves_iqm(
+    curves: list[dict], out_png: Path, title: str = "", ylabel: str = "train/episode_return", ci_percent: float = 95
+) -> Path:
     """Several runs on one axis: each ``{"label", "color", "steps", "estimate", "lo", "hi", "n_seeds"}``
     is drawn as a line (the IQM across seeds) with its bootstrap confidence band."""
     fig = _figure(7.5, 4.2)
@@ -100,11 +102,27 @@ def final_returns(runs: list[dict], out_png: Path, title: str = "", ci_percent: 
     for i, r in enumerate(runs):
         y = len(runs) - 1 - i
         x = np.asarray(r["per_seed"], float)
-        ax.scatter(x, y + jitter.uniform(-0.15, 0.15, len(x)), s=22, color=r["color"], alpha=0.7, lw=0,
-                   label="per-seed final return" if i == 0 else None)
+        ax.scatter(
+            x,
+            y + jitter.uniform(-0.15, 0.15, len(x)),
+            s=22,
+            color=r["color"],
+            alpha=0.7,
+            lw=0,
+            label="per-seed final return" if i == 0 else None,
+        )
         est, lo, hi = r["iqm"]
-        ax.errorbar([est], [y], xerr=[[est - lo], [hi - est]], fmt="D", color="black", ms=6, capsize=4, lw=1.4,
-                    label=f"IQM, {ci_percent:g}% CI" if i == 0 else None)
+        ax.errorbar(
+            [est],
+            [y],
+            xerr=[[est - lo], [hi - est]],
+            fmt="D",
+            color="black",
+            ms=6,
+            capsize=4,
+            lw=1.4,
+            label=f"IQM, {ci_percent:g}% CI" if i == 0 else None,
+        )
     ax.set_yticks(range(len(runs)), [r["label"] for r in reversed(runs)], fontsize=8)
     ax.set_ylim(-0.6, len(runs) - 0.4)
     ax.set_xlabel("final evaluation return (mean over a seed's episodes)")
@@ -115,8 +133,9 @@ def final_returns(runs: list[dict], out_png: Path, title: str = "", ci_percent: 
     return _save(fig, out_png)
 
 
-def interval_estimates(runs: list[dict], out_png: Path, statistics=("mean", "median", "iqm"), title: str = "",
-                       ci_percent: float = 95) -> Path:
+def interval_estimates(
+    runs: list[dict], out_png: Path, statistics=("mean", "median", "iqm"), title: str = "", ci_percent: float = 95
+) -> Path:
     """Side by side, one panel per statistic: each run's point estimate and confidence interval
     (``run[stat] = (est, lo, hi)``), as in rliable's ``plot_interval_estimates``."""
     names = {"mean": "Mean", "median": "Median", "iqm": "IQM"}

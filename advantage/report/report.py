@@ -28,8 +28,18 @@ from advantage.errors import ReportError  # defined there; importable from here 
 from advantage.report import plots, stats
 
 #: Run options that do not change what is learned; left out of labels.
-_NOT_IN_LABEL = {"run_dir", "progress", "n_chunks", "checkpoint_every", "async_envs", "env_check", "seed_batching",
-                 "env", "eval_record", "eval_every"}
+_NOT_IN_LABEL = {
+    "run_dir",
+    "progress",
+    "n_chunks",
+    "checkpoint_every",
+    "async_envs",
+    "env_check",
+    "seed_batching",
+    "env",
+    "eval_record",
+    "eval_every",
+}
 #: At most this many differing config fields are shown in a label (report.json has them all).
 _LABEL_FIELDS = 3
 #: Learning curves are interpolated onto at most this many common env-step points.
@@ -60,12 +70,15 @@ class _Run:
 
 # --------------------------------------------------------------------------- reading runs
 
+
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise ReportError(f"{path} cannot be read ({e}); the run folder is damaged: leave it out of the report, "
-                          "or train the run again") from None
+        raise ReportError(
+            f"{path} cannot be read ({e}); the run folder is damaged: leave it out of the report, "
+            "or train the run again"
+        ) from None
 
 
 def _load_eval(path: Path, config: dict, summary: dict | None, seeds: list) -> tuple[dict | None, str | None]:
@@ -73,8 +86,12 @@ def _load_eval(path: Path, config: dict, summary: dict | None, seeds: list) -> t
     ``advantage eval`` file. Returns ``(eval, note)``."""
     ev = (summary or {}).get("eval_return")
     if ev and ev.get("per_seed"):
-        return {"per_seed": [float(v) for v in ev["per_seed"]], "episodes_per_seed": ev.get("episodes_per_seed"),
-                "deterministic": ev.get("deterministic"), "source": "summary.json"}, None
+        return {
+            "per_seed": [float(v) for v in ev["per_seed"]],
+            "episodes_per_seed": ev.get("episodes_per_seed"),
+            "deterministic": ev.get("deterministic"),
+            "source": "summary.json",
+        }, None
     candidates = [path / "eval" / "final.json"] + sorted((path / "eval").glob("eval-*.json"), reverse=True)
     for f in candidates:
         if not f.exists():
@@ -83,19 +100,29 @@ def _load_eval(path: Path, config: dict, summary: dict | None, seeds: list) -> t
         try:
             by_seed = {e["seed"]: np.asarray(e["returns"], np.float64) for e in entries}
         except (TypeError, KeyError) as e:
-            raise ReportError(f"{f} is not an evaluation file of advantage ({e!r} missing); move it out of the eval/ "
-                              "folder, or evaluate the run again with: advantage eval RUN_DIR") from None
+            raise ReportError(
+                f"{f} is not an evaluation file of advantage ({e!r} missing); move it out of the eval/ "
+                "folder, or evaluate the run again with: advantage eval RUN_DIR"
+            ) from None
         if not by_seed or any(r.size == 0 for r in by_seed.values()):
             continue
         order = [s for s in seeds if s in by_seed] or list(by_seed)
         final = f.name == "final.json"
-        out = {"per_seed": [float(by_seed[s].mean()) for s in order],
-               "episodes_per_seed": int(min(by_seed[s].size for s in order)),
-               # the final evaluation follows the run's --eval-deterministic; `advantage eval` files do not say
-               "deterministic": config["run"].get("eval_deterministic") if final else None,
-               "source": str(f.relative_to(path))}
-        note = None if final else (f"no final evaluation; used {out['source']} written by `advantage eval` "
-                                   "(whether it was deterministic is not recorded in that file)")
+        out = {
+            "per_seed": [float(by_seed[s].mean()) for s in order],
+            "episodes_per_seed": int(min(by_seed[s].size for s in order)),
+            # the final evaluation follows the run's --eval-deterministic; `advantage eval` files do not say
+            "deterministic": config["run"].get("eval_deterministic") if final else None,
+            "source": str(f.relative_to(path)),
+        }
+        note = (
+            None
+            if final
+            else (
+                f"no final evaluation; used {out['source']} written by `advantage eval` "
+                "(whether it was deterministic is not recorded in that file)"
+            )
+        )
         return out, note
     return None, None
 
@@ -127,12 +154,15 @@ def load_run(run_dir) -> _Run:
     if not path.exists():
         raise ReportError(f"{path} does not exist; give run folders written by `advantage train`")
     if not path.is_dir() or not (path / "config.json").exists():
-        raise ReportError(f"{path} is not a run folder (it has no config.json); give folders written by "
-                          "`advantage train`")
+        raise ReportError(
+            f"{path} is not a run folder (it has no config.json); give folders written by `advantage train`"
+        )
     config = _read_json(path / "config.json")
     if not isinstance(config, dict) or "run" not in config or "algo" not in config:
-        raise ReportError(f"{path / 'config.json'} is not the configuration of an advantage run; give folders "
-                          "written by `advantage train`")
+        raise ReportError(
+            f"{path / 'config.json'} is not the configuration of an advantage run; give folders "
+            "written by `advantage train`"
+        )
     summary = _read_json(path / "summary.json") if (path / "summary.json").exists() else None
     seeds = list((summary or {}).get("seeds") or config["run"].get("seeds") or [])
     run = _Run(path, config, summary, seeds)
@@ -142,11 +172,15 @@ def load_run(run_dir) -> _Run:
     if note:
         run.notes.append(note)
     if run.eval is None:
-        run.notes.append("no evaluation: left out of the final-return statistics (it was trained with "
-                         "--eval-episodes 0 or did not finish; `advantage eval` evaluates it)")
+        run.notes.append(
+            "no evaluation: left out of the final-return statistics (it was trained with "
+            "--eval-episodes 0 or did not finish; `advantage eval` evaluates it)"
+        )
     elif len(run.eval["per_seed"]) == 1:
-        run.notes.append("a single seed: its confidence intervals are degenerate (one number cannot show how "
-                         "results vary between seeds); train with several --seeds")
+        run.notes.append(
+            "a single seed: its confidence intervals are degenerate (one number cannot show how "
+            "results vary between seeds); train with several --seeds"
+        )
     run.curves = _load_curves(path / "metrics.csv")
     if not run.curves:
         run.notes.append(f"no finite {CURVE_METRIC} in metrics.csv (no training episode ended): no learning curve")
@@ -154,6 +188,7 @@ def load_run(run_dir) -> _Run:
 
 
 # --------------------------------------------------------------------------- labels
+
 
 def _fmt_value(v) -> str:
     if isinstance(v, float):
@@ -200,6 +235,7 @@ def _assign_labels(runs: list[_Run]) -> None:
 
 # --------------------------------------------------------------------------- numbers
 
+
 def _ci_dict(ci: stats.CI) -> dict:
     return {"estimate": ci.estimate, "lo": ci.lo, "hi": ci.hi}
 
@@ -226,8 +262,15 @@ def _curve_stats(run: _Run, n_boot: int, alpha: float, seed: int) -> dict | None
     seeds = sorted(run.curves)
     matrix = np.stack([np.interp(grid, *run.curves[s]) for s in seeds])
     est, lo, hi = stats.learning_curve_stats(matrix, n_boot=n_boot, alpha=alpha, seed=seed)
-    return {"metric": CURVE_METRIC, "statistic": "iqm", "seeds": seeds, "steps": grid.tolist(),
-            "estimate": est.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
+    return {
+        "metric": CURVE_METRIC,
+        "statistic": "iqm",
+        "seeds": seeds,
+        "steps": grid.tolist(),
+        "estimate": est.tolist(),
+        "lo": lo.tolist(),
+        "hi": hi.tolist(),
+    }
 
 
 def _safe_name(env: str) -> str:
@@ -247,6 +290,7 @@ def _fmt_ci(d: dict, n_seeds: int) -> str:
 
 
 # --------------------------------------------------------------------------- the report
+
 
 def make_report(run_dirs, out_dir, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0) -> dict:
     """Statistics, figures, ``report.json`` and ``report.md`` of ``run_dirs`` in ``out_dir``.
@@ -279,24 +323,37 @@ def make_report(run_dirs, out_dir, n_boot: int = 2000, alpha: float = 0.05, seed
     run_entries = []
     for i, r in enumerate(runs):
         entry = {
-            "label": r.label, "run_dir": str(r.path), "algo": r.algo, "env": r.env,
+            "label": r.label,
+            "run_dir": str(r.path),
+            "algo": r.algo,
+            "env": r.env,
             "backend": (r.summary or {}).get("backend") or r.config["run"].get("backend"),
-            "seeds": r.seeds, "env_steps": (r.summary or {}).get("env_steps"),
-            "config_diff": r.config_diff, "final_return": None, "learning_curve": None,
+            "seeds": r.seeds,
+            "env_steps": (r.summary or {}).get("env_steps"),
+            "config_diff": r.config_diff,
+            "final_return": None,
+            "learning_curve": None,
         }
         if r.eval is not None:
             per_seed = r.eval["per_seed"]
             entry["final_return"] = {
-                "per_seed": per_seed, "n_seeds": len(per_seed),
-                "episodes_per_seed": r.eval["episodes_per_seed"], "deterministic": r.eval["deterministic"],
-                "source": r.eval["source"], "ci_degenerate": len(per_seed) < 2,
-                **{name: _ci_dict(stats.stratified_bootstrap_ci(per_seed, name, n_boot, alpha, seed))
-                   for name in ("mean", "median", "iqm")},
+                "per_seed": per_seed,
+                "n_seeds": len(per_seed),
+                "episodes_per_seed": r.eval["episodes_per_seed"],
+                "deterministic": r.eval["deterministic"],
+                "source": r.eval["source"],
+                "ci_degenerate": len(per_seed) < 2,
+                **{
+                    name: _ci_dict(stats.stratified_bootstrap_ci(per_seed, name, n_boot, alpha, seed))
+                    for name in ("mean", "median", "iqm")
+                },
             }
             f = entry["final_return"]
             if len(per_seed) > 1 and f["mean"]["lo"] == min(per_seed) and f["mean"]["hi"] == max(per_seed):
-                r.notes.append(f"only {len(per_seed)} seeds: the bootstrap interval of the mean is the whole range of "
-                               "the seeds, which understates the uncertainty; 5 to 10 seeds give useful intervals")
+                r.notes.append(
+                    f"only {len(per_seed)} seeds: the bootstrap interval of the mean is the whole range of "
+                    "the seeds, which understates the uncertainty; 5 to 10 seeds give useful intervals"
+                )
         entry["learning_curve"] = _curve_stats(r, n_boot, alpha, seed)
         entry["notes"] = list(r.notes)
         entry["color_index"] = i
@@ -309,41 +366,68 @@ def make_report(run_dirs, out_dir, n_boot: int = 2000, alpha: float = 0.05, seed
     for env, entries in envs.items():
         name = _safe_name(env)
         figures = {}
-        curves = [{"label": e["label"], "color": plots.color(e["color_index"]),
-                   "n_seeds": len(e["learning_curve"]["seeds"]),
-                   **{k: e["learning_curve"][k] for k in ("steps", "estimate", "lo", "hi")}}
-                  for e in entries if e["learning_curve"]]
+        curves = [
+            {
+                "label": e["label"],
+                "color": plots.color(e["color_index"]),
+                "n_seeds": len(e["learning_curve"]["seeds"]),
+                **{k: e["learning_curve"][k] for k in ("steps", "estimate", "lo", "hi")},
+            }
+            for e in entries
+            if e["learning_curve"]
+        ]
         if curves:
             figures["learning_curves"] = plots.learning_curves_iqm(
-                curves, out / f"learning_curves_{name}.png", title=f"{env}: IQM over seeds, {ci_percent:g}% CI band",
-                ci_percent=ci_percent).name
+                curves,
+                out / f"learning_curves_{name}.png",
+                title=f"{env}: IQM over seeds, {ci_percent:g}% CI band",
+                ci_percent=ci_percent,
+            ).name
         evaluated = [e for e in entries if e["final_return"]]
-        finals = [{"label": e["label"], "color": plots.color(e["color_index"]),
-                   "per_seed": e["final_return"]["per_seed"],
-                   **{st: tuple(e["final_return"][st][k] for k in ("estimate", "lo", "hi"))
-                      for st in ("mean", "median", "iqm")}}
-                  for e in evaluated]
+        finals = [
+            {
+                "label": e["label"],
+                "color": plots.color(e["color_index"]),
+                "per_seed": e["final_return"]["per_seed"],
+                **{
+                    st: tuple(e["final_return"][st][k] for k in ("estimate", "lo", "hi"))
+                    for st in ("mean", "median", "iqm")
+                },
+            }
+            for e in evaluated
+        ]
         if finals:
             figures["final_returns"] = plots.final_returns(
-                finals, out / f"final_returns_{name}.png", title=f"{env}: final evaluation return per seed",
-                ci_percent=ci_percent).name
+                finals,
+                out / f"final_returns_{name}.png",
+                title=f"{env}: final evaluation return per seed",
+                ci_percent=ci_percent,
+            ).name
         if len(finals) > 1:
             figures["comparison"] = plots.interval_estimates(
-                finals, out / f"comparison_{name}.png", title=f"{env}: aggregate final return, {ci_percent:g}% CIs",
-                ci_percent=ci_percent).name
+                finals,
+                out / f"comparison_{name}.png",
+                title=f"{env}: aggregate final return, {ci_percent:g}% CIs",
+                ci_percent=ci_percent,
+            ).name
         env_entries[env] = {"runs": [e["label"] for e in entries], "figures": figures}
 
     report = {
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "settings": {
             "unit": "training seed: each number summarised is one seed's mean evaluation return",
-            "statistics": {"mean": "arithmetic mean over seeds", "median": "median over seeds",
-                           "iqm": "interquartile mean: mean after dropping the floor(n/4) lowest and highest "
-                                  "(scipy.stats.trim_mean(x, 0.25))"},
+            "statistics": {
+                "mean": "arithmetic mean over seeds",
+                "median": "median over seeds",
+                "iqm": "interquartile mean: mean after dropping the floor(n/4) lowest and highest "
+                "(scipy.stats.trim_mean(x, 0.25))",
+            },
             "ci": f"{ci_percent:g}% percentile bootstrap, resampling seeds with replacement (stratified by task)",
-            "n_boot": n_boot, "alpha": alpha, "bootstrap_seed": seed,
+            "n_boot": n_boot,
+            "alpha": alpha,
+            "bootstrap_seed": seed,
             "learning_curve": f"IQM over seeds of {CURVE_METRIC}, each seed linearly interpolated onto common env "
-                              f"steps (at most {_CURVE_POINTS}), with a bootstrap band over seeds",
+            f"steps (at most {_CURVE_POINTS}), with a bootstrap band over seeds",
         },
         "runs": run_entries,
         "envs": env_entries,
@@ -365,20 +449,26 @@ def _json_default(o):
 def _markdown(report: dict, ci_percent: float) -> str:
     s = report["settings"]
     lines = [
-        "# Report", "",
-        f"{len(report['runs'])} run(s), written by `advantage report` on {report['created']}.", "",
+        "# Report",
+        "",
+        f"{len(report['runs'])} run(s), written by `advantage report` on {report['created']}.",
+        "",
         "Seeds are the unit of evidence: every statistic below summarises one number per training seed, that "
         "seed's mean return over its evaluation episodes (raw, undiscounted). Intervals are "
         f"{ci_percent:g}% percentile bootstrap confidence intervals over seeds ({s['n_boot']} resamples). "
         "IQM is the interquartile mean (the mean of the middle half of the seeds; with fewer than 4 seeds "
-        "it equals the mean). All numbers are in `report.json`.", "",
+        "it equals the mean). All numbers are in `report.json`.",
+        "",
     ]
     by_label = {r["label"]: r for r in report["runs"]}
     for env, env_entry in report["envs"].items():
         lines += [f"## {env}", ""]
         rows = [by_label[label] for label in env_entry["runs"]]
-        lines += [f"| run | seeds | eval episodes per seed | mean [{ci_percent:g}% CI] | median [{ci_percent:g}% CI] | "
-                  f"IQM [{ci_percent:g}% CI] | per-seed final returns |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"| run | seeds | eval episodes per seed | mean [{ci_percent:g}% CI] | median [{ci_percent:g}% CI] | "
+            f"IQM [{ci_percent:g}% CI] | per-seed final returns |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in rows:
             f = r["final_return"]
             if f is None:
@@ -386,13 +476,15 @@ def _markdown(report: dict, ci_percent: float) -> str:
                 continue
             mode = {True: ", deterministic", False: ", stochastic"}.get(f["deterministic"], "")
             per_seed = ", ".join(_fmt(v) for v in f["per_seed"])
-            lines.append(f"| {r['label']} | {f['n_seeds']} | {f['episodes_per_seed']}{mode} | "
-                         f"{_fmt_ci(f['mean'], f['n_seeds'])} | {_fmt_ci(f['median'], f['n_seeds'])} | "
-                         f"{_fmt_ci(f['iqm'], f['n_seeds'])} | {per_seed} |")
+            lines.append(
+                f"| {r['label']} | {f['n_seeds']} | {f['episodes_per_seed']}{mode} | "
+                f"{_fmt_ci(f['mean'], f['n_seeds'])} | {_fmt_ci(f['median'], f['n_seeds'])} | "
+                f"{_fmt_ci(f['iqm'], f['n_seeds'])} | {per_seed} |"
+            )
         lines.append("")
         captions = {
             "learning_curves": f"Learning curves: IQM over seeds of `{CURVE_METRIC}` against env steps per seed, "
-                               f"with a {ci_percent:g}% bootstrap band.",
+            f"with a {ci_percent:g}% bootstrap band.",
             "final_returns": f"Final evaluation return of every seed (dots) and the IQM with its {ci_percent:g}% CI.",
             "comparison": f"Mean, median and IQM of the final return with {ci_percent:g}% CIs, side by side.",
         }
@@ -406,6 +498,8 @@ def _markdown(report: dict, ci_percent: float) -> str:
     lines += ["## Runs", ""]
     for r in report["runs"]:
         diff = ", ".join(f"{k}={_fmt_value(v)}" for k, v in r["config_diff"].items()) or "-"
-        lines.append(f"- **{r['label']}**: `{r['run_dir']}`, {r['env_steps']} env steps per seed, seeds "
-                     f"{r['seeds']}, {r['backend']} back end; differs in: {diff}")
+        lines.append(
+            f"- **{r['label']}**: `{r['run_dir']}`, {r['env_steps']} env steps per seed, seeds "
+            f"{r['seeds']}, {r['backend']} back end; differs in: {diff}"
+        )
     return "\n".join(lines) + "\n"

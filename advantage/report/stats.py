@@ -104,8 +104,9 @@ def bootstrap_indices(rng: np.random.Generator, n_boot: int, n_tasks: int, n_run
     return rng.integers(0, n_runs, size=(n_boot, n_tasks, n_runs))
 
 
-def stratified_bootstrap_ci(scores, statistic: Callable | str = iqm, n_boot: int = 2000, alpha: float = 0.05,
-                            seed: int = 0) -> CI:
+def stratified_bootstrap_ci(
+    scores, statistic: Callable | str = iqm, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0
+) -> CI:
     """Percentile stratified-bootstrap confidence interval of ``statistic(scores)``.
 
     ``scores`` is ``[runs, tasks]`` (or ``[runs]``). Each of the ``n_boot`` resamples draws,
@@ -135,8 +136,9 @@ def stratified_bootstrap_ci(scores, statistic: Callable | str = iqm, n_boot: int
     return CI(float(stat(s.T.ravel())), float(lo), float(hi))
 
 
-def learning_curve_stats(curves, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0,
-                         statistic: Callable | str = iqm) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def learning_curve_stats(
+    curves, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0, statistic: Callable | str = iqm
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per point of a learning curve: ``statistic`` across seeds (IQM by default) and its
     percentile-bootstrap ``1 - alpha`` interval.
 

@@ -49,6 +49,7 @@ class Rollout:
 
 # --------------------------------------------------------------------------- writing
 
+
 def check_path(out_path) -> None:
     """Raise :class:`VideoError` unless a video can be written to ``out_path`` (.gif, or .mp4 with ffmpeg)."""
     out_path = Path(out_path)
@@ -61,8 +62,10 @@ def check_path(out_path) -> None:
         try:
             import imageio_ffmpeg  # noqa: F401
         except ImportError:
-            raise VideoError(f"writing {out_path} needs imageio's ffmpeg plugin, which is not installed: "
-                             "pip install \"imageio[ffmpeg]\" (or write a GIF: give a path ending in .gif)") from None
+            raise VideoError(
+                f"writing {out_path} needs imageio's ffmpeg plugin, which is not installed: "
+                'pip install "imageio[ffmpeg]" (or write a GIF: give a path ending in .gif)'
+            ) from None
 
 
 def _check_frame(frame, where: str) -> np.ndarray:
@@ -171,12 +174,15 @@ def write_video(frames, out_path, fps: int = DEFAULT_FPS) -> Path:
                 writer.close()
     if n == 0:
         out_path.unlink(missing_ok=True)
-        raise VideoError(f"no frames were recorded, so {out_path} was not written; give frames (a non-empty list of "
-                         "[height, width, 3] images) to write_video")
+        raise VideoError(
+            f"no frames were recorded, so {out_path} was not written; give frames (a non-empty list of "
+            "[height, width, 3] images) to write_video"
+        )
     return out_path
 
 
 # --------------------------------------------------------------------------- JAX-native envs
+
 
 def _jax_fps(env_id: str, env) -> int:
     meta = getattr(env.unwrapped, "metadata", None) or {}
@@ -208,8 +214,10 @@ def _rollout_jax(run, algo, cfg, space, agent, episodes, deterministic, max_fram
     env_kwargs = json.loads(run.env_kwargs) if run.env_kwargs else {}
     env, params = envs.make(run.env, **env_kwargs)
     if type(env.unwrapped).render is envs.Environment.render:
-        raise VideoError(f"{run.env} has no renderer: give its Environment class a jittable "
-                         "render(self, state, params) returning a uint8 [height, width, 3] image")
+        raise VideoError(
+            f"{run.env} has no renderer: give its Environment class a jittable "
+            "render(self, state, params) returning a uint8 [height, width, 3] image"
+        )
     stats_env = EpisodeStats(env)
     limit = int(run.eval_max_steps or getattr(env, "max_episode_steps", None) or DEFAULT_EVAL_MAX_STEPS)
     scan_len = min(limit, max_frames - 1)  # steps simulated per episode
@@ -252,13 +260,20 @@ def _rollout_jax(run, algo, cfg, space, agent, episodes, deterministic, max_fram
 
 # --------------------------------------------------------------------------- Gymnasium envs
 
+
 def _render_install_hint(env_id: str, e: Exception) -> str:
     from advantage.envs import registry
 
-    jax_note = (f" {env_id} is also a built-in JAX-native env, which renders without extra packages: a run trained "
-                "with --backend jax can be filmed as it is" if registry.is_registered(env_id) else "")
-    return (f"rendering {env_id} through Gymnasium needs a package that is not installed: {e}. (Box2D envs need "
-            "`pip install \"gymnasium[box2d]\"`, MuJoCo envs `pip install \"gymnasium[mujoco]\"`.)" + jax_note)
+    jax_note = (
+        f" {env_id} is also a built-in JAX-native env, which renders without extra packages: a run trained "
+        "with --backend jax can be filmed as it is"
+        if registry.is_registered(env_id)
+        else ""
+    )
+    return (
+        f"rendering {env_id} through Gymnasium needs a package that is not installed: {e}. (Box2D envs need "
+        '`pip install "gymnasium[box2d]"`, MuJoCo envs `pip install "gymnasium[mujoco]"`.)' + jax_note
+    )
 
 
 def _rollout_gymnasium(run, algo, cfg, space, agent, episodes, deterministic, max_frames) -> Rollout:
@@ -277,17 +292,21 @@ def _rollout_gymnasium(run, algo, cfg, space, agent, episodes, deterministic, ma
         vec = GymnasiumVecEnv(run.env, 1, env_kwargs=kwargs, validate=False)
     except EnvError as e:
         if "render_mode" in str(e):
-            raise VideoError(f"cannot render {run.env}: its constructor takes no render_mode argument. Give it "
-                             "render_mode=None as a keyword argument and a render() that returns an RGB array when "
-                             "render_mode == 'rgb_array'") from None
+            raise VideoError(
+                f"cannot render {run.env}: its constructor takes no render_mode argument. Give it "
+                "render_mode=None as a keyword argument and a render() that returns an RGB array when "
+                "render_mode == 'rgb_array'"
+            ) from None
         raise
     except (ImportError, gymnasium.error.DependencyNotInstalled) as e:
         raise VideoError(_render_install_hint(run.env, e)) from None
     modes = vec.metadata.get("render_modes") or []
     try:
         if "rgb_array" not in modes:
-            raise VideoError(f"{run.env} cannot render images: its metadata['render_modes'] is {modes!r}, without "
-                             "'rgb_array'; add 'rgb_array' to them and return an RGB array from render()")
+            raise VideoError(
+                f"{run.env} cannot render images: its metadata['render_modes'] is {modes!r}, without "
+                "'rgb_array'; add 'rgb_array' to them and return an RGB array from render()"
+            )
         fps = int(vec.metadata.get("render_fps") or DEFAULT_FPS)
         act = jax.jit(lambda obs, key: algo.act(cfg, space, agent, obs, key, deterministic)[0])
         limit = run.eval_max_steps or vec.max_episode_steps or DEFAULT_EVAL_MAX_STEPS
@@ -299,8 +318,9 @@ def _rollout_gymnasium(run, algo, cfg, space, agent, episodes, deterministic, ma
             except (ImportError, gymnasium.error.DependencyNotInstalled) as e:
                 raise VideoError(_render_install_hint(run.env, e)) from None
             if img is None:
-                raise VideoError(f"{run.env}.render() returned None with render_mode='rgb_array'; it must return "
-                                 "an RGB array")
+                raise VideoError(
+                    f"{run.env}.render() returned None with render_mode='rgb_array'; it must return an RGB array"
+                )
             out.frames.append(_check_frame(img, f"{run.env}.render()"))
 
         def go_on(new_episode: bool) -> bool:  # the frame budget: a first frame and one per step
@@ -317,8 +337,10 @@ def _rollout_gymnasium(run, algo, cfg, space, agent, episodes, deterministic, ma
 
 # --------------------------------------------------------------------------- entry points
 
-def rollout(run_dir, episodes: int = 1, seed_index: int = 0, deterministic: bool = True,
-            max_frames: int = DEFAULT_MAX_FRAMES) -> Rollout:
+
+def rollout(
+    run_dir, episodes: int = 1, seed_index: int = 0, deterministic: bool = True, max_frames: int = DEFAULT_MAX_FRAMES
+) -> Rollout:
     """Play ``episodes`` evaluation episodes with the agent of training seed number ``seed_index``
     of the run in ``run_dir`` and render every state (at most ``max_frames`` frames in all)."""
     import jax
@@ -332,8 +354,10 @@ def rollout(run_dir, episodes: int = 1, seed_index: int = 0, deterministic: bool
     _, _, run = loading.load_run_config(run_dir)
     seeds = list(run.seeds)
     if not 0 <= seed_index < len(seeds):
-        raise VideoError(f"seed index {seed_index} is out of range: {run_dir} has {len(seeds)} seed(s) {seeds} "
-                         f"(index 0 to {len(seeds) - 1})")
+        raise VideoError(
+            f"seed index {seed_index} is out of range: {run_dir} has {len(seeds)} seed(s) {seeds} "
+            f"(index 0 to {len(seeds) - 1})"
+        )
     algo, cfg, space, agents = loading.load_agents(run_dir)
     agent = jax.tree.map(lambda x: x[seed_index], agents)
     fn = _rollout_jax if run.backend == "jax" else _rollout_gymnasium
@@ -346,8 +370,15 @@ def default_path(run_dir) -> Path:
     return Path(run_dir) / "videos" / "agent.gif"
 
 
-def record(run_dir, out_path=None, episodes: int = 1, seed_index: int = 0, deterministic: bool = True,
-           max_frames: int = DEFAULT_MAX_FRAMES, fps: int | None = None) -> Path:
+def record(
+    run_dir,
+    out_path=None,
+    episodes: int = 1,
+    seed_index: int = 0,
+    deterministic: bool = True,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    fps: int | None = None,
+) -> Path:
     """Render the trained agent of ``run_dir`` to ``out_path`` (default ``RUN_DIR/videos/agent.gif``;
     ``.mp4`` needs ``imageio[ffmpeg]``) and return the path. See :func:`rollout`."""
     out_path = Path(out_path) if out_path is not None else default_path(run_dir)

@@ -26,8 +26,14 @@ def versions() -> dict:
 
     import advantage
 
-    return {"advantage": advantage.__version__, "jax": jax.__version__, "flax": flax.__version__,
-            "optax": optax.__version__, "gymnasium": gymnasium.__version__, "numpy": np.__version__}
+    return {
+        "advantage": advantage.__version__,
+        "jax": jax.__version__,
+        "flax": flax.__version__,
+        "optax": optax.__version__,
+        "gymnasium": gymnasium.__version__,
+        "numpy": np.__version__,
+    }
 
 
 def _is_buffer(x) -> bool:
@@ -43,9 +49,15 @@ def replay_buffers(state) -> list:
 
 def without_buffers(state):
     """``state`` with every replay buffer's storage replaced by empty arrays (counters kept)."""
+
     def empty(b):
-        return b.replace(**{f: np.zeros((0,), getattr(b, f).dtype)
-                            for f in ("obs", "action", "reward", "terminated", "truncated", "next_obs")})
+        return b.replace(
+            **{
+                f: np.zeros((0,), getattr(b, f).dtype)
+                for f in ("obs", "action", "reward", "terminated", "truncated", "next_obs")
+            }
+        )
+
     return jax.tree.map(lambda x: empty(x) if _is_buffer(x) else x, state, is_leaf=_is_buffer)
 
 
@@ -79,15 +91,19 @@ def load_meta(directory: Path) -> tuple[dict, dict]:
     """``(meta, raw_state_dict)`` of the checkpoint in ``directory``."""
     path = Path(directory) / CHECKPOINT_NAME
     if not path.exists():
-        raise CheckpointError(f"no checkpoint in {directory} (expected {path}): the run stopped before its first "
-                              "checkpoint; start it again with advantage train")
+        raise CheckpointError(
+            f"no checkpoint in {directory} (expected {path}): the run stopped before its first "
+            "checkpoint; start it again with advantage train"
+        )
     try:
         payload = serialization.msgpack_restore(path.read_bytes())
         meta = json.loads(payload["meta"])
         return meta, payload["state"]
     except Exception as e:  # noqa: BLE001 - any decoding failure means the file is damaged
-        raise CheckpointError(f"the checkpoint {path} is damaged and cannot be read ({type(e).__name__}: {e}); "
-                              "restore it from a copy, or start the run again") from e
+        raise CheckpointError(
+            f"the checkpoint {path} is damaged and cannot be read ({type(e).__name__}: {e}); "
+            "restore it from a copy, or start the run again"
+        ) from e
 
 
 def restore(template, raw_state: dict, path: str = "checkpoint", *, buffers_saved: bool = True):
@@ -99,12 +115,16 @@ def restore(template, raw_state: dict, path: str = "checkpoint", *, buffers_save
     try:
         restored = serialization.from_state_dict(template, raw_state)
     except Exception as e:  # noqa: BLE001
-        raise CheckpointError(f"{path} does not match this run's structure ({e}); keep config.json and checkpoints/ "
-                              "of one run together, or start the run again") from e
+        raise CheckpointError(
+            f"{path} does not match this run's structure ({e}); keep config.json and checkpoints/ "
+            "of one run together, or start the run again"
+        ) from e
     t_leaves, r_leaves = jax.tree.leaves(template), jax.tree.leaves(restored)
     for a, b in zip(t_leaves, r_leaves):
         if np.shape(a) != np.shape(b):
-            raise CheckpointError(f"{path} holds arrays of other shapes than this run's ({np.shape(b)} vs "
-                                  f"{np.shape(a)}); keep config.json and checkpoints/ of one run together, "
-                                  "or start the run again")
+            raise CheckpointError(
+                f"{path} holds arrays of other shapes than this run's ({np.shape(b)} vs "
+                f"{np.shape(a)}); keep config.json and checkpoints/ of one run together, "
+                "or start the run again"
+            )
     return jax.tree.map(lambda t, r: np.asarray(r, dtype=np.asarray(t).dtype), template, restored)

@@ -35,22 +35,38 @@ def progress_bar(console, enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-        TextColumn("{task.fields[sps]:>8} SPS"), TimeRemainingColumn(), TextColumn("return {task.fields[ret]}"),
-        console=console, disable=not enabled, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TextColumn("{task.fields[sps]:>8} SPS"),
+        TimeRemainingColumn(),
+        TextColumn("return {task.fields[ret]}"),
+        console=console,
+        disable=not enabled,
+        transient=False,
     )
 
 
 def evaluate_now(stepper, state, run: RunConfig, run_dir: Path, step: int, name: str, writers) -> dict:
     """Evaluate all seeds now; write eval/NAME.json (+ .npz episodes) and the eval/ metrics rows to ``writers``."""
     seeds = list(run.seeds)
-    returns, lengths, trajectories = stepper.evaluate(state, run.eval_episodes, run.eval_deterministic,
-                                                      run.eval_max_steps, run.eval_record)
+    returns, lengths, trajectories = stepper.evaluate(
+        state, run.eval_episodes, run.eval_deterministic, run.eval_max_steps, run.eval_record
+    )
     result = eval_result(seeds, returns, lengths, run.eval_deterministic)
     write_eval(run_dir / "eval" / f"{name}.json", seeds, returns, lengths, step, trajectories)
-    rows = [{"step": step, "seed": seed, "eval/return_mean": float(returns[i].mean()),
-             "eval/return_iqm": iqm(returns[i]), "eval/return_std": float(returns[i].std()),
-             "eval/length_mean": float(lengths[i].mean())} for i, seed in enumerate(seeds)]
+    rows = [
+        {
+            "step": step,
+            "seed": seed,
+            "eval/return_mean": float(returns[i].mean()),
+            "eval/return_iqm": iqm(returns[i]),
+            "eval/return_std": float(returns[i].std()),
+            "eval/length_mean": float(lengths[i].mean()),
+        }
+        for i, seed in enumerate(seeds)
+    ]
     for w in writers:
         w.write_rows(rows)
     return result
@@ -60,13 +76,20 @@ def finish(summary: dict, algo, run: RunConfig, run_dir: Path, console, **timing
     """Complete a finished run's summary (timings, device, versions), draw its learning curve and video,
     and write summary.json. A failing plot or video is reported, never allowed to lose the run."""
     summary.update(timing)
-    summary.update({"device": jax.default_backend(), "cpu": cpu.describe(), "run_dir": str(run_dir),
-                    "versions": checkpoint.versions()})
+    summary.update(
+        {
+            "device": jax.default_backend(),
+            "cpu": cpu.describe(),
+            "run_dir": str(run_dir),
+            "versions": checkpoint.versions(),
+        }
+    )
     try:
         from advantage.report.plots import learning_curve
 
-        summary["learning_curve"] = str(learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png",
-                                                       title=f"{algo.NAME} on {run.env}"))
+        summary["learning_curve"] = str(
+            learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", title=f"{algo.NAME} on {run.env}")
+        )
     except Exception as e:  # noqa: BLE001 - a plot must never lose a finished run
         console.print(f"[yellow]could not draw the learning curve: {e}[/]")
     if run.video:
@@ -84,9 +107,14 @@ def eval_result(seeds, returns: np.ndarray, lengths: np.ndarray, deterministic: 
     """``eval_return`` of a summary: per-seed mean returns over the evaluation episodes, their mean and IQM."""
     per_seed = returns.mean(axis=1)
     return {
-        "eval_return": {"per_seed": per_seed.tolist(), "mean": float(per_seed.mean()), "iqm": iqm(per_seed),
-                        "std": float(per_seed.std()), "episodes_per_seed": int(returns.shape[1]),
-                        "deterministic": deterministic},
+        "eval_return": {
+            "per_seed": per_seed.tolist(),
+            "mean": float(per_seed.mean()),
+            "iqm": iqm(per_seed),
+            "std": float(per_seed.std()),
+            "episodes_per_seed": int(returns.shape[1]),
+            "deterministic": deterministic,
+        },
         "eval_length_mean": float(lengths.mean()),
     }
 
@@ -97,13 +125,28 @@ def write_eval(path: Path, seeds, returns, lengths, step: int | None = None, tra
     ``[n_seeds, n_recorded, T, ...]`` (zero after each episode's length) and ``lengths``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     n = returns.shape[1]
-    path.write_text(json.dumps([{"seed": s, "step": step,
-                                 "eval_seeds": list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + n)),
-                                 "returns": returns[i].tolist(), "lengths": lengths[i].tolist()}
-                                for i, s in enumerate(seeds)]))
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "seed": s,
+                    "step": step,
+                    "eval_seeds": list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + n)),
+                    "returns": returns[i].tolist(),
+                    "lengths": lengths[i].tolist(),
+                }
+                for i, s in enumerate(seeds)
+            ]
+        )
+    )
     if trajectories is not None:
         r = trajectories["obs"].shape[1]
         t_max = max(1, int(lengths[:, :r].max()))
         arrays: dict[str, Any] = {k: np.asarray(v)[:, :, :t_max] for k, v in trajectories.items()}
-        np.savez_compressed(path.with_suffix(".npz"), seeds=np.asarray(seeds), lengths=lengths[:, :r],
-                            eval_seeds=np.arange(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + r), **arrays)
+        np.savez_compressed(
+            path.with_suffix(".npz"),
+            seeds=np.asarray(seeds),
+            lengths=lengths[:, :r],
+            eval_seeds=np.arange(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + r),
+            **arrays,
+        )

@@ -13,5 +13,13 @@ from advantage.errors import RunError
 from advantage.training.loading import load_agents, load_run_config
 from advantage.training.session import default_run_dir, evaluate_run, resolve_backend, resume, train
 
-__all__ = ["RunError", "default_run_dir", "evaluate_run", "load_agents", "load_run_config", "resolve_backend",
-           "resume", "train"]
+__all__ = [
+    "RunError",
+    "default_run_dir",
+    "evaluate_run",
+    "load_agents",
+    "load_run_config",
+    "resolve_backend",
+    "resume",
+    "train",
+]

@@ -33,15 +33,26 @@ class HostRunner(struct.PyTreeNode):
 class GymnasiumBackend:
     name = "gymnasium"
 
-    def __init__(self, algo, config, env, env_kwargs, seeds, schedule, asynchronous: bool = False,
-                 seed_batching: str = "vmap", validate: bool = True):
+    def __init__(
+        self,
+        algo,
+        config,
+        env,
+        env_kwargs,
+        seeds,
+        schedule,
+        asynchronous: bool = False,
+        seed_batching: str = "vmap",
+        validate: bool = True,
+    ):
         from advantage.envs.gymnasium import GymnasiumVecEnv
 
         self.algo, self.config, self.schedule = algo, config, schedule
         self.env_spec, self.env_kwargs, self.asynchronous = env, env_kwargs, asynchronous
         self.n_seeds, self.n_envs = len(seeds), config.n_envs
-        self.vec = GymnasiumVecEnv(env, self.n_seeds * self.n_envs, asynchronous=asynchronous, env_kwargs=env_kwargs,
-                                   validate=validate)
+        self.vec = GymnasiumVecEnv(
+            env, self.n_seeds * self.n_envs, asynchronous=asynchronous, env_kwargs=env_kwargs, validate=validate
+        )
         self.obs_space, self.action_space = self.vec.observation_space, self.vec.action_space
         self.compiled = CompileCache()
         self.timers = {"env": 0.0, "act": 0.0, "update": 0.0}
@@ -131,8 +142,12 @@ class GymnasiumBackend:
         # time-major [T, S, N] -> per seed [S, T, N], on the host (one transfer per field, no eager device ops)
         seed_major: Any = lambda x: np.swapaxes(np.asarray(x), 0, 1)  # noqa: E731 - host arrays; jit takes them
         batch = Transition(
-            obs=seed_major(obs_buf), action=seed_major(np.stack(actions)), reward=seed_major(rew_buf),
-            terminated=seed_major(term_buf), truncated=seed_major(trunc_buf), next_obs=seed_major(next_buf),
+            obs=seed_major(obs_buf),
+            action=seed_major(np.stack(actions)),
+            reward=seed_major(rew_buf),
+            terminated=seed_major(term_buf),
+            truncated=seed_major(trunc_buf),
+            next_obs=seed_major(next_buf),
             log_prob=seed_major(np.stack(jax.device_get(log_probs))),
             value=seed_major(np.stack(jax.device_get(values))),
         )
@@ -142,10 +157,12 @@ class GymnasiumBackend:
         self.timers["update"] += time.perf_counter() - t0
         n_done = done_buf.sum(axis=(0, 2))
         with np.errstate(invalid="ignore", divide="ignore"):
-            metrics["train/episode_return"] = np.where(n_done > 0, (ret_buf * done_buf).sum(axis=(0, 2)) / n_done,
-                                                       np.nan)
-            metrics["train/episode_length"] = np.where(n_done > 0, (len_buf * done_buf).sum(axis=(0, 2)) / n_done,
-                                                       np.nan)
+            metrics["train/episode_return"] = np.where(
+                n_done > 0, (ret_buf * done_buf).sum(axis=(0, 2)) / n_done, np.nan
+            )
+            metrics["train/episode_length"] = np.where(
+                n_done > 0, (len_buf * done_buf).sum(axis=(0, 2)) / n_done, np.nan
+            )
         metrics["train/episodes"] = n_done.astype(np.float32)
         metrics["train/reward_per_step"] = rew_buf.mean(axis=(0, 2))
         metrics["train/reward_std"] = rew_buf.std(axis=(0, 2))
@@ -172,20 +189,27 @@ class GymnasiumBackend:
         runners, m = self.iteration(runners, self.schedule.partial_steps)
         return runners, {k: v[:, None] for k, v in m.items()}
 
-    def evaluate(self, runners: HostRunner, n_episodes: int, deterministic: bool, max_steps: int | None = None,
-                 record: int = 0):
+    def evaluate(
+        self, runners: HostRunner, n_episodes: int, deterministic: bool, max_steps: int | None = None, record: int = 0
+    ):
         """``n_episodes`` per seed on fresh env instances (``rollout.host_episodes``): episode ``i`` reset with
         seed ``EVAL_SEED_OFFSET + i`` for every training seed. Episodes still running after ``max_steps``
         (default: the env's time limit, else ``DEFAULT_EVAL_MAX_STEPS``) count with the return and length they
         had reached. Also returns the first ``record`` episodes (see ``JaxBackend.evaluate``)."""
         from advantage.envs.gymnasium import GymnasiumVecEnv
 
-        act = jax.jit(lambda agent, obs, key: self.algo.act(self.config, self.action_space, agent, obs, key,
-                                                            deterministic)[0])
+        act = jax.jit(
+            lambda agent, obs, key: self.algo.act(self.config, self.action_space, agent, obs, key, deterministic)[0]
+        )
         agents = [jax.tree.map(lambda x: x[s], runners.agent) for s in range(self.n_seeds)]
-        return rollout.host_episodes(lambda n: GymnasiumVecEnv(self.env_spec, n, env_kwargs=self.env_kwargs,
-                                                               validate=False),
-                                     act, agents, n_episodes, max_steps, record)
+        return rollout.host_episodes(
+            lambda n: GymnasiumVecEnv(self.env_spec, n, env_kwargs=self.env_kwargs, validate=False),
+            act,
+            agents,
+            n_episodes,
+            max_steps,
+            record,
+        )
 
     def close(self):
         self.vec.close()

@@ -36,9 +36,18 @@ class HealthMonitor:
     """Feed it every chunk's metrics with ``check``; it warns once per problem and raises
     ``NonFiniteError`` at the first non-finite value."""
 
-    def __init__(self, seeds, console=None, log_path: Path | None = None, *, discrete: bool = True,
-                 action_dim: int = 1, log_std_min: float = -5.0, nan_allowed: tuple[str, ...] = (),
-                 steps_per_update: int = 2):
+    def __init__(
+        self,
+        seeds,
+        console=None,
+        log_path: Path | None = None,
+        *,
+        discrete: bool = True,
+        action_dim: int = 1,
+        log_std_min: float = -5.0,
+        nan_allowed: tuple[str, ...] = (),
+        steps_per_update: int = 2,
+    ):
         """``nan_allowed``: the algorithm's own metric prefixes that may be NaN by design (its
         ``NAN_METRICS``, e.g. losses before an off-policy learner's first gradient step).
         ``steps_per_update``: env steps in one update's batch; the constant-reward rule needs >= 2."""
@@ -115,9 +124,16 @@ class HealthMonitor:
         self.check_finite(metrics, steps, active)
         get = lambda k: np.asarray(metrics[k], np.float64) if k in metrics else None  # noqa: E731
         if (adv := get("adv/mean_abs")) is not None:
-            self._streak("zero-advantage", adv, adv == 0.0, 10, lambda s: (
-                f"all advantages have been exactly zero for 10 updates (seed {s}): there is no reward signal to "
-                f"learn from. Check the reward function, or whether every episode ends before any reward."))
+            self._streak(
+                "zero-advantage",
+                adv,
+                adv == 0.0,
+                10,
+                lambda s: (
+                    f"all advantages have been exactly zero for 10 updates (seed {s}): there is no reward signal to "
+                    f"learn from. Check the reward function, or whether every episode ends before any reward."
+                ),
+            )
         if (rstd := get("train/reward_std")) is not None and self.steps_per_update >= 2:
             # (one step per update: the std of one reward is 0 whatever the reward function)
             # A constant reward is a signal when episodes can terminate (CartPole: +1 until the pole falls);
@@ -125,9 +141,16 @@ class HealthMonitor:
             if (term := get("train/terminations")) is not None:
                 self.terminated_seen |= np.nan_to_num(term).sum(axis=1) > 0
             flat = (rstd == 0.0) & ~self.terminated_seen[:, None]
-            self._streak("constant-reward", rstd, flat, 20, lambda s: (
-                f"the reward has been the same on every step, and no episode has terminated, for 20 updates "
-                f"(seed {s}): nothing the agent does changes its return. Check the reward function."))
+            self._streak(
+                "constant-reward",
+                rstd,
+                flat,
+                20,
+                lambda s: (
+                    f"the reward has been the same on every step, and no episode has terminated, for 20 updates "
+                    f"(seed {s}): nothing the agent does changes its return. Check the reward function."
+                ),
+            )
         if (ent := get("loss/entropy")) is not None:
             if self.discrete:
                 collapsed = ent < 1e-3
@@ -135,19 +158,36 @@ class HealthMonitor:
             else:
                 collapsed = ent < self.entropy_floor + 0.05
                 what = "the policy's standard deviation sits at its lower bound"
-            self._streak("entropy-collapse", ent, collapsed, 5, lambda s: (
-                f"{what} for 5 updates (seed {s}): it no longer explores. If returns are not yet good, add an "
-                f"entropy bonus (--ent-coef 0.01) or lower the learning rate."))
+            self._streak(
+                "entropy-collapse",
+                ent,
+                collapsed,
+                5,
+                lambda s: (
+                    f"{what} for 5 updates (seed {s}): it no longer explores. If returns are not yet good, add an "
+                    f"entropy bonus (--ent-coef 0.01) or lower the learning rate."
+                ),
+            )
         if (ev := get("value/explained_variance")) is not None:
-            self._streak("negative-ev", ev, ev < 0.0, 50, lambda s: (
-                f"the critic's explained variance has been below 0 for 50 updates (seed {s}): its predictions "
-                f"are worse than a constant. Try normalising observations (--normalize-obs), a smaller learning "
-                f"rate, or check that rewards are not huge."))
+            self._streak(
+                "negative-ev",
+                ev,
+                ev < 0.0,
+                50,
+                lambda s: (
+                    f"the critic's explained variance has been below 0 for 50 updates (seed {s}): its predictions "
+                    f"are worse than a constant. Try normalising observations (--normalize-obs), a smaller learning "
+                    f"rate, or check that rewards are not huge."
+                ),
+            )
         if (kl := get("loss/approx_kl_max")) is not None:
             big = kl > 0.5
             if big.any():
                 si, ui = np.argwhere(big)[0]
-                self._warn("large-kl", f"approx KL reached {kl[si, ui]:.2f} in one minibatch at env step "
-                           f"{int(steps[ui])} (seed {self.seeds[si]}); clipped PPO updates usually stay below ~0.05 "
-                           f"(an unclipped KL-penalty objective may go higher while its beta adapts). "
-                           f"If learning is unstable, lower the learning rate or the number of epochs.")
+                self._warn(
+                    "large-kl",
+                    f"approx KL reached {kl[si, ui]:.2f} in one minibatch at env step "
+                    f"{int(steps[ui])} (seed {self.seeds[si]}); clipped PPO updates usually stay below ~0.05 "
+                    f"(an unclipped KL-penalty objective may go higher while its beta adapts). "
+                    f"If learning is unstable, lower the learning rate or the number of epochs.",
+                )

@@ -51,7 +51,8 @@ def episode_metrics(reward, done, ep_return, ep_length, terminated) -> dict:
 def count_nonfinite(tree) -> jax.Array:
     # sum() starts from the int 0; every tree counted here holds float arrays, so the result is an array
     return sum(  # type: ignore[return-value]
-        jnp.sum(~jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating))
+        jnp.sum(~jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)
+    )
 
 
 def health_metrics(batch: Transition, policy_params) -> dict:
@@ -73,7 +74,7 @@ def batch_over_seeds(mode: str):
     if mode == "vmap":
         return jax.vmap
     if mode == "map":
-        return lambda fn: (lambda x: jax.lax.map(fn, x))
+        return lambda fn: lambda x: jax.lax.map(fn, x)
     raise ValueError(f"seed batching must be 'vmap' or 'map', got {mode!r}")
 
 
@@ -171,8 +172,9 @@ class JaxBackend:
         skipped = jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), out_shape)
 
         def body(r, i):
-            return jax.lax.cond(i < n_iters, lambda r: self.iteration(r, n_steps, config=config),
-                                lambda r: (r, skipped), r)
+            return jax.lax.cond(
+                i < n_iters, lambda r: self.iteration(r, n_steps, config=config), lambda r: (r, skipped), r
+            )
 
         return jax.lax.scan(body, runner, jnp.arange(self.chunk_iters))
 
@@ -200,8 +202,12 @@ class JaxBackend:
         (``tests/fixtures/digests.json``) are those of the constant-folded program."""
         n = jnp.asarray(n_iters, jnp.int32)
         fn = self.compiled.get(
-            "chunk-configs", jax.vmap(lambda r, c, n: self.chunk_one(r, n, c), in_axes=(0, 0, None)),
-            runners, configs, n)
+            "chunk-configs",
+            jax.vmap(lambda r, c, n: self.chunk_one(r, n, c), in_axes=(0, 0, None)),
+            runners,
+            configs,
+            n,
+        )
         runners, metrics = fn(runners, configs, n)
         metrics = jax.device_get(metrics)
         return runners, {k: np.asarray(v)[:, :n_iters] for k, v in metrics.items()}
@@ -226,8 +232,11 @@ class JaxBackend:
         for i in range(n_iters):
             runners, metrics, batch = fn(runners)
             metrics = jax.device_get(metrics)
-            if any(not np.all(np.isfinite(v)) or (k.startswith("health/") and np.any(v > 0))
-                   for k, v in metrics.items() if k.startswith(("loss/", "grad/", "health/"))):
+            if any(
+                not np.all(np.isfinite(v)) or (k.startswith("health/") and np.any(v > 0))
+                for k, v in metrics.items()
+                if k.startswith(("loss/", "grad/", "health/"))
+            ):
                 return i, jax.device_get(batch), metrics
         return None
 
@@ -236,15 +245,19 @@ class JaxBackend:
         """One seed's evaluation episodes (``rollout.jax_episodes``) with frozen agent statistics: raw
         (undiscounted, unnormalised) returns and lengths, and the observations, actions and rewards of the
         first ``record`` episodes ``[record, max_steps, ...]``."""
-        act = lambda obs, key: self.algo.act(self.config, self.action_space, agent, obs[None], key,  # noqa: E731
-                                             deterministic)[0][0]
-        r = rollout.jax_episodes(EpisodeStats(self.base_env), self.env_params, act, self._to_env, n_episodes,
-                                 max_steps, record)
+
+        def act(obs, key):
+            return self.algo.act(self.config, self.action_space, agent, obs[None], key, deterministic)[0][0]
+
+        r = rollout.jax_episodes(
+            EpisodeStats(self.base_env), self.env_params, act, self._to_env, n_episodes, max_steps, record
+        )
         empty = jnp.zeros((0,))
         return r["returns"], r["lengths"], (r.get("obs", empty), r.get("actions", empty), r.get("rewards", empty))
 
-    def evaluate(self, runners: Runner, n_episodes: int, deterministic: bool, max_steps: int | None = None,
-                 record: int = 0):
+    def evaluate(
+        self, runners: Runner, n_episodes: int, deterministic: bool, max_steps: int | None = None, record: int = 0
+    ):
         """Returns and lengths ``[n_seeds, n_episodes]``, and the trajectories ``{"obs", "actions",
         "rewards"}: [n_seeds, record, T, ...]`` of the first ``record`` episodes (``None`` if 0).
         Episodes still running after ``max_steps`` (default: the env's time limit, else

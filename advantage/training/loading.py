@@ -55,22 +55,35 @@ def make_backend(algo, algo_cfg, run: RunConfig, backend_name: str, schedule: Sc
             except ValueError as e:  # the env's constructor rejected a value of --env-kwargs
                 if not env_kwargs or isinstance(e, AdvantageError):
                     raise
-                raise RunError(f"cannot build {run.env} with --env-kwargs {run.env_kwargs}: {e}; change that "
-                               "value") from None
+                raise RunError(
+                    f"cannot build {run.env} with --env-kwargs {run.env_kwargs}: {e}; change that value"
+                ) from None
             return JaxBackend(algo, algo_cfg, env, env_params, schedule, chunk_iters, seed_batching), chunk_iters
         from advantage.training.gym_backend import GymnasiumBackend
 
-        return GymnasiumBackend(algo, algo_cfg, run.env, env_kwargs, run.seeds, schedule, run.async_envs,
-                                seed_batching, validate=run.env_check), chunk_iters
+        return GymnasiumBackend(
+            algo,
+            algo_cfg,
+            run.env,
+            env_kwargs,
+            run.seeds,
+            schedule,
+            run.async_envs,
+            seed_batching,
+            validate=run.env_check,
+        ), chunk_iters
     except TypeError as e:  # the env's constructor rejected --env-kwargs
-        raise RunError(f"cannot build {run.env} with --env-kwargs {run.env_kwargs}: {e}; give only keyword arguments "
-                       "that its constructor accepts") from None
+        raise RunError(
+            f"cannot build {run.env} with --env-kwargs {run.env_kwargs}: {e}; give only keyword arguments "
+            "that its constructor accepts"
+        ) from None
     except Exception as e:
         import gymnasium
 
         if isinstance(e, (ImportError, gymnasium.error.DependencyNotInstalled)):  # Box2D, MuJoCo, ...
-            raise RunError(f"{run.env} needs a package that is not installed: {e}; install it as said, or choose "
-                           "another --env") from None
+            raise RunError(
+                f"{run.env} needs a package that is not installed: {e}; install it as said, or choose another --env"
+            ) from None
         raise
 
 
@@ -86,8 +99,10 @@ def load_run_config(run_dir) -> tuple[str, Any, RunConfig]:
         algo_cfg = from_dict(algo.Config, config["algo_config"])
         run = from_dict(RunConfig, config["run"])
     except (KeyError, ValueError, TypeError) as e:
-        raise RunError(f"{path} is damaged or from an incompatible version ({e}); give a folder written by this "
-                       "version of advantage, or start a new run") from e
+        raise RunError(
+            f"{path} is damaged or from an incompatible version ({e}); give a folder written by this "
+            "version of advantage, or start a new run"
+        ) from e
     return config["algo"], algo_cfg, run
 
 
@@ -98,12 +113,17 @@ def restore_run(run_dir):
     algo_name, algo_cfg, run = load_run_config(run_dir)
     meta, raw = checkpoint.load_meta(run_dir / "checkpoints")
     algo = algos.get(algo_name)
-    schedule = Schedule(run.total_steps, 1, 1) if algo.SEARCH else Schedule(run.total_steps, algo_cfg.n_envs,
-                                                                           algo_cfg.n_steps)
+    schedule = (
+        Schedule(run.total_steps, 1, 1) if algo.SEARCH else Schedule(run.total_steps, algo_cfg.n_envs, algo_cfg.n_steps)
+    )
     enable_compilation_cache()
     backend, _ = make_backend(algo, algo_cfg, run, run.backend, schedule)
-    runners = checkpoint.restore(backend.init(list(run.seeds)), raw, str(run_dir / "checkpoints"),
-                                 buffers_saved=meta.get("replay_buffer_saved", True))
+    runners = checkpoint.restore(
+        backend.init(list(run.seeds)),
+        raw,
+        str(run_dir / "checkpoints"),
+        buffers_saved=meta.get("replay_buffer_saved", True),
+    )
     return algo, algo_cfg, run, meta, backend, runners
 
 

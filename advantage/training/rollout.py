@@ -33,8 +33,16 @@ DEFAULT_EVAL_MAX_STEPS = 10_000
 EVAL_BATCH = 64
 
 
-def jax_episodes(env, env_params, act: Callable, to_env: Callable, n_episodes: int, max_steps: int,
-                 record: int = 0, keep_states: bool = False) -> dict:
+def jax_episodes(
+    env,
+    env_params,
+    act: Callable,
+    to_env: Callable,
+    n_episodes: int,
+    max_steps: int,
+    record: int = 0,
+    keep_states: bool = False,
+) -> dict:
     """Play evaluation episodes ``0 .. n_episodes - 1`` (traceable: call it inside ``jit``).
 
     ``env``: a functional env wrapped in ``EpisodeStats`` (no auto-reset); ``act(obs, key) -> action`` for one
@@ -61,11 +69,17 @@ def jax_episodes(env, env_params, act: Callable, to_env: Callable, n_episodes: i
             next_state = jax.tree.map(lambda a, b: jnp.where(done, a, b), state, next_state)  # frozen after the end
             out: dict[str, Any] = {}
             if keep:  # steps after the episode's end are padding: zeros
-                out = {"obs": jnp.where(done, 0, obs), "actions": jnp.where(done, 0, action),
-                       "rewards": jnp.where(done, 0, reward)}
+                out = {
+                    "obs": jnp.where(done, 0, obs),
+                    "actions": jnp.where(done, 0, action),
+                    "rewards": jnp.where(done, 0, reward),
+                }
             if keep_states:
-                out.update(state=next_state, step_return=jnp.where(done | ended, ret, next_state.episode_return),
-                           done=done | ended)
+                out.update(
+                    state=next_state,
+                    step_return=jnp.where(done | ended, ret, next_state.episode_return),
+                    done=done | ended,
+                )
             return (next_obs, next_state, key, done | ended, ret, length), out
 
         init = (obs, state, key, jnp.asarray(False), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
@@ -94,8 +108,14 @@ def jax_episodes(env, env_params, act: Callable, to_env: Callable, n_episodes: i
     return result
 
 
-def host_episodes(make_vec: Callable[[int], Any], act: Callable, agents: list, n_episodes: int,
-                  max_steps: int | None = None, record: int = 0):
+def host_episodes(
+    make_vec: Callable[[int], Any],
+    act: Callable,
+    agents: list,
+    n_episodes: int,
+    max_steps: int | None = None,
+    record: int = 0,
+):
     """Play evaluation episodes ``0 .. n_episodes - 1`` on a Gymnasium env for each agent of ``agents``.
 
     ``make_vec(n)``: a ``GymnasiumVecEnv`` of ``n`` sub-envs; ``act(agent, obs, key) -> actions`` (jitted).
@@ -118,7 +138,7 @@ def host_episodes(make_vec: Callable[[int], Any], act: Callable, agents: list, n
                 idx = list(range(start, min(start + n_par, n_episodes)))
                 obs = vec.reset([EVAL_SEED_OFFSET + i for i in idx] + [0] * (n_par - len(idx)))
                 finished = np.zeros(n_par, bool)
-                finished[len(idx):] = True
+                finished[len(idx) :] = True
                 running = np.zeros(n_par, np.float64)
                 for _ in range(max_steps):
                     if finished.all():
@@ -154,8 +174,9 @@ def host_episodes(make_vec: Callable[[int], Any], act: Callable, agents: list, n
     return returns, lengths, {k: np.stack([pad(x) for x in v]) for k, v in recorded.items()}
 
 
-def host_render_episodes(vec, act: Callable, episodes: int, max_steps: int, on_step: Callable[[Any], None],
-                         go_on: Callable[[bool], bool]) -> tuple[list[float], list[int]]:
+def host_render_episodes(
+    vec, act: Callable, episodes: int, max_steps: int, on_step: Callable[[Any], None], go_on: Callable[[bool], bool]
+) -> tuple[list[float], list[int]]:
     """Play evaluation episodes ``0 .. episodes - 1`` one after another on a single Gymnasium env made by the
     bridge ``vec`` (a ``GymnasiumVecEnv``, for its observation and action conversions), calling ``on_step(env)``
     after every reset and step (the video renders a frame there). ``go_on(new_episode)`` is asked before each

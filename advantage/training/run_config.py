@@ -92,21 +92,28 @@ class RunConfig:
         try:
             kwargs = json.loads(self.env_kwargs or "{}")
         except json.JSONDecodeError as e:
-            raise ConfigError(f"--env-kwargs {self.env_kwargs!r} is not valid JSON ({e.msg}); "
-                              """write a JSON object, e.g. --env-kwargs '{"size": 8}'""") from None
+            raise ConfigError(
+                f"--env-kwargs {self.env_kwargs!r} is not valid JSON ({e.msg}); "
+                """write a JSON object, e.g. --env-kwargs '{"size": 8}'"""
+            ) from None
         if not isinstance(kwargs, dict):
             raise ConfigError(f"--env-kwargs {self.env_kwargs!r} must be a JSON object, e.g. '{{\"size\": 8}}'")
         if self.log_every is not None and self.log_every <= 0:
             raise ConfigError(f"--log-every {self.log_every}: must be a positive number of env steps")
         if self.wandb_project is not None and not self.wandb_project.strip():
-            raise ConfigError(f"--wandb-project {self.wandb_project!r}: the W&B project name is empty; give one, "
-                              "e.g. --wandb-project cartpole")
+            raise ConfigError(
+                f"--wandb-project {self.wandb_project!r}: the W&B project name is empty; give one, "
+                "e.g. --wandb-project cartpole"
+            )
         if self.wandb_project is not None and any(c in self.wandb_project for c in _WANDB_FORBIDDEN):
-            raise ConfigError(f"--wandb-project {self.wandb_project!r}: W&B project names cannot contain "
-                              f"{' '.join(_WANDB_FORBIDDEN)}; e.g. --wandb-project cartpole")
+            raise ConfigError(
+                f"--wandb-project {self.wandb_project!r}: W&B project names cannot contain "
+                f"{' '.join(_WANDB_FORBIDDEN)}; e.g. --wandb-project cartpole"
+            )
         if self.wandb_entity is not None and (not self.wandb_project or not self.wandb_entity.strip()):
-            raise ConfigError(f"--wandb-entity {self.wandb_entity!r}: give a non-empty entity, together with "
-                              "--wandb-project NAME")
+            raise ConfigError(
+                f"--wandb-entity {self.wandb_entity!r}: give a non-empty entity, together with --wandb-project NAME"
+            )
         if self.n_chunks < 1:
             raise ConfigError(f"--n-chunks {self.n_chunks}: must be >= 1")
 
@@ -152,8 +159,10 @@ class Schedule:
         return max(1, -(-self.total_updates // max_rows))
 
     def describe(self) -> str:
-        s = (f"1 update = {self.n_envs} envs x {self.n_steps} steps = {self.batch} transitions; "
-             f"{self.full_iters} updates")
+        s = (
+            f"1 update = {self.n_envs} envs x {self.n_steps} steps = {self.batch} transitions; "
+            f"{self.full_iters} updates"
+        )
         if self.partial_steps:
             s += f" + 1 final update on {self.partial_steps} steps x {self.n_envs} envs"
         return s + f" = {self.total_steps} env steps per seed"

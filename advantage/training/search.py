@@ -67,6 +67,7 @@ def _keep_if(active, new, old):
 
 # ----------------------------------------------------------------------------- JAX-native roll-outs
 
+
 class JaxPopulation:
     """Generations on a JAX-native env: ask, vmapped episode roll-outs, tell -- one compiled call."""
 
@@ -84,9 +85,15 @@ class JaxPopulation:
         obs, state = env.reset(k_reset, params)
         T = self.max_steps
         a_shape = jax.eval_shape(lambda: algo.candidate_act(cfg, space, candidate, obs, key))
-        traj = ({"obs": jnp.zeros((T,) + obs.shape, obs.dtype),
-                 "actions": jnp.zeros((T,) + a_shape.shape, a_shape.dtype),
-                 "mask": jnp.zeros((T,), jnp.float32)} if self.record else {})
+        traj = (
+            {
+                "obs": jnp.zeros((T,) + obs.shape, obs.dtype),
+                "actions": jnp.zeros((T,) + a_shape.shape, a_shape.dtype),
+                "mask": jnp.zeros((T,), jnp.float32),
+            }
+            if self.record
+            else {}
+        )
 
         def cond(c):
             return (~c[4]) & (c[5] < T)
@@ -97,8 +104,11 @@ class JaxPopulation:
             action = algo.candidate_act(cfg, space, candidate, obs, k_act)
             next_obs, state, reward, term, trunc, _ = env.step(k_env, state, self.backend._to_env(action), params)
             if self.record:
-                traj = {"obs": traj["obs"].at[t].set(obs), "actions": traj["actions"].at[t].set(action),
-                        "mask": traj["mask"].at[t].set(1.0)}
+                traj = {
+                    "obs": traj["obs"].at[t].set(obs),
+                    "actions": traj["actions"].at[t].set(action),
+                    "mask": traj["mask"].at[t].set(1.0),
+                }
             return next_obs, state, key, ret + reward, term | trunc, t + 1, traj
 
         init = (obs, state, key, jnp.zeros((), jnp.float32), jnp.asarray(False), jnp.zeros((), jnp.int32), traj)
@@ -114,14 +124,16 @@ class JaxPopulation:
         episodes = jax.tree.map(lambda x: jnp.repeat(x, e, axis=0), candidates) if e > 1 else candidates
         ep_ret, ep_len, traj = jax.vmap(self.episode)(episodes, jax.random.split(k_roll, n * e))
         returns = ep_ret.reshape(n, e).mean(axis=1)
-        agent, metrics = algo.tell(cfg, self.backend.action_space, asked, candidates, returns,
-                                   traj if self.record else None, k_tell)
+        agent, metrics = algo.tell(
+            cfg, self.backend.action_space, asked, candidates, returns, traj if self.record else None, k_tell
+        )
         metrics.update(population_metrics(returns, ep_ret, ep_len))
         active = runner.env_steps < self.total
         metrics = jax.tree.map(lambda m: jnp.where(active, m.astype(jnp.float32), jnp.nan), metrics)
         steps = jnp.where(active, jnp.sum(ep_len), 0)
-        return runner.replace(agent=_keep_if(active, agent, runner.agent), key=key,
-                              env_steps=runner.env_steps + steps), metrics
+        return runner.replace(
+            agent=_keep_if(active, agent, runner.agent), key=key, env_steps=runner.env_steps + steps
+        ), metrics
 
     def generation(self, runners):
         fn = self.backend.compiled.get("generation", self.backend.over_seeds(self.generation_one), runners)
@@ -133,6 +145,7 @@ class JaxPopulation:
 
 
 # ----------------------------------------------------------------------------- Gymnasium roll-outs
+
 
 class HostPopulation:
     """Generations on a Gymnasium env: ask and tell are compiled (batched over seeds); the
@@ -183,10 +196,12 @@ class HostPopulation:
         c = self.backend.compiled
         S, NE, T = len(self.seeds), self.n * self.e, self.max_steps
         key, k_roll, k_tell, candidates, episodes, asked = c.get("ask", self._ask, runners.agent, runners.key)(
-            runners.agent, runners.key)
+            runners.agent, runners.key
+        )
         steps_so_far = np.asarray(runners.env_steps)
-        obs = self._obs(self.vec.reset([env_seed(s, j, int(steps_so_far[i])) for i, s in enumerate(self.seeds)
-                                        for j in range(NE)]))
+        obs = self._obs(
+            self.vec.reset([env_seed(s, j, int(steps_so_far[i])) for i, s in enumerate(self.seeds) for j in range(NE)])
+        )
         ep_ret = np.zeros((S, NE), np.float32)
         ep_len = np.zeros((S, NE), np.int32)
         alive = np.ones((S, NE), bool)
@@ -198,9 +213,11 @@ class HostPopulation:
             action = np.asarray(c.get("act", self._act, *args)(*args))
             if self.record:
                 if traj is None:
-                    traj = {"obs": np.zeros((S, NE, T) + obs.shape[2:], obs.dtype),
-                            "actions": np.zeros((S, NE, T) + action.shape[2:], action.dtype),
-                            "mask": np.zeros((S, NE, T), np.float32)}
+                    traj = {
+                        "obs": np.zeros((S, NE, T) + obs.shape[2:], obs.dtype),
+                        "actions": np.zeros((S, NE, T) + action.shape[2:], action.dtype),
+                        "mask": np.zeros((S, NE, T), np.float32),
+                    }
                 traj["obs"][:, :, t], traj["actions"][:, :, t], traj["mask"][:, :, t] = obs, action, alive
             next_obs, reward, term, trunc, _ = self.vec.step(action.reshape((S * NE,) + action.shape[2:]))
             reward, done = reward.reshape(S, NE), (term | trunc).reshape(S, NE)
@@ -209,8 +226,16 @@ class HostPopulation:
             alive &= ~done
             obs = self._obs(next_obs)
         traj_arg = jax.tree.map(jnp.asarray, traj) if self.record else None
-        args = (runners.agent, asked, candidates, jnp.asarray(ep_ret), jnp.asarray(ep_len), traj_arg, k_tell,
-                runners.env_steps)
+        args = (
+            runners.agent,
+            asked,
+            candidates,
+            jnp.asarray(ep_ret),
+            jnp.asarray(ep_len),
+            traj_arg,
+            k_tell,
+            runners.env_steps,
+        )
         agent, metrics = c.get("tell", self._tell, *args)(*args)
         active = steps_so_far < self.total
         env_steps = runners.env_steps + jnp.asarray(np.where(active, ep_len.sum(axis=1), 0), runners.env_steps.dtype)
@@ -221,6 +246,7 @@ class HostPopulation:
 
 
 # ----------------------------------------------------------------------------- the stepper
+
 
 class SearchStepper:
     """Population search as a :class:`advantage.training.stepper.Stepper`: one generation per ``advance``;
@@ -249,9 +275,11 @@ class SearchStepper:
 
     def describe(self) -> str:
         cfg = self.config
-        return (f"generations of {cfg.population_size} candidates x {getattr(cfg, 'episodes_per_candidate', 1)} "
-                f"episodes (at most {self.population.max_steps} steps each) until {self.total_steps} env steps "
-                "per seed")
+        return (
+            f"generations of {cfg.population_size} candidates x {getattr(cfg, 'episodes_per_candidate', 1)} "
+            f"episodes (at most {self.population.max_steps} steps each) until {self.total_steps} env steps "
+            "per seed"
+        )
 
     def log_interval(self, log_every: int | None) -> int:
         return 1  # a row per generation

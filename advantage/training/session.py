@@ -82,12 +82,14 @@ def train(algo_name: str, algo_cfg, run: RunConfig, console=None) -> dict:
     if not algo.SEARCH:
         Schedule(total, algo_cfg.n_envs, algo_cfg.n_steps)  # an inexact budget fails here, before anything is built
     folder = str(run.run_dir or default_run_dir(algo_name, run.env))
-    run = dataclasses.replace(run, total_steps=total, backend=backend_name, seed_batching=resolve_seed_batching(run),
-                              run_dir=folder)
+    run = dataclasses.replace(
+        run, total_steps=total, backend=backend_name, seed_batching=resolve_seed_batching(run), run_dir=folder
+    )
     run_dir = Path(folder)
     if (run_dir / "config.json").exists():
-        raise RunError(f"{run_dir} already holds a run; choose another --run-dir, or continue it with "
-                       f"--resume {run_dir}")
+        raise RunError(
+            f"{run_dir} already holds a run; choose another --run-dir, or continue it with --resume {run_dir}"
+        )
     if run.wandb_project:
         from advantage.logging.writers import import_wandb
 
@@ -102,11 +104,15 @@ def resume(run_dir, console=None) -> dict:
     algo_name, algo_cfg, run = load_run_config(run_dir)
     meta, raw = checkpoint.load_meta(Path(run_dir) / "checkpoints")
     if meta["env_steps"] >= run.total_steps and (Path(run_dir) / "summary.json").exists():
-        raise RunError(f"{run_dir} has finished ({meta['env_steps']} env steps per seed); "
-                       f"evaluate it again with: advantage eval {run_dir}")
+        raise RunError(
+            f"{run_dir} has finished ({meta['env_steps']} env steps per seed); "
+            f"evaluate it again with: advantage eval {run_dir}"
+        )
     if meta.get("replay_buffer_saved") is False:
-        raise RunError(f"{run_dir} was trained with --no-checkpoint-buffer: its checkpoint holds no replay buffer, "
-                       "so the run cannot continue as it was. Evaluate it (advantage eval), or start a new run.")
+        raise RunError(
+            f"{run_dir} was trained with --no-checkpoint-buffer: its checkpoint holds no replay buffer, "
+            "so the run cannot continue as it was. Evaluate it (advantage eval), or start a new run."
+        )
     return Session(algos.get(algo_name), algo_cfg, run, Path(run_dir), ckpt=(meta, raw), console=console).run()
 
 
@@ -118,8 +124,12 @@ def evaluate_run(run_dir, episodes: int = 200, deterministic: bool = True, max_s
         returns, lengths, _ = backend.evaluate(runners, episodes, deterministic, max_steps or run.eval_max_steps)
     finally:
         backend.close()
-    result = {"run_dir": str(run_dir), "env_steps": meta["env_steps"], "seeds": list(run.seeds),
-              **eval_result(run.seeds, returns, lengths, deterministic)}
+    result = {
+        "run_dir": str(run_dir),
+        "env_steps": meta["env_steps"],
+        "seeds": list(run.seeds),
+        **eval_result(run.seeds, returns, lengths, deterministic),
+    }
     out = run_dir / "eval" / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.json"
     write_eval(out, run.seeds, returns, lengths)
     result["episodes_file"] = str(out)
@@ -144,8 +154,9 @@ def _latest_return(returns: np.ndarray) -> float:
 class Session:
     """One training run (new, or resumed from ``ckpt = (meta, raw_state)``) around one stepper."""
 
-    def __init__(self, algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None,
-                 stepper: Stepper | None = None):
+    def __init__(
+        self, algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None, stepper: Stepper | None = None
+    ):
         from rich.console import Console
 
         assert run.total_steps is not None  # resolved by train() (or saved by it, for resume())
@@ -177,8 +188,12 @@ class Session:
         run, run_dir, stepper = self.run_cfg, self.run_dir, self.stepper
         if self.ckpt is None:  # written once the env and agent are built, so a failed start leaves no half-made run
             run_dir.mkdir(parents=True, exist_ok=True)
-            config = {"algo": self.algo.NAME, "algo_config": to_dict(self.algo_cfg), "run": to_dict(run),
-                      "versions": checkpoint.versions()}
+            config = {
+                "algo": self.algo.NAME,
+                "algo_config": to_dict(self.algo_cfg),
+                "run": to_dict(run),
+                "versions": checkpoint.versions(),
+            }
             (run_dir / "config.json").write_text(json.dumps(config, indent=2))
             resume_steps = None
         else:
@@ -191,30 +206,44 @@ class Session:
         from advantage.logging.writers import CSVWriter, open_writers
 
         # metrics.csv, tb/ (and metrics.jsonl, W&B when asked): every row; eval/history.csv: the evaluations
-        self.writers = open_writers(run_dir, self.seeds, run, json.loads((run_dir / "config.json").read_text()),
-                                    resume_steps)
+        self.writers = open_writers(
+            run_dir, self.seeds, run, json.loads((run_dir / "config.json").read_text()), resume_steps
+        )
         (run_dir / "eval").mkdir(parents=True, exist_ok=True)
-        self.eval_csv: Any = CSVWriter(run_dir / "eval" / "history.csv",
-                                  resume_step=None if resume_steps is None else int(self.env_steps().min()))
+        self.eval_csv: Any = CSVWriter(
+            run_dir / "eval" / "history.csv", resume_step=None if resume_steps is None else int(self.env_steps().min())
+        )
         done = int(self.env_steps().min())
         self.ckpt_every = run.checkpoint_every or max(stepper.update_size, self.total // 10)
         self.next_ckpt = (done // self.ckpt_every + 1) * self.ckpt_every
         self.next_eval = (done // run.eval_every + 1) * run.eval_every if run.eval_every else None
         self.interval = stepper.log_interval(run.log_every)
-        self.monitor = HealthMonitor(self.seeds, self.console, run_dir / "warnings.log",
-                                     discrete=is_discrete(stepper.action_space),
-                                     action_dim=action_dim(stepper.action_space), nan_allowed=stepper.nan_metrics,
-                                     steps_per_update=stepper.update_size)
-        self.console.print(f"[bold]{self.algo.NAME}[/] on [bold]{run.env}[/] ({stepper.name} back end, "
-                           f"{jax.default_backend()}), seeds {self.seeds}: {stepper.describe()}; run folder {run_dir}")
+        self.monitor = HealthMonitor(
+            self.seeds,
+            self.console,
+            run_dir / "warnings.log",
+            discrete=is_discrete(stepper.action_space),
+            action_dim=action_dim(stepper.action_space),
+            nan_allowed=stepper.nan_metrics,
+            steps_per_update=stepper.update_size,
+        )
+        self.console.print(
+            f"[bold]{self.algo.NAME}[/] on [bold]{run.env}[/] ({stepper.name} back end, "
+            f"{jax.default_backend()}), seeds {self.seeds}: {stepper.describe()}; run folder {run_dir}"
+        )
         if buffers := checkpoint.replay_buffers(self.state):
             from advantage.buffers import replay
 
             mb = sum(replay.nbytes(b) for b in buffers) / 2**20
-            saved = "saved in every checkpoint" if run.checkpoint_buffer else \
-                "not saved in checkpoints (--no-checkpoint-buffer)"
-            self.console.print(f"replay buffer: {replay.capacity(buffers[0]):,} transitions per seed, {mb:.1f} MiB "
-                               f"for {len(self.seeds)} seed(s); {saved}")
+            saved = (
+                "saved in every checkpoint"
+                if run.checkpoint_buffer
+                else "not saved in checkpoints (--no-checkpoint-buffer)"
+            )
+            self.console.print(
+                f"replay buffer: {replay.capacity(buffers[0]):,} transitions per seed, {mb:.1f} MiB "
+                f"for {len(self.seeds)} seed(s); {saved}"
+            )
 
     def env_steps(self) -> np.ndarray:
         return self.stepper.env_steps(self.state)
@@ -223,8 +252,13 @@ class Session:
         stepper, run = self.stepper, self.run_cfg
         try:
             with progress_bar(self.console, run.progress) as progress:
-                task = progress.add_task(f"{self.algo.NAME} {run.env}", total=self.total,
-                                         completed=min(int(self.env_steps().min()), self.total), sps="-", ret="-")
+                task = progress.add_task(
+                    f"{self.algo.NAME} {run.env}",
+                    total=self.total,
+                    completed=min(int(self.env_steps().min()), self.total),
+                    sps="-",
+                    ret="-",
+                )
                 while not stepper.finished(self.state):
                     before = self.env_steps()
                     c0, timers0 = stepper.compile_time_s, dict(stepper.timers)
@@ -238,8 +272,12 @@ class Session:
                         self._check_health(adv, before)
                     self.state = adv.state  # only now: a Ctrl-C saves the state after the last completed advance
                     done = int(min(self.env_steps().min(), self.total))
-                    progress.update(task, completed=done, sps=f"{sps:,.0f}",
-                                    ret=f"{_latest_return(adv.metrics['train/episode_return']):.1f}")
+                    progress.update(
+                        task,
+                        completed=done,
+                        sps=f"{sps:,.0f}",
+                        ret=f"{_latest_return(adv.metrics['train/episode_return']):.1f}",
+                    )
                     self._cadence()
         except BaseException as e:
             # Ctrl-C, or an error from the env or the host: keep the state after the last completed advance.
@@ -248,10 +286,14 @@ class Session:
             what = "interrupted" if isinstance(e, KeyboardInterrupt) else f"stopped by an error ({type(e).__name__})"
             resumable = run.checkpoint_buffer or not checkpoint.replay_buffers(self.state)
             self.console.print(
-                f"\n[bold]{what}[/] at {int(self.env_steps().min())} env steps per seed; the checkpoint is saved. " + (
-                    f"Continue with: advantage train --resume {self.run_dir}" if resumable else
-                    "It holds no replay buffer (--no-checkpoint-buffer): evaluate it with advantage eval; it cannot "
-                    "resume."))
+                f"\n[bold]{what}[/] at {int(self.env_steps().min())} env steps per seed; the checkpoint is saved. "
+                + (
+                    f"Continue with: advantage train --resume {self.run_dir}"
+                    if resumable
+                    else "It holds no replay buffer (--no-checkpoint-buffer): evaluate it with advantage eval; "
+                    "it cannot resume."
+                )
+            )
             raise
 
     def _cadence(self) -> None:
@@ -288,7 +330,7 @@ class Session:
                 if not (i == last or steps[i] // self.interval > prev[i] // self.interval):
                     continue
                 row: dict[str, float] = {"step": int(steps[i]), "seed": seed}
-                row.update({k: _nanmean(v[si, start:i + 1]) for k, v in adv.metrics.items()})
+                row.update({k: _nanmean(v[si, start : i + 1]) for k, v in adv.metrics.items()})
                 if i == last:
                     row.update(extra)
                 rows.append(row)
@@ -307,26 +349,36 @@ class Session:
                     (self.run_dir / "debug").mkdir(exist_ok=True)
                     flat: dict[str, Any] = {f: np.asarray(getattr(batch, f)) for f in batch.__dataclass_fields__}
                     np.savez_compressed(self.run_dir / "debug" / "nonfinite_batch.npz", **flat)
-                    self.console.print("the offending rollout batch is saved in "
-                                       f"{self.run_dir / 'debug' / 'nonfinite_batch.npz'}")
+                    self.console.print(
+                        f"the offending rollout batch is saved in {self.run_dir / 'debug' / 'nonfinite_batch.npz'}"
+                    )
             except Exception as e:  # noqa: BLE001 - the diagnosis must not hide the error itself
                 self.console.print(f"[yellow]could not save the offending batch: {e}[/]")
             raise
 
     def evaluate(self, step: int, name: str) -> dict:
-        return evaluate_now(self.stepper, self.state, self.run_cfg, self.run_dir, step, name,
-                            (self.writers, self.eval_csv))
+        return evaluate_now(
+            self.stepper, self.state, self.run_cfg, self.run_dir, step, name, (self.writers, self.eval_csv)
+        )
 
     # ------------------------------------------------------------------ checkpoints and the end
     def _save_checkpoint(self) -> None:
         per_seed = self.env_steps()
-        checkpoint.save(self.run_dir / "checkpoints", self.state, {
-            "algo": self.algo.NAME, "algo_config": to_dict(self.algo_cfg), "run": to_dict(self.run_cfg),
-            **self.stepper.checkpoint_meta(self.state),
-            "env_steps": int(per_seed.min()), "env_steps_per_seed": per_seed.tolist(),
-            "wall_time_s": self.wall_before + time.perf_counter() - self.t_start,
-            "compile_time_s": self.compile_before + self.stepper.compile_time_s,
-        }, keep_buffers=self.run_cfg.checkpoint_buffer)
+        checkpoint.save(
+            self.run_dir / "checkpoints",
+            self.state,
+            {
+                "algo": self.algo.NAME,
+                "algo_config": to_dict(self.algo_cfg),
+                "run": to_dict(self.run_cfg),
+                **self.stepper.checkpoint_meta(self.state),
+                "env_steps": int(per_seed.min()),
+                "env_steps_per_seed": per_seed.tolist(),
+                "wall_time_s": self.wall_before + time.perf_counter() - self.t_start,
+                "compile_time_s": self.compile_before + self.stepper.compile_time_s,
+            },
+            keep_buffers=self.run_cfg.checkpoint_buffer,
+        )
 
     def _close_writers(self) -> None:
         self.writers.close()
@@ -339,8 +391,12 @@ class Session:
         agents = stepper.agents(self.state)
         policies = [self.algo.policy_params(jax.tree.map(lambda x: x[i], agents)) for i in range(len(self.seeds))]
         summary = {
-            "algo": self.algo.NAME, "env": run.env, "backend": stepper.name, "seeds": self.seeds,
-            "env_steps": int(per_seed.max()), "total_env_steps": int(per_seed.sum()),
+            "algo": self.algo.NAME,
+            "env": run.env,
+            "backend": stepper.name,
+            "seeds": self.seeds,
+            "env_steps": int(per_seed.max()),
+            "total_env_steps": int(per_seed.sum()),
             **({} if (per_seed == per_seed[0]).all() else {"env_steps_per_seed": per_seed.tolist()}),
             **stepper.summary(self.state),
             "params_digest": params_digest(policies),
@@ -357,10 +413,14 @@ class Session:
         if self.monitor.warned:
             summary["warnings"] = list(self.monitor.warned.values())
         consumed = float(per_seed.sum())
-        return finish(summary, self.algo, run, self.run_dir, self.console,
-                      wall_time_s=self.wall_before + time.perf_counter() - self.t_start,
-                      compile_time_s=self.compile_before + stepper.compile_time_s, run_time_s=self.run_time,
-                      sps=consumed / max(self.run_time, 1e-9) if self.ckpt is None else None)
-
-
-
+        return finish(
+            summary,
+            self.algo,
+            run,
+            self.run_dir,
+            self.console,
+            wall_time_s=self.wall_before + time.perf_counter() - self.t_start,
+            compile_time_s=self.compile_before + stepper.compile_time_s,
+            run_time_s=self.run_time,
+            sps=consumed / max(self.run_time, 1e-9) if self.ckpt is None else None,
+        )

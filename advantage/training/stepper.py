@@ -62,6 +62,7 @@ class Stepper(Protocol):
     """Whether the session checks the metrics for non-finite values and unhealthy trends."""
     nan_metrics: tuple[str, ...]
     """Metric prefixes that may be NaN by design (the algorithm's ``NAN_METRICS``)."""
+
     @property
     def timers(self) -> dict[str, float]:
         """Seconds spent per activity so far (``env``, ``act``, ``update``, ...); may be empty."""
@@ -107,8 +108,9 @@ class Stepper(Protocol):
         non-finite value, for saving to ``debug/``; None if it cannot be reproduced."""
         ...
 
-    def evaluate(self, state: Any, n_episodes: int, deterministic: bool, max_steps: int | None = None,
-                 record: int = 0) -> tuple[np.ndarray, np.ndarray, dict | None]:
+    def evaluate(
+        self, state: Any, n_episodes: int, deterministic: bool, max_steps: int | None = None, record: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, dict | None]:
         """Returns and lengths ``[n_seeds, n_episodes]`` of evaluation episodes (``advantage.training.seeding``),
         and the first ``record`` episodes' ``{"obs", "actions", "rewards"}`` (None if 0)."""
         ...
@@ -166,8 +168,9 @@ class Backend(Protocol):
         finite, or None."""
         ...
 
-    def evaluate(self, runners, n_episodes: int, deterministic: bool, max_steps: int | None = None,
-                 record: int = 0) -> tuple[np.ndarray, np.ndarray, dict | None]: ...
+    def evaluate(
+        self, runners, n_episodes: int, deterministic: bool, max_steps: int | None = None, record: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, dict | None]: ...
 
     def close(self) -> None: ...
 

@@ -198,9 +198,7 @@ class Acrobot(Environment):
         img = jnp.where((jnp.abs(wy - 1.0) * scale < 0.5)[..., None], jnp.uint8(0), img)  # goal line
         p0 = jnp.zeros(2)
         p1 = jnp.stack([params.link_length_1 * jnp.sin(s[0]), -params.link_length_1 * jnp.cos(s[0])])
-        p2 = p1 + jnp.stack(
-            [params.link_length_2 * jnp.sin(s[0] + s[1]), -params.link_length_2 * jnp.cos(s[0] + s[1])]
-        )
+        p2 = p1 + jnp.stack([params.link_length_2 * jnp.sin(s[0] + s[1]), -params.link_length_2 * jnp.cos(s[0] + s[1])])
         for a, b in ((p0, p1), (p1, p2)):
             d = b - a
             t = jnp.clip(((wx - a[0]) * d[0] + (wy - a[1]) * d[1]) / jnp.maximum(d @ d, 1e-12), 0.0, 1.0)

@@ -117,9 +117,7 @@ class CartPole(Environment):
         return jnp.stack([state.x, state.x_dot, state.theta, state.theta_dot])
 
     def observation_space(self, params):
-        high = np.array(
-            [params.x_threshold * 2, np.inf, params.theta_threshold_radians * 2, np.inf], dtype=np.float32
-        )
+        high = np.array([params.x_threshold * 2, np.inf, params.theta_threshold_radians * 2, np.inf], dtype=np.float32)
         return Box(-high, high, (4,), np.float32)
 
     def action_space(self, params):

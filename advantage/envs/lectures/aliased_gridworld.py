@@ -108,8 +108,14 @@ class AliasedGridworld(Environment):
         new_pos = jnp.where(south, pos, new_pos)
         obs = features(new_pos, terminated)
         info = {"position": new_pos, "reached_goal": at_money}
-        return obs, AliasedState(new_pos, terminated), jnp.asarray(reward, jnp.float32), terminated, \
-            jnp.asarray(False), info
+        return (
+            obs,
+            AliasedState(new_pos, terminated),
+            jnp.asarray(reward, jnp.float32),
+            terminated,
+            jnp.asarray(False),
+            info,
+        )
 
     def render(self, state, params):
         """A small ``[2*16, 5*16, 3]`` picture: corridor on top (agent red, grey cells grey), bottom row below."""
@@ -119,13 +125,13 @@ class AliasedGridworld(Environment):
         img = np.zeros((2 * px, 5 * px, 3), np.uint8)
         img[:px] = 235
         for c in GREY_CELLS:
-            img[:px, c * px:(c + 1) * px] = 160
+            img[:px, c * px : (c + 1) * px] = 160
         for c in SKULL_CELLS:
-            img[px:, c * px:(c + 1) * px] = (60, 60, 60)
-        img[px:, MONEY_CELL * px:(MONEY_CELL + 1) * px] = (230, 190, 40)
+            img[px:, c * px : (c + 1) * px] = (60, 60, 60)
+        img[px:, MONEY_CELL * px : (MONEY_CELL + 1) * px] = (230, 190, 40)
         pos = int(state.pos)
         row = 1 if bool(state.done) else 0
-        img[row * px + 4:row * px + 12, pos * px + 4:pos * px + 12] = (220, 30, 30)
+        img[row * px + 4 : row * px + 12, pos * px + 4 : pos * px + 12] = (220, 30, 30)
         img[:, ::px] = 0
         img[::px, :] = 0
         return img

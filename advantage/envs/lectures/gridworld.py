@@ -43,8 +43,15 @@ class GridParams:
 class Gridworld(Environment):
     name = "Gridworld-v0"
 
-    def __init__(self, size: int = 5, pits: tuple = ((1, 1), (2, 3), (3, 1)), step_cost: float = 0.01,
-                 slip: float = 0.0, goal_reward: float = 1.0, pit_reward: float = -1.0):
+    def __init__(
+        self,
+        size: int = 5,
+        pits: tuple = ((1, 1), (2, 3), (3, 1)),
+        step_cost: float = 0.01,
+        slip: float = 0.0,
+        goal_reward: float = 1.0,
+        pit_reward: float = -1.0,
+    ):
         if size < 2:
             raise ValueError(f"Gridworld: size must be >= 2, got {size}")
         self.size = int(size)
@@ -90,14 +97,16 @@ class Gridworld(Environment):
         """The grid as an ``[size*cell, size*cell, 3]`` uint8 image: goal green, pits black, agent red."""
         n = self.size
         idx = jnp.arange(n * n)
-        colour = jnp.where(idx[:, None] == self.goal, jnp.array([60, 180, 75]),
-                           jnp.where(jnp.asarray(self._is_pit)[:, None], jnp.array([30, 30, 30]),
-                                     jnp.array([235, 235, 235])))
+        colour = jnp.where(
+            idx[:, None] == self.goal,
+            jnp.array([60, 180, 75]),
+            jnp.where(jnp.asarray(self._is_pit)[:, None], jnp.array([30, 30, 30]), jnp.array([235, 235, 235])),
+        )
         colour = jnp.where(idx[:, None] == state.pos, jnp.array([220, 40, 40]), colour).astype(jnp.uint8)
         rows = jnp.arange(n * cell) // cell
         cells = rows[:, None] * n + rows[None, :]
         img = colour[cells]
-        border = (jnp.arange(n * cell) % cell == 0)
+        border = jnp.arange(n * cell) % cell == 0
         grid_line = border[:, None] | border[None, :]
         return jnp.where(grid_line[..., None], jnp.uint8(150), img)
 

@@ -56,8 +56,14 @@ class _OneState(Environment):
         return jnp.zeros((1,), jnp.float32), OneStateState(jnp.zeros((), jnp.int32))
 
     def _end(self, state, reward):
-        return (jnp.zeros((1,), jnp.float32), OneStateState(state.t + 1), jnp.asarray(reward, jnp.float32),
-                jnp.asarray(True), jnp.asarray(False), {})
+        return (
+            jnp.zeros((1,), jnp.float32),
+            OneStateState(state.t + 1),
+            jnp.asarray(reward, jnp.float32),
+            jnp.asarray(True),
+            jnp.asarray(False),
+            {},
+        )
 
 
 class OneStateContinuous(_OneState):

@@ -86,8 +86,14 @@ class RockPaperScissors(Environment):
         reward = payoff(action, opponent)
         freq = (1.0 - params.rate) * state.freq + params.rate * jax.nn.one_hot(action, 3, dtype=jnp.float32)
         info = {"opponent_action": opponent}
-        return jnp.ones((1,), jnp.float32), RPSState(freq, state.t + 1), reward, jnp.asarray(False), \
-            jnp.asarray(False), info
+        return (
+            jnp.ones((1,), jnp.float32),
+            RPSState(freq, state.t + 1),
+            reward,
+            jnp.asarray(False),
+            jnp.asarray(False),
+            info,
+        )
 
 
 register("RockPaperScissors-v0", RockPaperScissors, 100)
