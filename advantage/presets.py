@@ -76,6 +76,7 @@ ROBUST: tuple[Preset, ...] = (
     Preset("a2c-gae-cartpole", "a2c", "CartPole-v1", CARTPOLE),
     Preset("a2c-td-cartpole", "a2c", "CartPole-v1", CARTPOLE, {"estimator": "n-step", "n_step": 1},
            total_steps=250_000),
+    Preset("impala-cartpole", "impala", "CartPole-v1", CARTPOLE),  # policy_lag 2: V-trace on lagged data
     Preset("npg-cartpole", "npg", "CartPole-v1", CARTPOLE),
     Preset("trpo-cartpole", "trpo", "CartPole-v1", CARTPOLE),
     Preset("reinforce-cartpole", "reinforce", "CartPole-v1", CARTPOLE),
