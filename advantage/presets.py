@@ -87,6 +87,7 @@ ROBUST: tuple[Preset, ...] = (
     Preset("ppo-pendulum", "ppo", "Pendulum-v1", -250.0),
     Preset("a2c-pendulum", "a2c", "Pendulum-v1", -300.0),
     Preset("trpo-pendulum", "trpo", "Pendulum-v1", -300.0),
+    Preset("impala-pendulum", "impala", "Pendulum-v1", -300.0, in_tests=False),  # one IMPALA learning test: CartPole
     Preset("sac-pendulum", "sac", "Pendulum-v1", -200.0, in_tests=False),
     Preset("td3-pendulum", "td3", "Pendulum-v1", -200.0, in_tests=False),
     Preset("ddpg-pendulum", "ddpg", "Pendulum-v1", -250.0, in_tests=False),
