@@ -85,6 +85,7 @@ ROBUST: tuple[Preset, ...] = (
     Preset(
         "a2c-td-cartpole", "a2c", "CartPole-v1", CARTPOLE, {"estimator": "n-step", "n_step": 1}, total_steps=250_000
     ),
+    Preset("impala-cartpole", "impala", "CartPole-v1", CARTPOLE),  # policy_lag 2: V-trace on lagged data
     Preset("npg-cartpole", "npg", "CartPole-v1", CARTPOLE),
     Preset("trpo-cartpole", "trpo", "CartPole-v1", CARTPOLE),
     Preset("reinforce-cartpole", "reinforce", "CartPole-v1", CARTPOLE),
@@ -95,6 +96,7 @@ ROBUST: tuple[Preset, ...] = (
     Preset("ppo-pendulum", "ppo", "Pendulum-v1", -250.0),
     Preset("a2c-pendulum", "a2c", "Pendulum-v1", -300.0),
     Preset("trpo-pendulum", "trpo", "Pendulum-v1", -300.0),
+    Preset("impala-pendulum", "impala", "Pendulum-v1", -300.0, in_tests=False),  # one IMPALA learning test: CartPole
     Preset("sac-pendulum", "sac", "Pendulum-v1", -200.0, in_tests=False),
     Preset("td3-pendulum", "td3", "Pendulum-v1", -200.0, in_tests=False),
     Preset("ddpg-pendulum", "ddpg", "Pendulum-v1", -250.0, in_tests=False),

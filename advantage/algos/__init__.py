@@ -20,6 +20,7 @@ ALGORITHMS: dict[str, str] = {
     "npg": "advantage.algos.npg",
     "trpo": "advantage.algos.trpo",
     "is-pg": "advantage.algos.offpolicy_pg",
+    "impala": "advantage.algos.impala",
     # off-policy actor-critic
     "ddpg": "advantage.algos.ddpg",
     "td3": "advantage.algos.td3",
