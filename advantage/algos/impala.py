@@ -194,14 +194,11 @@ def network(config: Config, action_space) -> ActorCritic:
 
 
 def optimizer(config: Config) -> optax.GradientTransformation:
-    """Global-norm clipping, then RMSprop's or Adam's scaling; the (annealed) step size is applied in ``update``.
-
-    RMSprop as in PyTorch / SB3: ``g / (sqrt(E[g^2]) + eps)``, ``E[g^2]`` starting at 0, no momentum."""
-    if config.optimizer == "rmsprop":
-        scale = optax.scale_by_rms(decay=config.rms_decay, eps=config.opt_eps, eps_in_sqrt=False)
-    else:
-        scale = optax.scale_by_adam(eps=config.opt_eps)
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), scale)
+    """Global-norm clipping, then RMSprop's (as in PyTorch / SB3: ``g / (sqrt(E[g^2]) + eps)``, no momentum) or
+    Adam's scaling; the (annealed) step size is applied in ``update``."""
+    return optim.optimizer(
+        config.optimizer, max_grad_norm=config.max_grad_norm, eps=config.opt_eps, rms_decay=config.rms_decay
+    )
 
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
@@ -299,8 +296,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     (_, aux), grads = jax.value_and_grad(impala_loss, has_aux=True)(
         state.params, net, config, obs, next_obs, batch, rewards
     )
-    updates, opt_state = optimizer(config).update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, jax.tree.map(lambda u: -lr * u, updates))
+    params, opt_state = optim.apply_gradients(optimizer(config), state.params, state.opt_state, grads, lr)
     obs_rms = state.obs_rms.update(batch.obs) if config.normalize_obs else state.obs_rms
     behaviour = state.behaviour
     if config.policy_lag > 0:
