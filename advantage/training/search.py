@@ -39,7 +39,7 @@ import numpy as np
 from advantage.training import checkpoint
 from advantage.training.run_config import RunConfig
 from advantage.training.seeding import env_seed
-from advantage.training.stepper import Advance
+from advantage.training.stepper import Advance, seed_env_steps
 
 #: Roll-out step cap when neither the config nor the env gives one.
 DEFAULT_MAX_STEPS = 1000
@@ -292,7 +292,7 @@ class SearchStepper:
         return checkpoint.restore(template, raw, path)
 
     def env_steps(self, state) -> np.ndarray:
-        return np.asarray(jax.device_get(state.env_steps)).astype(np.int64).reshape(-1)
+        return seed_env_steps(state)
 
     def finished(self, state) -> bool:
         return bool((self.env_steps(state) >= self.total_steps).all())

@@ -33,6 +33,11 @@ import numpy as np
 from advantage.training.run_config import Schedule
 
 
+def seed_env_steps(state) -> np.ndarray:
+    """``[n_seeds]`` int64: the ``env_steps`` counter of a state whose pytree has one per seed."""
+    return np.asarray(jax.device_get(state.env_steps)).astype(np.int64).reshape(-1)
+
+
 @dataclasses.dataclass
 class Advance:
     """What one :meth:`Stepper.advance` did."""
@@ -212,7 +217,7 @@ class UpdateStepper:
         return runners
 
     def env_steps(self, state) -> np.ndarray:
-        return np.asarray(jax.device_get(state.env_steps)).astype(np.int64).reshape(-1)
+        return seed_env_steps(state)
 
     def _position(self, state) -> tuple[int, bool]:
         """``(full iterations done, final short rollout done)`` from the env steps (all seeds alike)."""
