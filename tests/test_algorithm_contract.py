@@ -27,6 +27,7 @@ CONTINUOUS_ONLY = {"ddpg", "td3", "sac"}
 SMALL: dict[str, dict] = {
     "ppo": dict(n_envs=2, n_steps=8, n_epochs=2),
     "a2c": dict(n_envs=2, n_steps=4),
+    "a3c": dict(n_envs=2, n_steps=4),
     "reinforce": dict(n_envs=2, n_steps=16),
     "qac": dict(n_envs=2, n_steps=4),
     "ac-lambda": dict(features="linear-raw"),
@@ -101,8 +102,9 @@ def test_runs_through_the_session(tmp_path, name, backend):
         env = "Pendulum-v1" if continuous else "CartPole-v1"
     cfg = _config(name)
     budget = _budget(name, cfg) if backend == "jax" or api.kind(algos.get(name)) == "update" else 120
+    pool = {"worker_pool": "local"} if getattr(algos.get(name), "DEFAULT_WORKERS", None) else {}  # no Ray here
     summary, run_dir = train_run(tmp_path, name, cfg, env, seeds=(0,), total_steps=budget, backend=backend,
-                                 eval_episodes=1, eval_max_steps=20, eval_record=0, n_chunks=1)
+                                 eval_episodes=1, eval_max_steps=20, eval_record=0, n_chunks=1, **pool)
     assert summary["backend"] == backend
     per_seed = summary.get("env_steps_per_seed", [summary["env_steps"]])
     if api.kind(algos.get(name)) == "update":

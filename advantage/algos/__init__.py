@@ -21,6 +21,7 @@ ALGORITHMS: dict[str, str] = {
     "trpo": "advantage.algos.trpo",
     "is-pg": "advantage.algos.offpolicy_pg",
     "impala": "advantage.algos.impala",
+    "a3c": "advantage.algos.a3c",
     # off-policy actor-critic
     "ddpg": "advantage.algos.ddpg",
     "td3": "advantage.algos.td3",

@@ -235,8 +235,18 @@ def a2c_loss(params, net, config: Config, obs, actions, advantages, targets):
 
 
 # ----------------------------------------------------------------------------- update
-def update(config: Config, action_space, state: AgentState, batch: Transition, key):
-    """One A2C update on a rollout ``batch [T, B]``: advantages with the collecting parameters, one gradient step."""
+class Gradients(struct.PyTreeNode):
+    """What one rollout contributes to an update, as a worker sends it to a parameter server (A3C)."""
+
+    params: dict  # the gradient of the loss with respect to the parameters
+    obs_moments: tuple  # (mean, var, count) of the rollout's observations, for the normalisation statistics
+    env_steps: jax.Array  # transitions in the rollout: the schedules' position moves on by this
+
+
+def compute_gradients(config: Config, action_space, state: AgentState, batch: Transition, key):
+    """``(Gradients, metrics)`` of the loss on a rollout ``batch [T, B]``, with the parameters that collected it
+    (on an A3C worker: its own copy). ``key`` is unused (no sampling)."""
+    del key
     net = network(config, action_space)
     obs = _preprocess(config, state, batch.obs)
     next_values = net.apply(state.params, _preprocess(config, state, batch.next_obs), method=net.value)
@@ -246,7 +256,6 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     flat_adv = adv.reshape(n)
     if config.normalize_advantage:
         flat_adv = losses.normalize(flat_adv)
-    lr = config.learning_rate * (optim.linear_decay(state.env_steps, state.total_steps) if config.anneal_lr else 1.0)
     (_, aux), grads = jax.value_and_grad(a2c_loss, has_aux=True)(
         state.params,
         net,
@@ -256,9 +265,6 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
         flat_adv,
         targets.reshape(n),
     )
-    params, opt_state = optim.apply_gradients(optimizer(config), state.params, state.opt_state, grads, lr)
-    obs_rms = state.obs_rms.update(batch.obs) if config.normalize_obs else state.obs_rms
-    new_state = state.replace(params=params, opt_state=opt_state, obs_rms=obs_rms, env_steps=state.env_steps + n)
     deltas = td_errors(rewards, batch.value, next_values, batch.terminated, config.gamma)
     metrics = {
         "loss/policy": aux["policy"],
@@ -269,10 +275,30 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
         "value/max": jnp.max(batch.value),
         "value/mean": jnp.mean(batch.value),
         "grad/norm": losses.global_norm(grads),
-        "opt/learning_rate": lr,
         "adv/mean_abs": jnp.mean(jnp.abs(adv)),
     }
-    return new_state, metrics
+    moments = state.obs_rms.moments(batch.obs)
+    return Gradients(grads, moments, jnp.asarray(n, jnp.int32)), metrics
+
+
+def apply_gradients(config: Config, state: AgentState, grads: Gradients):
+    """``(state, metrics)``: one optimiser step with ``grads`` (the optimiser state is the server's), the
+    normalisation statistics merged with the rollout's, the schedules' position moved on."""
+    lr = config.learning_rate * (optim.linear_decay(state.env_steps, state.total_steps) if config.anneal_lr else 1.0)
+    params, opt_state = optim.apply_gradients(optimizer(config), state.params, state.opt_state, grads.params, lr)
+    obs_rms = state.obs_rms.merge(*grads.obs_moments) if config.normalize_obs else state.obs_rms
+    new_state = state.replace(
+        params=params, opt_state=opt_state, obs_rms=obs_rms, env_steps=state.env_steps + grads.env_steps
+    )
+    return new_state, {"opt/learning_rate": lr}
+
+
+def update(config: Config, action_space, state: AgentState, batch: Transition, key):
+    """One A2C update on a rollout ``batch [T, B]``: advantages with the collecting parameters, one gradient step
+    (:func:`compute_gradients` then :func:`apply_gradients`, as A3C splits them between worker and server)."""
+    grads, metrics = compute_gradients(config, action_space, state, batch, key)
+    state, step_metrics = apply_gradients(config, state, grads)
+    return state, {**metrics, **step_metrics}
 
 
 def policy_params(state: AgentState):

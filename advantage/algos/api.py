@@ -13,7 +13,7 @@ a probe environment, on both back ends.
 * :class:`SplitUpdate` -- an :class:`Algorithm` whose update is also available as two steps,
   ``compute_gradients`` (on a worker: the gradient of the loss on its own rollout) and
   ``apply_gradients`` (on a parameter server: the optimiser step, with the optimiser state kept there),
-  such that ``apply_gradients(compute_gradients(state, batch))`` equals ``update(state, batch)``.
+  such that ``apply_gradients(state, compute_gradients(state, batch)[0])`` equals ``update(state, batch)``.
   Asynchronous actor-learners (A3C) drive an algorithm through it.
 """
 
@@ -104,13 +104,12 @@ class SearchAlgorithm(Protocol):
 
 @runtime_checkable
 class SplitUpdate(Protocol):
-    """An update in two steps, for asynchronous workers that send gradients to a parameter server."""
+    """An update in two steps, for asynchronous workers that send gradients to a parameter server (A3C)."""
 
-    def compute_gradients(
-        self, config, action_space, state, batch: Transition, key: jax.Array
-    ) -> tuple[Any, Any, dict]:
-        """``(grads, state, metrics)``: the loss gradient on ``batch`` (``state`` with anything the rollout
-        updates besides the parameters, e.g. observation statistics)."""
+    def compute_gradients(self, config, action_space, state, batch: Transition, key: jax.Array) -> tuple[Any, dict]:
+        """``(grads, metrics)``: what the rollout ``batch`` contributes -- a pytree of arrays the algorithm defines
+        (the loss gradient with the collecting parameters, and e.g. the batch's observation moments) -- and the
+        metrics of the loss."""
         ...
 
     def apply_gradients(self, config, state, grads) -> tuple[Any, dict]:

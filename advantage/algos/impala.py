@@ -45,6 +45,7 @@ from advantage.types import Transition
 
 NAME = "impala"
 SEARCH = False  # trained by updates (advantage.training.stepper.UpdateStepper)
+WORKERS = "trajectories"  # with --workers: actors send rollouts to a learner (training/pool_stepper.py)
 NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 

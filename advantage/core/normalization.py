@@ -24,8 +24,15 @@ class RunningMeanStd:
 
     def update(self, x: jax.Array) -> RunningMeanStd:
         """Merge a batch ``x [..., *shape]`` (Chan et al. parallel variance)."""
+        return self.merge(*self.moments(x))
+
+    def moments(self, x: jax.Array) -> tuple[jax.Array, jax.Array, int]:
+        """``(mean, var, count)`` of a batch ``x [..., *shape]``: what :meth:`merge` takes (a worker sends these)."""
         x = x.reshape((-1,) + self.mean.shape)
-        b_mean, b_var, b_count = jnp.mean(x, axis=0), jnp.var(x, axis=0), x.shape[0]
+        return jnp.mean(x, axis=0), jnp.var(x, axis=0), x.shape[0]
+
+    def merge(self, b_mean: jax.Array, b_var: jax.Array, b_count) -> RunningMeanStd:
+        """The statistics with those of a batch merged in (Chan et al. parallel variance)."""
         delta = b_mean - self.mean
         total = self.count + b_count
         mean = self.mean + delta * b_count / total

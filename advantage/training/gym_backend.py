@@ -108,7 +108,10 @@ class GymnasiumBackend:
     def _split(self, x):
         return x.reshape((self.n_seeds, self.n_envs) + x.shape[1:])
 
-    def iteration(self, runners: HostRunner, n_steps: int):
+    def collect_rollout(self, runners: HostRunner, n_steps: int):
+        """``n_steps`` from every sub-env with the runners' agents, no update: ``(runners, batch, stats)``, the
+        batch per seed ``[S, T, n_envs]`` and the rollout's ``train/`` metrics ``[S]`` (an actor of a worker
+        pool runs only this)."""
         S, N = self.n_seeds, self.n_envs
         obs_buf = np.zeros((n_steps, S, N) + self._obs.shape[1:], np.float32)
         next_buf = np.zeros_like(obs_buf)
@@ -138,7 +141,6 @@ class GymnasiumBackend:
             log_probs.append(log_prob)
             values.append(value)
             self._obs = next_obs
-        t0 = time.perf_counter()
         # time-major [T, S, N] -> per seed [S, T, N], on the host (one transfer per field, no eager device ops)
         seed_major: Any = lambda x: np.swapaxes(np.asarray(x), 0, 1)  # noqa: E731 - host arrays; jit takes them
         batch = Transition(
@@ -151,24 +153,26 @@ class GymnasiumBackend:
             log_prob=seed_major(np.stack(jax.device_get(log_probs))),
             value=seed_major(np.stack(jax.device_get(values))),
         )
-        self.last_batch = batch
-        agent, key, metrics = self._update(runners.agent, batch, key)
-        metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
-        self.timers["update"] += time.perf_counter() - t0
+        stats: dict[str, np.ndarray] = {}
         n_done = done_buf.sum(axis=(0, 2))
         with np.errstate(invalid="ignore", divide="ignore"):
-            metrics["train/episode_return"] = np.where(
-                n_done > 0, (ret_buf * done_buf).sum(axis=(0, 2)) / n_done, np.nan
-            )
-            metrics["train/episode_length"] = np.where(
-                n_done > 0, (len_buf * done_buf).sum(axis=(0, 2)) / n_done, np.nan
-            )
-        metrics["train/episodes"] = n_done.astype(np.float32)
-        metrics["train/reward_per_step"] = rew_buf.mean(axis=(0, 2))
-        metrics["train/reward_std"] = rew_buf.std(axis=(0, 2))
-        metrics["train/terminations"] = term_buf.sum(axis=(0, 2)).astype(np.float32)
-        runners = HostRunner(agent, key, runners.env_steps + n_steps * N)
-        return runners, metrics
+            stats["train/episode_return"] = np.where(n_done > 0, (ret_buf * done_buf).sum(axis=(0, 2)) / n_done, np.nan)
+            stats["train/episode_length"] = np.where(n_done > 0, (len_buf * done_buf).sum(axis=(0, 2)) / n_done, np.nan)
+        stats["train/episodes"] = n_done.astype(np.float32)
+        stats["train/reward_per_step"] = rew_buf.mean(axis=(0, 2))
+        stats["train/reward_std"] = rew_buf.std(axis=(0, 2))
+        stats["train/terminations"] = term_buf.sum(axis=(0, 2)).astype(np.float32)
+        return HostRunner(runners.agent, key, runners.env_steps + n_steps * N), batch, stats
+
+    def iteration(self, runners: HostRunner, n_steps: int):
+        runners, batch, stats = self.collect_rollout(runners, n_steps)
+        t0 = time.perf_counter()
+        self.last_batch = batch
+        agent, key, metrics = self._update(runners.agent, batch, runners.key)
+        metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+        self.timers["update"] += time.perf_counter() - t0
+        metrics.update(stats)
+        return runners.replace(agent=agent, key=key), metrics
 
     def run_chunk(self, runners: HostRunner, n_iters: int):
         # One copy per chunk keeps the caller's ``runners`` intact (a failure mid-chunk checkpoints them);

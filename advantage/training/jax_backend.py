@@ -134,11 +134,10 @@ class JaxBackend:
             return action
         return scale_action(action, jnp.asarray(self.action_space.low), jnp.asarray(self.action_space.high))
 
-    def iteration(self, runner: Runner, n_steps: int, return_batch: bool = False, config=None):
-        """Collect ``n_steps`` from every env, then one ``algo.update``
-        (``return_batch``: also return the rollout, to save it when debugging). ``config``: the algorithm
-        config to use, default the back end's; passed as an argument of a compiled function, its numeric
-        fields are traced values, so one program serves (and ``vmap`` batches) several of them."""
+    def collect(self, runner: Runner, n_steps: int, config=None):
+        """``n_steps`` from every env with the runner's agent, no update: ``(runner, batch [T, n_envs], episodes)``
+        with ``episodes = (done, return, length)`` of the steps ``[T, n_envs]`` (an actor of a worker pool
+        runs only this)."""
         cfg, algo, env = self.config if config is None else config, self.algo, self.env
 
         def env_step(carry, _):
@@ -153,15 +152,22 @@ class JaxBackend:
             return (agent, env_state, next_obs, key), (tr, ep)
 
         carry = (runner.agent, runner.env_state, runner.obs, runner.key)
-        (agent, env_state, obs, key), (batch, (done, ep_ret, ep_len)) = jax.lax.scan(
-            env_step, carry, None, length=n_steps
-        )
-        key, k_update = jax.random.split(key)
-        agent, metrics = algo.update(cfg, self.action_space, agent, batch, k_update)
+        (agent, env_state, obs, key), (batch, episodes) = jax.lax.scan(env_step, carry, None, length=n_steps)
+        env_steps = runner.env_steps + n_steps * cfg.n_envs
+        return Runner(agent, env_state, obs, key, env_steps), batch, episodes
+
+    def iteration(self, runner: Runner, n_steps: int, return_batch: bool = False, config=None):
+        """Collect ``n_steps`` from every env, then one ``algo.update``
+        (``return_batch``: also return the rollout, to save it when debugging). ``config``: the algorithm
+        config to use, default the back end's; passed as an argument of a compiled function, its numeric
+        fields are traced values, so one program serves (and ``vmap`` batches) several of them."""
+        cfg, algo = self.config if config is None else config, self.algo
+        runner, batch, (done, ep_ret, ep_len) = self.collect(runner, n_steps, config)
+        key, k_update = jax.random.split(runner.key)
+        agent, metrics = algo.update(cfg, self.action_space, runner.agent, batch, k_update)
         metrics.update(episode_metrics(batch.reward, done, ep_ret, ep_len, batch.terminated))
         metrics.update(health_metrics(batch, algo.policy_params(agent)))
-        env_steps = runner.env_steps + n_steps * cfg.n_envs
-        out = Runner(agent, env_state, obs, key, env_steps), metrics
+        out = runner.replace(agent=agent, key=key), metrics
         return out + (batch,) if return_batch else out
 
     def chunk_one(self, runner: Runner, n_iters, config=None):
@@ -211,6 +217,19 @@ class JaxBackend:
         runners, metrics = fn(runners, configs, n)
         metrics = jax.device_get(metrics)
         return runners, {k: np.asarray(v)[:, :n_iters] for k, v in metrics.items()}
+
+    def collect_rollout(self, runners: Runner, n_steps: int):
+        """``n_steps`` from every env of every seed with the runners' agents, no update (compiled once per
+        ``n_steps``): ``(runners, batch [S, T, n_envs], stats)`` with the rollout's ``train/`` metrics ``[S]``."""
+
+        def one(r):
+            r, batch, (done, ep_ret, ep_len) = self.collect(r, n_steps)
+            return r, batch, episode_metrics(batch.reward, done, ep_ret, ep_len, batch.terminated)
+
+        fn = self.compiled.get(f"collect{n_steps}", self.over_seeds(one), runners)
+        runners, batch, stats = fn(runners)
+        batch, stats = jax.device_get((batch, stats))
+        return runners, batch, {k: np.asarray(v) for k, v in stats.items()}
 
     def run_partial(self, runners: Runner):
         """The final, shorter rollout that makes the budget exact."""

@@ -61,6 +61,17 @@ class RunConfig:
     grouped by the run folder's name. WANDB_MODE=offline logs without a network."""
     wandb_entity: Optional[str] = None
     """The W&B entity (user or team) of --wandb-project (default: your W&B default entity)."""
+    workers: Optional[int] = None
+    """Asynchronous workers per seed (a3c, impala): each acts on its own n_envs environments, in its own process
+    on Ray (--worker-pool ray) or in this process in turn (--worker-pool local). Default: the algorithm's (a3c: 2;
+    impala: none, its lag is simulated in one process by --policy-lag)."""
+    worker_pool: Literal["ray", "local"] = "ray"
+    """Where the workers run: ray (a process each, on this machine or a cluster; pip install "advantage[ray]")
+    or local (in this process, one job after another in a fixed round robin: deterministic, for tests and
+    debugging)."""
+    ray_address: Optional[str] = None
+    """Join a running Ray cluster (auto: the one `ray start` runs on this machine; HOST:PORT: its head) instead of
+    starting a local Ray on this machine's cores. Run a cluster only inside a private network (docs/scaling-out.md)."""
     n_chunks: int = 50
     """Training is compiled in chunks; logging, checkpoints and the progress bar happen between them."""
     progress: bool = True
@@ -114,6 +125,10 @@ class RunConfig:
             raise ConfigError(
                 f"--wandb-entity {self.wandb_entity!r}: give a non-empty entity, together with --wandb-project NAME"
             )
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers {self.workers}: give at least one worker (or leave out --workers)")
+        if self.ray_address is not None and (self.worker_pool != "ray" or self.workers == 0):
+            raise ConfigError("--ray-address joins a Ray cluster for the workers: use it with --worker-pool ray")
         if self.n_chunks < 1:
             raise ConfigError(f"--n-chunks {self.n_chunks}: must be >= 1")
 

@@ -61,6 +61,11 @@ def make_stepper(algo, algo_cfg, run: RunConfig) -> Stepper:
     """The stepper that executes ``run``: population search for a search algorithm, else chunked updates,
     on the back end ``run.backend`` (resolved)."""
     assert run.total_steps is not None  # resolved by train() (or saved by it, for resume())
+    if run.workers:
+        from advantage.training.pool_stepper import PoolStepper
+
+        backend, _ = make_backend(algo, algo_cfg, run, run.backend, Schedule(run.total_steps, algo_cfg.n_envs, 1))
+        return PoolStepper(algo, algo_cfg, run, backend)
     if algo.SEARCH:
         from advantage.training.search import SearchStepper
 
@@ -79,6 +84,18 @@ def train(algo_name: str, algo_cfg, run: RunConfig, console=None) -> dict:
     run = dataclasses.replace(run, native_isa=cpu.isa() == "native")  # config.json says what really ran
     backend_name = resolve_backend(run)
     total = run.total_steps or algo.DEFAULT_STEPS.get(run.env, 100_000)
+    workers = getattr(algo, "DEFAULT_WORKERS", None) if run.workers is None else run.workers
+    if workers:
+        from advantage.training.pool_stepper import check_worker_run
+
+        run = dataclasses.replace(run, workers=workers)
+        check_worker_run(algo, algo_cfg, dataclasses.replace(run, total_steps=total))
+        if getattr(algo_cfg, "policy_lag", 0):  # the workers' own lag replaces the simulated one
+            (console or _stderr_console()).print(
+                f"--workers {workers}: the behaviour policy is the one each worker was last sent, so the "
+                f"simulated lag (policy_lag={algo_cfg.policy_lag}) is set to 0"
+            )
+            algo_cfg = algo_cfg.replace(policy_lag=0)
     if not algo.SEARCH:
         Schedule(total, algo_cfg.n_envs, algo_cfg.n_steps)  # an inexact budget fails here, before anything is built
     folder = str(run.run_dir or default_run_dir(algo_name, run.env))
@@ -134,6 +151,12 @@ def evaluate_run(run_dir, episodes: int = 200, deterministic: bool = True, max_s
     write_eval(out, run.seeds, returns, lengths)
     result["episodes_file"] = str(out)
     return result
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def _nanmean(x) -> float:

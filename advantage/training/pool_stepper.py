@@ -1,0 +1,272 @@
+"""Training on a pool of asynchronous workers: IMPALA's actor-learner and A3C's parameter server, as one stepper.
+
+The algorithm says which of the two it is (``WORKERS`` in its module):
+
+* ``"trajectories"`` (IMPALA) -- every worker acts on its own environments with the parameters it was last sent
+  and returns the rollout with its behaviour log-probabilities; the learner (this process) updates on each
+  rollout as it arrives with the algorithm's ``update`` (V-trace corrects for the lag), then sends the worker
+  its new parameters with its next job;
+* ``"gradients"`` (A3C) -- every worker computes the gradient of the loss on its own rollout with its own copy of
+  the parameters (``compute_gradients``) and returns only the gradient; the parameter server (this process)
+  applies the gradients in arrival order with its optimiser state (``apply_gradients``, the paper's shared
+  RMSProp), and the worker pulls the new parameters with its next job.
+
+Each training seed has its own ``n_workers`` workers and its own learner; all seeds' workers share one pool
+(``workers.LocalPool`` or ``workers.RayPool``), so the seeds train side by side. A worker has
+``max_in_flight`` jobs queued at most (A3C: 1, it pulls fresh parameters after each push; IMPALA: 2, so that an
+actor never waits for the learner), which bounds the queue of rollouts waiting for the learner. The learner
+takes whichever result is ready first, never waiting on one particular worker.
+
+The budget is exact: a seed gets no more jobs than its remaining budget holds, every job is ``n_envs x n_steps``
+env steps, and only the rollouts (or gradients) that reached the learner are counted; a job lost with a worker
+is done again by its replacement, and counted once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from advantage.errors import ConfigError
+from advantage.training import checkpoint
+from advantage.training.jax_backend import CompileCache, count_nonfinite
+from advantage.training.run_config import RunConfig
+from advantage.training.stepper import Advance, seed_env_steps
+from advantage.training.workers import LocalPool, RayPool
+
+#: Jobs queued per worker: A3C pulls after every push; IMPALA's actors keep one rollout queued behind the current.
+MAX_IN_FLIGHT = {"gradients": 1, "trajectories": 2}
+
+
+def check_worker_run(algo, algo_cfg, run: RunConfig) -> None:
+    """A clear error before anything starts if ``run`` cannot run on workers."""
+    mode = getattr(algo, "WORKERS", None)
+    if mode is None:
+        raise ConfigError(
+            f"--workers {run.workers}: {algo.NAME} does not run on a worker pool; a3c (gradients sent to a "
+            "parameter server) and impala (actors sending trajectories to a learner) do. Leave out --workers."
+        )
+    if algo.SEARCH:
+        raise ConfigError(f"--workers: {algo.NAME} is a population search, which has no worker pool")
+    batch = algo_cfg.n_envs * algo_cfg.n_steps
+    total = run.total_steps
+    if total is not None and total % batch:
+        lo = total - total % batch
+        raise ConfigError(
+            f"--total-steps {total} is not a multiple of one worker's rollout ({algo_cfg.n_envs} envs x "
+            f"{algo_cfg.n_steps} steps = {batch}), so the budget could not be met exactly; use --total-steps "
+            f"{lo or batch} or {lo + batch}."
+        )
+
+
+class PoolStepper:
+    """Asynchronous training of ``algo`` (``WORKERS`` = ``"trajectories"`` or ``"gradients"``) on a worker pool.
+
+    ``backend``: the run's ordinary back end, used for the agents' initialisation (the same agents as a
+    synchronous run of the same seeds) and for evaluation; the workers build their own."""
+
+    def __init__(self, algo, algo_cfg, run: RunConfig, backend):
+        assert run.total_steps is not None and run.workers
+        check_worker_run(algo, algo_cfg, run)
+        self.algo, self.config, self.run, self.backend = algo, algo_cfg, run, backend
+        self.mode: str = algo.WORKERS
+        self.n_workers = run.workers
+        self.name, self.action_space = backend.name, backend.action_space
+        self.total_steps = run.total_steps
+        self.batch = self.update_size = algo_cfg.n_envs * algo_cfg.n_steps
+        self.nan_metrics = tuple(algo.NAN_METRICS)
+        self.health_checks = True
+        self.compiled = CompileCache()
+        self.seeds = list(run.seeds)
+        updates = len(self.seeds) * self.total_steps // self.batch
+        self.updates_per_advance = max(1, math.ceil(updates / run.n_chunks))
+        self.pool: Any = None
+        self._timers = {"learner": 0.0, "wait": 0.0}
+        self.updates = np.zeros(len(self.seeds), np.int64)
+        self.lag_sum = 0.0
+
+    # ------------------------------------------------------------------ the Stepper contract
+    @property
+    def compile_time_s(self) -> float:
+        return self.backend.compile_time_s + self.compiled.seconds
+
+    @property
+    def timers(self) -> dict[str, float]:
+        return dict(self._timers)
+
+    def describe(self) -> str:
+        what = "gradients to a parameter server" if self.mode == "gradients" else "rollouts to a learner"
+        return (
+            f"{self.n_workers} worker(s) per seed on a {self.run.worker_pool} pool, sending {what}; 1 job = "
+            f"{self.config.n_envs} envs x {self.config.n_steps} steps = {self.batch} transitions; "
+            f"{self.total_steps // self.batch} updates = {self.total_steps} env steps per seed"
+        )
+
+    def log_interval(self, log_every: int | None) -> int:
+        if log_every is not None:
+            return max(self.batch, log_every)
+        return max(1, -(-self.total_steps // self.batch // 2000)) * self.batch
+
+    def start(self, seeds):
+        return self.backend.init(seeds)
+
+    def restore(self, template, raw, path, meta):
+        return checkpoint.restore(template, raw, path)
+
+    def env_steps(self, state) -> np.ndarray:
+        return seed_env_steps(state)
+
+    def finished(self, state) -> bool:
+        return bool((self.env_steps(state) >= self.total_steps).all())
+
+    def nonfinite_batch(self, state, adv: Advance):
+        return None  # the rollout lived in a worker
+
+    def evaluate(self, state, n_episodes, deterministic, max_steps=None, record=0):
+        return self.backend.evaluate(state, n_episodes, deterministic, max_steps, record)
+
+    def agents(self, state):
+        return state.agent
+
+    def checkpoint_meta(self, state) -> dict:
+        return {"worker_restarts": self.restarts}
+
+    def summary(self, state) -> dict:
+        return {
+            "workers": self.n_workers,
+            "worker_pool": self.run.worker_pool,
+            "worker_restarts": self.restarts,
+            "updates_per_seed": self.updates.tolist(),
+            "mean_policy_lag": self.lag_sum / max(1, int(self.updates.sum())),
+        }
+
+    @property
+    def restarts(self) -> int:
+        return 0 if self.pool is None else int(self.pool.restarts)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+        self.backend.close()
+
+    # ------------------------------------------------------------------ the pool
+    def _open(self, state) -> None:
+        """Start the workers and give each its first job, with its seed's current agent."""
+        from advantage.training.workers import Worker
+
+        algo_name, cfg, run, n = self.algo.NAME, self.config, self.run, self.n_workers
+        seeds = self.seeds
+
+        def args(i: int, restarts: int):
+            return algo_name, cfg, run, seeds[i // n], i % n, restarts
+
+        if run.worker_pool == "local":
+            self.pool = LocalPool(lambda i, restarts: Worker(*args(i, restarts)), n * len(seeds))
+        else:
+            env_module = run.env.split(":")[0] if ":" in run.env else None
+            self.pool = RayPool(args, n * len(seeds), run.ray_address, env_module)
+        self.version = np.zeros(len(seeds), np.int64)  # learner updates since the pool started, per seed
+        self.issued = self.env_steps(state).copy()  # env steps consumed or in flight, per seed
+        self.method = "gradients" if self.mode == "gradients" else "rollout"
+        agents = self._unstack(state.agent)
+        for _ in range(MAX_IN_FLIGHT[self.mode]):
+            for i in range(len(self.pool)):
+                self._submit(i, agents[i // n])
+        self.last_result_t = time.perf_counter()
+
+    def _unstack(self, tree) -> list:
+        host = jax.device_get(tree)
+        return [jax.tree.map(lambda x, s=s: x[s], host) for s in range(len(self.seeds))]
+
+    def _submit(self, i: int, agent) -> None:
+        """Give worker ``i`` a job with ``agent`` (its seed's, on the host), if the seed's budget has room for it."""
+        s = i // self.n_workers
+        if self.issued[s] + self.batch <= self.total_steps:
+            self.issued[s] += self.batch
+            self.pool.submit(i, self.method, agent, int(self.version[s]))
+
+    def _learn_fn(self):
+        algo, cfg, space = self.algo, self.config, self.action_space
+        if self.mode == "gradients":
+
+            def apply(agent, grads, key):
+                del key
+                agent, metrics = algo.apply_gradients(cfg, agent, grads)
+                metrics["health/nonfinite_params"] = count_nonfinite(algo.policy_params(agent)).astype(jnp.float32)
+                return agent, metrics
+
+            return apply
+
+        def learn(agent, batch, key):
+            agent, metrics = algo.update(cfg, space, agent, batch, key)
+            metrics["health/nonfinite_params"] = count_nonfinite(algo.policy_params(agent)).astype(jnp.float32)
+            return agent, metrics
+
+        return learn
+
+    # ------------------------------------------------------------------ training
+    def advance(self, state, budget: int) -> Advance:
+        """Take up to ``updates_per_advance`` results from the pool, whichever seed's they are, and update that
+        seed's learner on each; ``budget`` (env steps per seed) is not needed: jobs never exceed the budget."""
+        if self.pool is None:
+            self._open(state)
+        agents = [jax.tree.map(jnp.asarray, a) for a in self._unstack(state.agent)]
+        keys = list(np.asarray(jax.device_get(state.key)))
+        steps = self.env_steps(state).copy()
+        rows: list[tuple[int, dict]] = []
+        columns: list[np.ndarray] = []
+        while len(rows) < self.updates_per_advance and self.pool.in_flight():
+            t0 = time.perf_counter()
+            i, result = self.pool.next_result()
+            t1 = time.perf_counter()
+            s = i // self.n_workers
+            key, k = jax.random.split(jnp.asarray(keys[s]))
+            keys[s] = np.asarray(key)
+            payload = result["grads"] if self.mode == "gradients" else result["batch"]
+            learn = self.compiled.get(f"learn-{self.mode}", self._learn_fn(), agents[s], payload, k)
+            agents[s], metrics = learn(agents[s], payload, k)
+            metrics = {name: float(v) for name, v in jax.device_get(metrics).items()}
+            t2 = time.perf_counter()
+            lag = int(self.version[s] - result["version"])
+            self.version[s] += 1
+            self.updates[s] += 1
+            self.lag_sum += lag
+            steps[s] += result["env_steps"]
+            self._submit(i, jax.device_get(agents[s]))
+            metrics.update(result.get("metrics", {}))
+            metrics.update(result["stats"])
+            metrics.update(
+                {
+                    "grad/staleness" if self.mode == "gradients" else "policy/lag": float(lag),
+                    "pool/actor_sps": result["env_steps"] / max(result["seconds"], 1e-9),
+                    "pool/learner_sps": result["env_steps"] / max(t2 - t1, 1e-9),
+                    "pool/learner_idle_fraction": (t1 - t0) / max(t2 - self.last_result_t, 1e-9),
+                    "pool/queue_depth": float(self.pool.ready()),
+                    "pool/restarts": float(self.pool.restarts),
+                }
+            )
+            self._timers["wait"] += t1 - t0
+            self._timers["learner"] += t2 - t1
+            self.last_result_t = t2
+            rows.append((s, metrics))
+            columns.append(steps.copy())
+        n = len(rows)
+        names = sorted({name for _, m in rows for name in m})
+        out = {name: np.full((len(self.seeds), n), np.nan, np.float32) for name in names}
+        for col, (s, m) in enumerate(rows):
+            for name, v in m.items():
+                out[name][s, col] = v
+        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *agents)
+        new_state = state.replace(
+            agent=stacked,
+            key=jnp.asarray(np.stack(keys)),
+            env_steps=jnp.asarray(steps, state.env_steps.dtype),
+        )
+        env_steps = np.stack(columns, axis=1) if columns else steps[:, None]
+        return Advance(new_state, out, env_steps)

@@ -1,0 +1,264 @@
+"""Workers and worker pools: where the asynchronous algorithms' env steps happen.
+
+A :class:`Worker` is one actor of IMPALA or one worker of A3C: its own ``n_envs`` environments on the run's back
+end (Gymnasium or JAX-native), a copy of the agent it is sent, and its own random stream
+(``seeding.worker_seed``). It has two jobs, each one call:
+
+* :meth:`Worker.rollout` -- act ``n_steps`` on its environments with the agent it was sent, and return the
+  rollout (time-major ``[T, n_envs]`` arrays, with the behaviour policy's log-probabilities) and its episode
+  statistics (IMPALA's actors);
+* :meth:`Worker.gradients` -- the same rollout, then the algorithm's ``compute_gradients`` on it with that same
+  agent, returning only the gradients (A3C's workers).
+
+A *pool* runs ``n`` workers and hands back their results one at a time, in the order they finish:
+
+* :class:`LocalPool` -- the workers live in this process and run one call at a time, first submitted first run:
+  with one call in flight per worker that is a deterministic round robin (the tests' mode, and a way to debug);
+* :class:`RayPool` -- each worker is a Ray actor process (on this machine or on a cluster); the caller takes
+  whichever result is ready first, never waiting on one particular worker. A worker process that dies is
+  started again and its lost calls are submitted again (:attr:`RayPool.restarts`); nothing of a lost call was
+  returned, so nothing is counted twice.
+
+Nothing in ``advantage/algos`` knows about any of this: only this module (and ``pool_stepper.py``) imports Ray.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+import time
+from collections import deque
+from typing import Any
+
+import jax
+import numpy as np
+
+from advantage.errors import MissingExtraError, RunError
+from advantage.training.run_config import RunConfig, Schedule
+from advantage.training.seeding import worker_seed
+
+
+class Worker:
+    """One worker of seed ``seed``: ``algo_cfg.n_envs`` environments of ``run.env`` on the back end
+    ``run.backend``, seeded by ``worker_seed(seed, index)`` (and again by the restart count, so that a restarted
+    worker does not replay its first episodes)."""
+
+    def __init__(self, algo_name: str, algo_cfg, run: RunConfig, seed: int, index: int, restarts: int = 0):
+        from advantage import algos
+        from advantage.training.loading import enable_compilation_cache, make_backend
+
+        enable_compilation_cache()
+        self.algo, self.config, self.index = algos.get(algo_name), algo_cfg, index
+        own_seed = worker_seed(seed, index) if restarts == 0 else worker_seed(seed, index + 1000 * restarts)
+        batch = algo_cfg.n_envs * algo_cfg.n_steps
+        run = dataclasses.replace(run, seeds=(own_seed,), total_steps=batch, env_check=False, seed_batching="map")
+        self.backend, _ = make_backend(self.algo, algo_cfg, run, run.backend, Schedule(batch, algo_cfg.n_envs, 1))
+        self.runners = self.backend.init([own_seed])
+        self._grads = jax.jit(
+            lambda agent, batch, key: self.algo.compute_gradients(
+                self.config, self.backend.action_space, agent, batch, key
+            )
+        )
+        self.key = jax.random.PRNGKey(own_seed)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def rollout(self, agent, version: int) -> dict:
+        """``n_steps`` from each of the worker's envs with ``agent`` (the learner's parameters of update
+        ``version``): ``{"batch": Transition [T, n_envs] of numpy arrays, "stats": {metric: float}, "version",
+        "env_steps", "seconds"}``."""
+        t0 = time.perf_counter()
+        one = jax.tree.map(lambda x: np.asarray(x)[None], agent)  # the back end's seed axis, of 1
+        self.runners, batch, stats = self.backend.collect_rollout(self.runners.replace(agent=one), self.config.n_steps)
+        batch = jax.tree.map(lambda x: np.asarray(x)[0], batch)
+        stats = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in stats.items()}
+        stats["health/nonfinite_obs"] = float(np.sum(~np.isfinite(batch.obs)) + np.sum(~np.isfinite(batch.next_obs)))
+        stats["health/nonfinite_reward"] = float(np.sum(~np.isfinite(batch.reward)))
+        return {
+            "batch": batch,
+            "stats": stats,
+            "version": version,
+            "env_steps": int(batch.reward.size),
+            "seconds": time.perf_counter() - t0,
+        }
+
+    def gradients(self, agent, version: int) -> dict:
+        """A :meth:`rollout` with ``agent``, then ``algo.compute_gradients`` on it with the same ``agent``:
+        the rollout's result with ``"grads"`` (numpy) and the loss metrics in place of the batch."""
+        out = self.rollout(agent, version)
+        t0 = time.perf_counter()
+        self.key, key = jax.random.split(self.key)
+        grads, metrics = jax.device_get(self._grads(agent, out.pop("batch"), key))
+        out["grads"] = grads
+        out["metrics"] = {k: float(v) for k, v in metrics.items()}
+        out["seconds"] += time.perf_counter() - t0
+        return out
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+class LocalPool:
+    """``n`` workers in this process. A submitted call runs when its result is asked for, first submitted
+    first run: with one call in flight per worker the workers take turns (a deterministic round robin)."""
+
+    kind = "local"
+
+    def __init__(self, make_worker, n: int):
+        self.make_worker = make_worker
+        self.workers = [make_worker(i, 0) for i in range(n)]
+        self.pending: deque = deque()
+        self.restarts = 0
+
+    def __len__(self) -> int:
+        return len(self.workers)
+
+    def submit(self, i: int, method: str, *args) -> None:
+        self.pending.append((i, method, args))
+
+    def in_flight(self) -> int:
+        return len(self.pending)
+
+    def ready(self) -> int:
+        """Results finished and waiting to be taken (the queue depth): none here, a call runs when taken."""
+        return 0
+
+    def next_result(self) -> tuple[int, dict]:
+        """``(worker, result)`` of the call submitted first."""
+        i, method, args = self.pending.popleft()
+        return i, getattr(self.workers[i], method)(*args)
+
+    def pids(self) -> list[int]:
+        return [os.getpid()] * len(self.workers)
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.close()
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise MissingExtraError(
+            'asynchronous workers on Ray need Ray: pip install "advantage[ray]" '
+            "(or run the workers in this process, one after another, with --worker-pool local)"
+        ) from None
+    return ray
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None, env_module: str | None = None):
+    """Connect to Ray: the cluster at ``address`` (``auto``: the one ``ray start`` runs on this machine;
+    ``HOST:PORT``: its head), or else a new local Ray on this machine's cores (or ``num_cpus``), on the loopback
+    address, without its dashboard, with Ray's token authentication on. Reuses a Ray this process already
+    started. The workers get this process's ``XLA_FLAGS`` (the same CPU code as here) and, for an env given
+    as ``module:Class`` outside the installed packages, that module's source (``env_module``)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    env_vars = {"JAX_PLATFORMS": "cpu", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    if os.environ.get("XLA_FLAGS"):
+        env_vars["XLA_FLAGS"] = os.environ["XLA_FLAGS"]
+    runtime_env: dict[str, Any] = {"env_vars": env_vars}
+    modules = _user_modules(env_module)
+    if modules:
+        runtime_env["py_modules"] = modules
+    common = dict(runtime_env=runtime_env, logging_level=logging.WARNING, log_to_driver=True)
+    try:
+        if address:
+            ray.init(address=address, **common)
+        else:
+            ray.init(
+                num_cpus=num_cpus or os.cpu_count() or 1,
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                **common,
+            )
+    except ConnectionError as e:
+        raise RunError(
+            f"cannot reach the Ray cluster at --ray-address {address}: {e}. Start it first (ray start --head on "
+            "one machine, ray start --address=HEAD:6379 on the others; docs/scaling-out.md), or leave out "
+            "--ray-address to start a local Ray on this machine."
+        ) from None
+    return ray
+
+
+def _user_modules(env_module: str | None) -> list:
+    """The module of a ``module:Class`` env, when it is the user's own (not installed): Ray ships it to the
+    workers of a cluster. Installed packages (site-packages) are expected on every machine."""
+    if not env_module or env_module not in sys.modules:
+        return []
+    module = sys.modules[env_module.split(".")[0]]
+    path = getattr(module, "__file__", None) or ""
+    return [] if "site-packages" in path or "dist-packages" in path or not path else [module]
+
+
+class RayPool:
+    """``n`` workers as Ray actors; results are taken in the order they finish (``ray.wait``)."""
+
+    kind = "ray"
+
+    def __init__(self, make_args, n: int, address: str | None = None, env_module: str | None = None):
+        """``make_args(i, restarts)``: the arguments of :class:`Worker` for worker ``i``."""
+        self.ray = ray = start_ray(address, env_module=env_module)
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        self.cpus_per_worker = min(1.0, cpus / n)
+        self.actor_class = ray.remote(num_cpus=self.cpus_per_worker)(Worker)
+        self.make_args = make_args
+        self.generation = [0] * n
+        self.restarts = 0
+        self.actors = [self._start(i) for i in range(n)]
+        self.calls: dict[Any, tuple[int, int, str, tuple]] = {}  # ref -> (worker, generation, method, args)
+
+    def _start(self, i: int):
+        return self.actor_class.remote(*self.make_args(i, self.generation[i]))
+
+    def __len__(self) -> int:
+        return len(self.actors)
+
+    def submit(self, i: int, method: str, *args) -> None:
+        ref = getattr(self.actors[i], method).remote(*args)
+        self.calls[ref] = (i, self.generation[i], method, args)
+
+    def in_flight(self) -> int:
+        return len(self.calls)
+
+    def ready(self) -> int:
+        if not self.calls:
+            return 0
+        done, _ = self.ray.wait(list(self.calls), num_returns=len(self.calls), timeout=0, fetch_local=False)
+        return len(done)
+
+    def next_result(self, timeout_s: float = 600.0) -> tuple[int, dict]:
+        """``(worker, result)`` of whichever call finishes first. A call whose worker died is submitted again to
+        the worker's replacement (started once per death), with the same arguments."""
+        ray = self.ray
+        while True:
+            done, _ = ray.wait(list(self.calls), num_returns=1, timeout=timeout_s)
+            if not done:
+                raise RunError(
+                    f"no worker returned a result in {timeout_s:.0f} s ({len(self.calls)} calls in flight); "
+                    "a worker may be stuck in its environment, or the cluster has no free CPU for the workers"
+                )
+            ref = done[0]
+            i, generation, method, args = self.calls.pop(ref)
+            try:
+                return i, ray.get(ref)
+            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
+                if generation == self.generation[i]:  # the first lost call of this death starts the replacement
+                    self.generation[i] += 1
+                    self.restarts += 1
+                    self.actors[i] = self._start(i)
+                self.submit(i, method, *args)
+
+    def pids(self) -> list[int]:
+        return self.ray.get([a.pid.remote() for a in self.actors])
+
+    def close(self) -> None:
+        for a in self.actors:
+            self.ray.kill(a)
+        self.actors = []
+        self.calls = {}
