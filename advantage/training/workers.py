@@ -152,13 +152,20 @@ def import_ray():
 
 def start_ray(address: str | None = None, num_cpus: int | None = None, env_module: str | None = None):
     """Connect to Ray: the cluster at ``address`` (``auto``: the one ``ray start`` runs on this machine;
-    ``HOST:PORT``: its head), or else a new local Ray on this machine's cores (or ``num_cpus``), on the loopback
-    address, without its dashboard, with Ray's token authentication on. Reuses a Ray this process already
+    ``HOST:PORT``: its head), or else a new local Ray on this machine's cores (or ``num_cpus``), without its
+    dashboard and with Ray's token authentication on (Ray's own servers listen on the machine's address, not only
+    on the loopback: the token is what keeps others out; docs/scaling-out.md). Reuses a Ray this process already
     started. The workers get this process's ``XLA_FLAGS`` (the same CPU code as here) and, for an env given
     as ``module:Class`` outside the installed packages, that module's source (``env_module``)."""
     ray = import_ray()
     if ray.is_initialized():
         return ray
+    if not address and os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        raise RunError(
+            "RAY_AUTH_MODE=disabled: a local Ray without token authentication would accept jobs from anyone who "
+            "can reach this machine. Unset RAY_AUTH_MODE, or start Ray yourself (ray start --head) and pass "
+            "--ray-address auto."
+        )
     env_vars = {"JAX_PLATFORMS": "cpu", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
     if os.environ.get("XLA_FLAGS"):
         env_vars["XLA_FLAGS"] = os.environ["XLA_FLAGS"]
@@ -171,12 +178,7 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, env_modul
         if address:
             ray.init(address=address, **common)
         else:
-            ray.init(
-                num_cpus=num_cpus or os.cpu_count() or 1,
-                include_dashboard=False,
-                _node_ip_address="127.0.0.1",
-                **common,
-            )
+            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, **common)
     except ConnectionError as e:
         raise RunError(
             f"cannot reach the Ray cluster at --ray-address {address}: {e}. Start it first (ray start --head on "
@@ -196,10 +198,20 @@ def _user_modules(env_module: str | None) -> list:
     return [] if "site-packages" in path or "dist-packages" in path or not path else [module]
 
 
+def _first_line(error: BaseException) -> str:
+    """The most telling line of a Ray actor's death: the last line of the error it carries."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if "Error" in ln or "error" in ln]
+    return (useful or lines or [type(error).__name__])[-1]
+
+
 class RayPool:
     """``n`` workers as Ray actors; results are taken in the order they finish (``ray.wait``)."""
 
     kind = "ray"
+    max_restarts = 3
+    """Replacements of one worker in a row that die before returning anything: then the run stops with the
+    worker's error (an env that cannot be built on the workers, say) instead of restarting forever."""
 
     def __init__(self, make_args, n: int, address: str | None = None, env_module: str | None = None):
         """``make_args(i, restarts)``: the arguments of :class:`Worker` for worker ``i``."""
@@ -209,6 +221,7 @@ class RayPool:
         self.actor_class = ray.remote(num_cpus=self.cpus_per_worker)(Worker)
         self.make_args = make_args
         self.generation = [0] * n
+        self.failures = [0] * n  # deaths of worker i since its last result
         self.restarts = 0
         self.actors = [self._start(i) for i in range(n)]
         self.calls: dict[Any, tuple[int, int, str, tuple]] = {}  # ref -> (worker, generation, method, args)
@@ -246,13 +259,22 @@ class RayPool:
             ref = done[0]
             i, generation, method, args = self.calls.pop(ref)
             try:
-                return i, ray.get(ref)
-            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
+                result = ray.get(ref)
+            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
                 if generation == self.generation[i]:  # the first lost call of this death starts the replacement
+                    self.failures[i] += 1
+                    if self.failures[i] > self.max_restarts:
+                        raise RunError(
+                            f"worker {i} died {self.failures[i]} times in a row without returning a result; "
+                            f"the last time: {_first_line(e)}"
+                        ) from None
                     self.generation[i] += 1
                     self.restarts += 1
                     self.actors[i] = self._start(i)
                 self.submit(i, method, *args)
+                continue
+            self.failures[i] = 0
+            return i, result
 
     def pids(self) -> list[int]:
         return self.ray.get([a.pid.remote() for a in self.actors])
