@@ -32,6 +32,8 @@ class Preset:
     eval_episodes: int = 200
     in_tests: bool = True
     """Trained by the default test run (False: too long for it; ``pytest -m benchmark`` runs it)."""
+    run: dict = dataclasses.field(default_factory=dict)
+    """``RunConfig`` fields besides the budget, evaluation and back end (e.g. the workers of an asynchronous run)."""
 
     @property
     def module(self):
@@ -52,6 +54,8 @@ class Preset:
         argv += ["--total-steps", str(self.steps), "--eval-episodes", str(self.eval_episodes)]
         if self.backend != "auto":
             argv += ["--backend", self.backend]
+        for key, value in self.run.items():
+            argv += _flag(key, value)
         return argv + ["--seeds", *map(str, seeds)]
 
 

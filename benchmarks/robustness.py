@@ -93,6 +93,7 @@ def finished_run(run_dir: Path, preset: Preset, isa: str, seeds) -> dict | None:
             and run["env"] == preset.env and run["total_steps"] == preset.steps and run["seeds"] == list(seeds)
             and run["eval_episodes"] == preset.eval_episodes and run["eval_deterministic"]
             and (preset.backend == "auto" or run["backend"] == preset.backend)
+            and all(run.get(key) == value for key, value in preset.run.items())
             and summary.get("cpu", {}).get("xla_cpu_isa") == ("AVX2" if isa == "default" else isa))
     return summary if same else None
 

@@ -30,7 +30,8 @@ def _params(in_tests: bool):
 @pytest.mark.parametrize("preset", _params(True) + _params(False))
 def test_preset_learns_on_every_seed(tmp_path, preset):
     summary, run_dir = train_run(tmp_path, preset.algo, preset.config(), preset.env, seeds=SEEDS,
-                                 total_steps=preset.steps, eval_episodes=preset.eval_episodes, backend=preset.backend)
+                                 total_steps=preset.steps, eval_episodes=preset.eval_episodes, backend=preset.backend,
+                                 **preset.run)
     if getattr(preset.module, "SEARCH", False):  # whole-episode generations: the last one may overshoot
         assert all(steps >= preset.steps for steps in summary["env_steps_per_seed"])
     else:

@@ -38,9 +38,10 @@ def test_the_library_starts_ray_without_a_dashboard_and_with_token_authenticatio
     import ray._private.worker as ray_worker
 
     from advantage.errors import RunError
-    from advantage.training.workers import start_ray
+    from advantage.training.workers import start_ray, token_auth_enabled
 
     assert not ray_worker._global_node.address_info.get("webui_url")  # no dashboard
+    assert token_auth_enabled()
     assert ray.cluster_resources()["CPU"] == 2
     ray.shutdown()
     try:
@@ -62,6 +63,18 @@ def test_a_ray_pool_spends_the_exact_budget(tmp_path, algo, backend):
     assert summary["env_steps"] == 240 and summary["updates_per_seed"] == [30, 30]
     assert summary["worker_restarts"] == 0
     assert len(summary["eval_return"]["per_seed"]) == 2
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_synchronous_algorithms_step_their_envs_in_workers_with_the_same_result(tmp_path, algo):
+    """PPO or A2C with --workers: the Gymnasium sub-envs live in Ray processes, the actions are chosen here, and
+    each sub-env gets the seed it gets in one process: the parameters are the same, to the bit."""
+    cfg = algos.get(algo).Config(n_envs=4, n_steps=16)
+    common = dict(seeds=(0, 1), total_steps=64 * 4, backend="gymnasium", eval_episodes=2)
+    one, _ = train_run(tmp_path / "one", algo, cfg, ENV, **common)
+    shards, _ = train_run(tmp_path / "workers", algo, cfg, ENV, workers=2, **common)
+    assert shards["params_digest"] == one["params_digest"]
+    assert shards["eval_return"]["per_seed"] == one["eval_return"]["per_seed"]
 
 
 def test_a_users_env_module_runs_on_the_workers(tmp_path):

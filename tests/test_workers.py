@@ -129,8 +129,10 @@ def test_worker_rollouts_bootstrap_truncations_not_terminations(tmp_path):
 
 
 def test_a_run_that_cannot_use_workers_is_a_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match="ppo does not run on a worker pool"):
+    with pytest.raises(ConfigError, match="ppo is synchronous.*needs --backend gymnasium"):
         train_run(tmp_path, "ppo", algos.get("ppo").Config(), ENV, total_steps=1024, workers=2)
+    with pytest.raises(ConfigError, match="population search"):
+        train_run(tmp_path, "cem", algos.get("cem").Config(), ENV, total_steps=1024, workers=2)
     with pytest.raises(ConfigError, match="not a multiple of one worker's rollout"):
         train_run(tmp_path, "a3c", _a3c(), ENV, total_steps=100, worker_pool="local")
     with pytest.raises(ConfigError, match="at least one worker"):

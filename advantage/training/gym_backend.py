@@ -44,15 +44,25 @@ class GymnasiumBackend:
         asynchronous: bool = False,
         seed_batching: str = "vmap",
         validate: bool = True,
+        workers: int = 0,
+        ray_address: str | None = None,
     ):
         from advantage.envs.gymnasium import GymnasiumVecEnv
 
         self.algo, self.config, self.schedule = algo, config, schedule
         self.env_spec, self.env_kwargs, self.asynchronous = env, env_kwargs, asynchronous
         self.n_seeds, self.n_envs = len(seeds), config.n_envs
-        self.vec = GymnasiumVecEnv(
-            env, self.n_seeds * self.n_envs, asynchronous=asynchronous, env_kwargs=env_kwargs, validate=validate
-        )
+        self.vec: Any  # a GymnasiumVecEnv, or its interface over Ray processes
+        if workers:  # each seed's sub-envs stepped by `workers` Ray processes (training/workers.py)
+            from advantage.training.workers import RayVecEnv
+
+            self.vec = RayVecEnv(
+                env, self.n_seeds * self.n_envs, self.n_seeds * workers, env_kwargs, validate, ray_address
+            )
+        else:
+            self.vec = GymnasiumVecEnv(
+                env, self.n_seeds * self.n_envs, asynchronous=asynchronous, env_kwargs=env_kwargs, validate=validate
+            )
         self.obs_space, self.action_space = self.vec.observation_space, self.vec.action_space
         self.compiled = CompileCache()
         self.timers = {"env": 0.0, "act": 0.0, "update": 0.0}

@@ -71,6 +71,8 @@ def make_backend(algo, algo_cfg, run: RunConfig, backend_name: str, schedule: Sc
             run.async_envs,
             seed_batching,
             validate=run.env_check,
+            workers=0 if getattr(algo, "WORKERS", None) else (run.workers or 0),
+            ray_address=run.ray_address,
         ), chunk_iters
     except TypeError as e:  # the env's constructor rejected --env-kwargs
         raise RunError(

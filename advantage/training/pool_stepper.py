@@ -46,13 +46,16 @@ MAX_IN_FLIGHT = {"gradients": 1, "trajectories": 2}
 def check_worker_run(algo, algo_cfg, run: RunConfig) -> None:
     """A clear error before anything starts if ``run`` cannot run on workers."""
     mode = getattr(algo, "WORKERS", None)
-    if mode is None:
-        raise ConfigError(
-            f"--workers {run.workers}: {algo.NAME} does not run on a worker pool; a3c (gradients sent to a "
-            "parameter server) and impala (actors sending trajectories to a learner) do. Leave out --workers."
-        )
     if algo.SEARCH:
         raise ConfigError(f"--workers: {algo.NAME} is a population search, which has no worker pool")
+    if mode is None:  # a synchronous algorithm: its Gymnasium sub-envs are stepped by worker processes
+        if run.worker_pool != "ray" or run.backend != "gymnasium":
+            raise ConfigError(
+                f"--workers {run.workers}: {algo.NAME} is synchronous; with --workers its Gymnasium environments "
+                "are stepped in Ray worker processes, so it needs --backend gymnasium and --worker-pool ray (a "
+                "JAX-native env runs compiled in one process). a3c and impala run on a worker pool of their own."
+            )
+        return
     batch = algo_cfg.n_envs * algo_cfg.n_steps
     total = run.total_steps
     if total is not None and total % batch:
@@ -87,8 +90,9 @@ class PoolStepper:
         self.updates_per_advance = max(1, math.ceil(updates / run.n_chunks))
         self.pool: Any = None
         self._timers = {"learner": 0.0, "wait": 0.0}
-        self.updates = np.zeros(len(self.seeds), np.int64)
+        self.updates = np.zeros(len(self.seeds), np.int64)  # in this session (a resumed run: since it resumed)
         self.lag_sum = 0.0
+        self.restarts_before = 0
 
     # ------------------------------------------------------------------ the Stepper contract
     @property
@@ -116,6 +120,7 @@ class PoolStepper:
         return self.backend.init(seeds)
 
     def restore(self, template, raw, path, meta):
+        self.restarts_before = int(meta.get("worker_restarts", 0))
         return checkpoint.restore(template, raw, path)
 
     def env_steps(self, state) -> np.ndarray:
@@ -141,13 +146,14 @@ class PoolStepper:
             "workers": self.n_workers,
             "worker_pool": self.run.worker_pool,
             "worker_restarts": self.restarts,
-            "updates_per_seed": self.updates.tolist(),
-            "mean_policy_lag": self.lag_sum / max(1, int(self.updates.sum())),
+            "updates_per_seed": self.updates.tolist(),  # of this session
+            "mean_policy_lag": self.lag_sum / max(1, int(self.updates.sum())),  # of this session
         }
 
     @property
     def restarts(self) -> int:
-        return 0 if self.pool is None else int(self.pool.restarts)
+        """Worker restarts over the whole run (a resumed run included)."""
+        return self.restarts_before + (0 if self.pool is None else int(self.pool.restarts))
 
     def close(self) -> None:
         if self.pool is not None:
@@ -163,8 +169,10 @@ class PoolStepper:
         algo_name, cfg, run, n = self.algo.NAME, self.config, self.run, self.n_workers
         seeds = self.seeds
 
+        start = self.env_steps(state)
+
         def args(i: int, restarts: int):
-            return algo_name, cfg, run, seeds[i // n], i % n, restarts
+            return algo_name, cfg, run, seeds[i // n], i % n, restarts, int(start[i // n])
 
         if run.worker_pool == "local":
             self.pool = LocalPool(lambda i, restarts: Worker(*args(i, restarts)), n * len(seeds))
@@ -248,7 +256,7 @@ class PoolStepper:
                     "pool/learner_sps": result["env_steps"] / max(t2 - t1, 1e-9),
                     "pool/learner_idle_fraction": (t1 - t0) / max(t2 - self.last_result_t, 1e-9),
                     "pool/queue_depth": float(self.pool.ready()),
-                    "pool/restarts": float(self.pool.restarts),
+                    "pool/restarts": float(self.restarts),
                 }
             )
             self._timers["wait"] += t1 - t0

@@ -49,7 +49,9 @@ def eval_keys(n_episodes: int) -> jax.Array:
     return jax.vmap(jax.random.PRNGKey)(EVAL_SEED_OFFSET + jnp.arange(n_episodes, dtype=jnp.uint32))
 
 
-def worker_seed(seed: int, worker: int) -> int:
-    """The seed of parallel worker ``worker`` of training seed ``seed`` (distinct for every pair, and
-    from every training and evaluation seed's stream)."""
-    return int(np.random.SeedSequence([WORKER_SPACE, seed, worker]).generate_state(1)[0])
+def worker_seed(seed: int, worker: int, restarts: int = 0, env_steps: int = 0) -> int:
+    """The seed of parallel worker ``worker`` of training seed ``seed`` (distinct for every pair, and from every
+    training and evaluation seed's stream); a worker restarted after it died (``restarts``) or in a resumed run
+    (started at ``env_steps``) gets a new one, so that it does not replay its first episodes."""
+    later = [restarts, env_steps] if restarts or env_steps else []  # a worker's first start: [SPACE, seed, worker]
+    return int(np.random.SeedSequence([WORKER_SPACE, seed, worker, *later]).generate_state(1)[0])

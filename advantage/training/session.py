@@ -61,7 +61,7 @@ def make_stepper(algo, algo_cfg, run: RunConfig) -> Stepper:
     """The stepper that executes ``run``: population search for a search algorithm, else chunked updates,
     on the back end ``run.backend`` (resolved)."""
     assert run.total_steps is not None  # resolved by train() (or saved by it, for resume())
-    if run.workers:
+    if run.workers and getattr(algo, "WORKERS", None):
         from advantage.training.pool_stepper import PoolStepper
 
         backend, _ = make_backend(algo, algo_cfg, run, run.backend, Schedule(run.total_steps, algo_cfg.n_envs, 1))
@@ -85,11 +85,16 @@ def train(algo_name: str, algo_cfg, run: RunConfig, console=None) -> dict:
     backend_name = resolve_backend(run)
     total = run.total_steps or algo.DEFAULT_STEPS.get(run.env, 100_000)
     workers = getattr(algo, "DEFAULT_WORKERS", None) if run.workers is None else run.workers
+    if run.ray_address and not workers:
+        raise RunError(f"--ray-address {run.ray_address}: give --workers N too (the workers are what runs on Ray)")
+    if workers and getattr(algo, "WORKERS", None) and run.total_steps is None:
+        job = algo_cfg.n_envs * algo_cfg.n_steps  # the default budget, rounded up to whole worker jobs
+        total = -(-total // job) * job
     if workers:
         from advantage.training.pool_stepper import check_worker_run
 
         run = dataclasses.replace(run, workers=workers)
-        check_worker_run(algo, algo_cfg, dataclasses.replace(run, total_steps=total))
+        check_worker_run(algo, algo_cfg, dataclasses.replace(run, total_steps=total, backend=backend_name))
         if getattr(algo_cfg, "policy_lag", 0):  # the workers' own lag replaces the simulated one
             (console or _stderr_console()).print(
                 f"--workers {workers}: the behaviour policy is the one each worker was last sent, so the "

@@ -35,25 +35,29 @@ from typing import Any
 import jax
 import numpy as np
 
-from advantage.errors import MissingExtraError, RunError
+from advantage.errors import ConfigError, MissingExtraError, RunError
 from advantage.training.run_config import RunConfig, Schedule
 from advantage.training.seeding import worker_seed
 
 
 class Worker:
     """One worker of seed ``seed``: ``algo_cfg.n_envs`` environments of ``run.env`` on the back end
-    ``run.backend``, seeded by ``worker_seed(seed, index)`` (and again by the restart count, so that a restarted
-    worker does not replay its first episodes)."""
+    ``run.backend``, seeded by ``worker_seed(seed, index, restarts, env_steps)`` (a restarted worker, or one of a run
+    resumed at ``env_steps``, does not replay the first episodes)."""
 
-    def __init__(self, algo_name: str, algo_cfg, run: RunConfig, seed: int, index: int, restarts: int = 0):
+    def __init__(
+        self, algo_name: str, algo_cfg, run: RunConfig, seed: int, index: int, restarts: int = 0, env_steps: int = 0
+    ):
         from advantage import algos
         from advantage.training.loading import enable_compilation_cache, make_backend
 
         enable_compilation_cache()
         self.algo, self.config, self.index = algos.get(algo_name), algo_cfg, index
-        own_seed = worker_seed(seed, index) if restarts == 0 else worker_seed(seed, index + 1000 * restarts)
+        own_seed = worker_seed(seed, index, restarts, env_steps)
         batch = algo_cfg.n_envs * algo_cfg.n_steps
-        run = dataclasses.replace(run, seeds=(own_seed,), total_steps=batch, env_check=False, seed_batching="map")
+        run = dataclasses.replace(
+            run, seeds=(own_seed,), total_steps=batch, env_check=False, seed_batching="map", workers=None
+        )
         self.backend, _ = make_backend(self.algo, algo_cfg, run, run.backend, Schedule(batch, algo_cfg.n_envs, 1))
         self.runners = self.backend.init([own_seed])
         self._grads = jax.jit(
@@ -173,12 +177,20 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, env_modul
     modules = _user_modules(env_module)
     if modules:
         runtime_env["py_modules"] = modules
+    if os.environ.get("ADVANTAGE_NATIVE_ISA"):
+        env_vars["ADVANTAGE_NATIVE_ISA"] = os.environ["ADVANTAGE_NATIVE_ISA"]
     common = dict(runtime_env=runtime_env, logging_level=logging.WARNING, log_to_driver=True)
     try:
         if address:
             ray.init(address=address, **common)
         else:
             ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, **common)
+            if not token_auth_enabled():
+                ray.shutdown()
+                raise RunError(
+                    "the local Ray started without token authentication (Ray < 2.52?): anyone who can reach this "
+                    'machine could run code in it. Install a current Ray (pip install -U "advantage[ray]").'
+                )
     except ConnectionError as e:
         raise RunError(
             f"cannot reach the Ray cluster at --ray-address {address}: {e}. Start it first (ray start --head on "
@@ -186,6 +198,15 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, env_modul
             "--ray-address to start a local Ray on this machine."
         ) from None
     return ray
+
+
+def token_auth_enabled() -> bool:
+    """Whether this process's Ray uses token authentication (Ray 2.52+: on by default for a local Ray)."""
+    try:
+        from ray._private.authentication.authentication_utils import is_token_auth_enabled
+    except ImportError:
+        return False
+    return bool(is_token_auth_enabled())
 
 
 def _user_modules(env_module: str | None) -> list:
@@ -284,3 +305,83 @@ class RayPool:
             self.ray.kill(a)
         self.actors = []
         self.calls = {}
+
+
+class EnvShard:
+    """Sub-environments ``first .. first + n - 1`` of a vector env, in a worker process (see :class:`RayVecEnv`)."""
+
+    def __init__(self, env, n: int, env_kwargs: dict | None):
+        from advantage.envs.gymnasium import GymnasiumVecEnv
+
+        self.vec = GymnasiumVecEnv(env, n, env_kwargs=env_kwargs, validate=False)
+
+    def reset(self, seeds):
+        return self.vec.reset(seeds)
+
+    def step(self, actions):
+        return self.vec.step(actions)
+
+    def close(self) -> None:
+        self.vec.close()
+
+
+class RayVecEnv:
+    """A Gymnasium vector env whose sub-envs are split over ``n_shards`` Ray processes, for synchronous algorithms
+    (PPO, A2C, ...) on a slow env: every step sends each shard its slice of the actions, steps the shards at once
+    and joins their results. The actions are chosen here, and sub-env ``j`` is reset with the same seed as in one
+    process, so a run gives the same numbers as with one process. Spaces and the env check come from one local
+    instance (``GymnasiumVecEnv`` with one sub-env); it has the interface the Gymnasium back end uses."""
+
+    def __init__(
+        self,
+        env,
+        num_envs: int,
+        n_shards: int,
+        env_kwargs: dict | None = None,
+        validate: bool = True,
+        address: str | None = None,
+    ):
+        from advantage.envs.gymnasium import GymnasiumVecEnv
+
+        if n_shards > num_envs:
+            raise ConfigError(
+                f"--workers {n_shards}: more workers than environments ({num_envs}); use --workers {num_envs} or "
+                "fewer, or more environments per seed"
+            )
+        local = GymnasiumVecEnv(env, 1, env_kwargs=env_kwargs, validate=validate)
+        local.close()
+        self.num_envs = num_envs
+        for name in (
+            "observation_space",
+            "action_space",
+            "env_observation_space",
+            "env_action_space",
+            "max_episode_steps",
+            "spec",
+            "metadata",
+            "env_factory",
+        ):
+            setattr(self, name, getattr(local, name))
+        env_module = env.split(":")[0] if isinstance(env, str) and ":" in env else None
+        self.ray = ray = start_ray(address, env_module=env_module)
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        shard = ray.remote(num_cpus=min(1.0, cpus / n_shards))(EnvShard)
+        bounds = np.linspace(0, num_envs, n_shards + 1).round().astype(int)
+        self.slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.shards = [shard.remote(env, s.stop - s.start, env_kwargs) for s in self.slices]
+
+    def reset(self, seeds) -> np.ndarray:
+        seeds = list(seeds)
+        return np.concatenate(self.ray.get([sh.reset.remote(seeds[s]) for sh, s in zip(self.shards, self.slices)]))
+
+    def step(self, actions):
+        actions = np.asarray(actions)
+        parts = self.ray.get([sh.step.remote(actions[s]) for sh, s in zip(self.shards, self.slices)])
+        obs, reward, terminated, truncated = (np.concatenate([p[k] for p in parts]) for k in range(4))
+        info = {key: np.concatenate([p[4][key] for p in parts]) for key in parts[0][4]}
+        return obs, reward, terminated, truncated, info
+
+    def close(self) -> None:
+        for sh in self.shards:
+            self.ray.kill(sh)
+        self.shards = []
