@@ -71,7 +71,7 @@ class Config(a2c.Config):
 
 #: Per-environment defaults (docs/algorithms/a3c.md, "Presets").
 PRESETS: dict[str, dict] = {
-    "CartPole-v1": dict(n_envs=4, n_steps=5, ent_coef=0.0, learning_rate=7e-4),
+    "CartPole-v1": dict(n_envs=8, n_steps=5, ent_coef=0.0, learning_rate=7e-4, anneal_lr=True),
     "Acrobot-v1": dict(n_envs=4, n_steps=5, ent_coef=0.01, learning_rate=7e-4),
 }
 #: Default budget (env steps per seed) for an env, when the user gives none.
