@@ -180,3 +180,36 @@ def test_a_crashed_driver_resumes_to_the_exact_budget(tmp_path, monkeypatch):
     monkeypatch.setattr(pool_stepper.PoolStepper, "advance", real_advance)
     summary = driver.resume(run_dir)
     assert summary["env_steps"] == 400 and summary["updates_per_seed"] == [(400 - meta["env_steps"]) // 8]
+
+
+# ----------------------------------------------------------------------------- probe environments, on the pool
+PROBE_OBS = jnp.asarray([[-1.0], [0.0], [1.0]])
+PROBE = dict(n_envs=4, n_steps=8, gamma=0.9, learning_rate=3e-3, optimizer="adam", ent_coef=0.0)
+
+
+def _probe(tmp_path, algo, cfg, env, steps):
+    from helpers import first_agent
+
+    _, run_dir = train_run(tmp_path, algo, cfg, env, total_steps=steps, workers=2, worker_pool="local")
+    mod, cfg, space, agent = first_agent(run_dir)
+    dist, v = mod.network(cfg, space).apply(agent.params, PROBE_OBS)
+    return dist, np.asarray(v)
+
+
+@pytest.mark.parametrize("algo", ["a3c", "impala"])
+def test_probe_action_reward_on_workers(tmp_path, algo):
+    """ActionReward (reward 1 for action 1 at observation 0, one-step episodes), learned from stale gradients
+    (A3C) or lagged rollouts (IMPALA): pi(1|0) -> 1, V(0) -> 1."""
+    dist, v = _probe(tmp_path, algo, algos.get(algo).Config(**PROBE), "probe/ActionReward-v0", 2560)
+    p = np.exp(np.asarray(dist.log_probs))
+    assert p[1, 1] > 0.95, p
+    assert abs(v[1] - 1.0) < 0.1, v
+
+
+@pytest.mark.parametrize("algo", ["a3c", "impala"])
+def test_probe_truncation_bootstraps_on_workers(tmp_path, algo):
+    """EndlessReward (reward 1 forever, cut at 10 steps): V = 1/(1-gamma) = 10 only if the workers' truncations
+    bootstrap (treating the time limit as a termination gives about 6.5)."""
+    extra = {"gae_lambda": 0.95} if algo == "a3c" else {"vtrace_lambda": 0.95}
+    _, v = _probe(tmp_path, algo, algos.get(algo).Config(**PROBE, **extra), "probe/EndlessReward-v0", 10240)
+    assert abs(v[1] - 10.0) < 0.5, v
