@@ -87,6 +87,22 @@ def test_ppo_clip(tmp_path):
     assert r["claim_holds"]
 
 
+def test_vtrace_lag(tmp_path):
+    r = _run("vtrace-lag", tmp_path)
+    s = r["settings"]
+    lag = max(r["setup"]["lags"])
+    assert lag >= 8  # "several updates" behind the learner
+    corr, unc = s[f"lag {lag}, V-trace"], s[f"lag {lag}, ratios ignored"]
+    n = len(r["setup"]["seeds"])
+    assert len(corr["final_eval_per_seed"]) == len(unc["final_eval_per_seed"]) == n >= 5
+    assert corr["final_eval_mean"] >= 400  # V-trace still learns CartPole
+    assert corr["final_eval_mean"] >= unc["final_eval_mean"] + 100  # ignoring the ratios: visibly worse
+    assert corr["seeds_solved"] > unc["seeds_solved"]
+    assert corr["approx_kl_mean"] > 0  # the data really is off-policy
+    assert len(corr["steps"]) == len(corr["train_return_mean"]) >= 40
+    assert r["claim_holds"]
+
+
 def test_labs_listed():
-    for name in ("reinforce-variance", "gae-lambda", "importance-weights", "trust-region", "ppo-clip"):
+    for name in ("reinforce-variance", "gae-lambda", "importance-weights", "trust-region", "ppo-clip", "vtrace-lag"):
         assert name in labs.available()

@@ -27,6 +27,7 @@ LABS: dict[str, str] = {
     "importance-weights": "advantage.labs.importance_weights",
     "trust-region": "advantage.labs.trust_region",
     "ppo-clip": "advantage.labs.ppo_clip",
+    "vtrace-lag": "advantage.labs.vtrace_lag",
 }
 
 
