@@ -53,7 +53,7 @@ CONFIGS = ("ref", "sbx", "jax", "gym")
 def parse(stdout: str, prefix: str = "REF_RESULT ") -> dict | None:
     for line in reversed(stdout.splitlines()):
         if line.startswith(prefix):
-            return json.loads(line[len(prefix):])
+            return json.loads(line[len(prefix) :])
     return None
 
 
@@ -65,9 +65,16 @@ class Compare:
         self.out = HERE / "results" / f"{task}{'-quick' if args.quick else ''}.json"
         self.budget = args.total_steps or (2000 if args.quick else None)
         self.eval_episodes = 5 if args.quick else 200
-        self.data = {"task": task, "algo": self.algo, "env": self.env, "reference": self.ref_lib,
-                     "budget_env_steps_per_seed": self.budget or "the Zoo's n_timesteps",
-                     "quick": args.quick, "machine": common.machine_info(), "measurements": []}
+        self.data = {
+            "task": task,
+            "algo": self.algo,
+            "env": self.env,
+            "reference": self.ref_lib,
+            "budget_env_steps_per_seed": self.budget or "the Zoo's n_timesteps",
+            "quick": args.quick,
+            "machine": common.machine_info(),
+            "measurements": [],
+        }
 
     def write(self) -> None:
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -75,13 +82,23 @@ class Compare:
 
     def measure(self, config: str, variant: str, cmd: list[str], env_extra: dict | None = None) -> tuple[dict, dict]:
         load, waited = common.wait_for_quiet(self.args.load_threshold, self.args.max_wait)
-        print(f"[{time.strftime('%H:%M:%S')}] {self.task} {config} {variant}: load {load[0]:.2f}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[{time.strftime('%H:%M:%S')}] {self.task} {config} {variant}: load {load[0]:.2f}",
+            file=sys.stderr,
+            flush=True,
+        )
         r = common.timed(cmd, common.child_env(env_extra), self.args.timeout)
-        m = {"config": config, "variant": variant, "cmd": cmd, "loadavg_before": list(load),
-             "loadavg_after": list(os.getloadavg()), "process_time_s": r["process_time_s"],
-             "cpu_time_s": r["cpu_user_s"] + r["cpu_sys_s"], "max_rss_mib": r["max_rss_mib"],
-             "returncode": r["returncode"]}
+        m = {
+            "config": config,
+            "variant": variant,
+            "cmd": cmd,
+            "loadavg_before": list(load),
+            "loadavg_after": list(os.getloadavg()),
+            "process_time_s": r["process_time_s"],
+            "cpu_time_s": r["cpu_user_s"] + r["cpu_sys_s"],
+            "max_rss_mib": r["max_rss_mib"],
+            "returncode": r["returncode"],
+        }
         if r["returncode"] != 0:
             m["stderr_tail"] = r["stderr"][-3000:]
         print(f"    -> {r['process_time_s']:.1f} s (rc {r['returncode']})", file=sys.stderr, flush=True)
@@ -90,15 +107,28 @@ class Compare:
     def run_ref(self, lib: str, config: str) -> None:
         model = self.tmp / f"{config}.zip"
         base = [sys.executable, str(REF_SCRIPT), "--lib", lib, "--algo", self.ref_algo, "--env", self.env]
-        cmd = base + ["--seed", "0", "--save", str(model)] + (["--total-steps", str(self.budget)] if self.budget else [])
+        cmd = (
+            base + ["--seed", "0", "--save", str(model)] + (["--total-steps", str(self.budget)] if self.budget else [])
+        )
         m, r = self.measure(config, "train", cmd)
         res = parse(r["stdout"]) if r["returncode"] == 0 else None
         if res:
-            m.update(training_time_s=res["learn_time_s"], sps=res["sps"], env_steps=res["env_steps"],
-                     import_time_s=res["import_time_s"], train_return_last100=res["train_return_last100"],
-                     hyperparameters=res["hyperparameters"], torch_num_threads=res["torch_num_threads"])
-            ev = subprocess.run(base + ["--eval", str(model), "--eval-episodes", str(self.eval_episodes)],
-                                capture_output=True, text=True, cwd=common.CHILD_CWD, timeout=self.args.timeout)
+            m.update(
+                training_time_s=res["learn_time_s"],
+                sps=res["sps"],
+                env_steps=res["env_steps"],
+                import_time_s=res["import_time_s"],
+                train_return_last100=res["train_return_last100"],
+                hyperparameters=res["hyperparameters"],
+                torch_num_threads=res["torch_num_threads"],
+            )
+            ev = subprocess.run(
+                base + ["--eval", str(model), "--eval-episodes", str(self.eval_episodes)],
+                capture_output=True,
+                text=True,
+                cwd=common.CHILD_CWD,
+                timeout=self.args.timeout,
+            )
             evr = parse(ev.stdout)
             m.update(eval_return=evr["eval_return_mean"]) if evr else m.update(eval_error=ev.stderr[-2000:])
         self.data["measurements"].append(m)
@@ -110,23 +140,45 @@ class Compare:
         exe = str(Path(sys.executable).parent / "advantage")
         for variant in ("cold", "warm"):
             run_dir = self.tmp / f"{config}-{variant}"
-            cmd = [exe, "train", self.algo, "--env", self.env, "--seeds", "0", "--run-dir", str(run_dir),
-                   "--eval-episodes", "0", "--no-video", "--no-progress"]
+            cmd = [
+                exe,
+                "train",
+                self.algo,
+                "--env",
+                self.env,
+                "--seeds",
+                "0",
+                "--run-dir",
+                str(run_dir),
+                "--eval-episodes",
+                "0",
+                "--no-video",
+                "--no-progress",
+            ]
             cmd += ["--backend", "gymnasium"] if config == "gym" else []
             cmd += ["--total-steps", str(self.budget)] if self.budget else []
             m, r = self.measure(config, variant, cmd, {"ADVANTAGE_JAX_CACHE": str(cache)})
             try:
                 s = json.loads((run_dir / "summary.json").read_text())
-                m.update(training_time_s=s["run_time_s"], compile_time_s=s["compile_time_s"], sps=s["sps"],
-                         env_steps=s["env_steps"],
-                         train_return_last100=common.last_train_return(run_dir / "metrics.csv"))
+                m.update(
+                    training_time_s=s["run_time_s"],
+                    compile_time_s=s["compile_time_s"],
+                    sps=s["sps"],
+                    env_steps=s["env_steps"],
+                    train_return_last100=common.last_train_return(run_dir / "metrics.csv"),
+                )
             except (OSError, KeyError, json.JSONDecodeError) as e:
                 m["summary_error"] = repr(e)
             if variant == "warm" and r["returncode"] == 0:  # the return: an untimed evaluation of this run
-                ev = subprocess.run([exe, "eval", str(run_dir), "--episodes", str(self.eval_episodes)],
-                                    capture_output=True, text=True, cwd=common.CHILD_CWD, timeout=self.args.timeout)
+                ev = subprocess.run(
+                    [exe, "eval", str(run_dir), "--episodes", str(self.eval_episodes)],
+                    capture_output=True,
+                    text=True,
+                    cwd=common.CHILD_CWD,
+                    timeout=self.args.timeout,
+                )
                 try:
-                    m["eval_return"] = json.loads(ev.stdout[ev.stdout.index("{"):])["eval_return"]["mean"]
+                    m["eval_return"] = json.loads(ev.stdout[ev.stdout.index("{") :])["eval_return"]["mean"]
                 except (ValueError, KeyError):
                     m["eval_error"] = (ev.stdout + ev.stderr)[-2000:]
             self.data["measurements"].append(m)
@@ -147,16 +199,21 @@ def table(data: dict) -> str:
     ms = data["measurements"]
     ref = next((m["process_time_s"] for m in ms if m["config"] == "ref" and m["returncode"] == 0), None)
     sbx = next((m["process_time_s"] for m in ms if m["config"] == "sbx" and m["returncode"] == 0), None)
-    lines = [f"### {data['task']} ({data['env']}, budget {data['budget_env_steps_per_seed']})", "",
-             "| configuration | process s | training s | compile s | SPS | × ref | × sbx | final return | load before |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### {data['task']} ({data['env']}, budget {data['budget_env_steps_per_seed']})",
+        "",
+        "| configuration | process s | training s | compile s | SPS | × ref | × sbx | final return | load before |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for m in ms:
         t = m["process_time_s"]
         f = lambda v, fmt="{:.1f}": "–" if v is None else fmt.format(v)  # noqa: E731
-        lines.append(f"| {m['config']} {m['variant']} | {t:.1f} | {f(m.get('training_time_s'))} | "
-                     f"{f(m.get('compile_time_s'))} | {f(m.get('sps'), '{:,.0f}')} | "
-                     f"{f(t / ref if ref else None, '{:.2f}')} | {f(t / sbx if sbx else None, '{:.2f}')} | "
-                     f"{f(m.get('eval_return'))} | {m['loadavg_before'][0]:.2f} |")
+        lines.append(
+            f"| {m['config']} {m['variant']} | {t:.1f} | {f(m.get('training_time_s'))} | "
+            f"{f(m.get('compile_time_s'))} | {f(m.get('sps'), '{:,.0f}')} | "
+            f"{f(t / ref if ref else None, '{:.2f}')} | {f(t / sbx if sbx else None, '{:.2f}')} | "
+            f"{f(m.get('eval_return'))} | {m['loadavg_before'][0]:.2f} |"
+        )
     return "\n".join(lines)
 
 

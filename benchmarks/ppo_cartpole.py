@@ -90,6 +90,7 @@ def git_info() -> dict:
             return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True, timeout=30).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return None
+
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": git("rev-parse", "HEAD"), "dirty_tracked_files": status.splitlines() if status else []}
 
@@ -109,8 +110,10 @@ def machine_info() -> dict:
         "sched_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "mem_total_gib": mem,
         "python": platform.python_version(),
-        "versions": {d: version(d) for d in ("advantage", "jax", "jaxlib", "flax", "optax", "torch",
-                                             "stable_baselines3", "gymnasium", "numpy")},
+        "versions": {
+            d: version(d)
+            for d in ("advantage", "jax", "jaxlib", "flax", "optax", "torch", "stable_baselines3", "gymnasium", "numpy")
+        },
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "git": git_info(),
     }
@@ -131,11 +134,18 @@ def child_env(extra: dict | None = None) -> dict:
 def extract_snapshot(rev: str, dest: Path) -> dict:
     """``git archive REV`` into ``dest`` (the repository itself is not touched): a fixed version of the code."""
     dest.mkdir(parents=True)
-    commit = subprocess.run(["git", "rev-parse", rev], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", rev], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
     archive = subprocess.run(["git", "archive", commit, "advantage"], cwd=REPO, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    check = subprocess.run([sys.executable, "-c", "import advantage; print(advantage.__file__)"],
-                           env=child_env(), capture_output=True, text=True, cwd=dest.parent)
+    check = subprocess.run(
+        [sys.executable, "-c", "import advantage; print(advantage.__file__)"],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        cwd=dest.parent,
+    )
     where = check.stdout.strip()
     if not where.startswith(str(dest)):
         raise SystemExit(f"--snapshot: child processes import advantage from {where!r}, not from {dest}")
@@ -160,8 +170,9 @@ def our_hyperparameters() -> dict:
         "d['total_steps'] = ppo.DEFAULT_STEPS['CartPole-v1']\n"
         "print(json.dumps(d, default=list))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=CHILD_CWD, timeout=300,
-                         env=child_env())
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=CHILD_CWD, timeout=300, env=child_env()
+    )
     if out.returncode != 0:
         return {"error": out.stderr[-2000:]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -176,40 +187,77 @@ def hyperparameter_table(ours: dict, sb3: dict | None, budget: int | None = None
     n_envs, batch = o.get("n_envs") or 8, o.get("batch_size") or 256
     sb3_total = math.ceil(total / batch) * batch
     net_ours = f"pi {list(o.get('hidden_sizes', []))}, vf {list(o.get('hidden_sizes', []))}" + (
-        " (shared)" if o.get("shared_network") else " (separate)")
+        " (shared)" if o.get("shared_network") else " (separate)"
+    )
     rows = [
         ("environments", o.get("n_envs"), s.get("n_envs"), None),
         ("n_steps per env", o.get("n_steps"), s.get("n_steps"), None),
-        ("minibatch size", f"{minibatch} (n_minibatches={o.get('n_minibatches')})", s.get("batch_size"),
-         "ours: n_envs*n_steps/n_minibatches = 256/1"),
+        (
+            "minibatch size",
+            f"{minibatch} (n_minibatches={o.get('n_minibatches')})",
+            s.get("batch_size"),
+            "ours: n_envs*n_steps/n_minibatches = 256/1",
+        ),
         ("epochs", o.get("n_epochs"), s.get("n_epochs"), None),
         ("gamma", o.get("gamma"), s.get("gamma"), None),
         ("GAE lambda", o.get("gae_lambda"), s.get("gae_lambda"), None),
-        ("learning rate", f"{o.get('learning_rate')} linear to 0" if o.get("anneal_lr") else o.get("learning_rate"),
-         s.get("learning_rate"), "schedule position differs by one update, see notes"),
-        ("clip range", f"{o.get('clip_eps')} linear to 0" if o.get("anneal_clip") else o.get("clip_eps"),
-         s.get("clip_range"), None),
+        (
+            "learning rate",
+            f"{o.get('learning_rate')} linear to 0" if o.get("anneal_lr") else o.get("learning_rate"),
+            s.get("learning_rate"),
+            "schedule position differs by one update, see notes",
+        ),
+        (
+            "clip range",
+            f"{o.get('clip_eps')} linear to 0" if o.get("anneal_clip") else o.get("clip_eps"),
+            s.get("clip_range"),
+            None,
+        ),
         ("value clipping", o.get("clip_value"), s.get("clip_range_vf"), None),
         ("entropy coef", o.get("ent_coef"), s.get("ent_coef"), None),
-        ("value coef", o.get("vf_coef"), s.get("vf_coef"),
-         "NOT the same weight: ours multiplies 0.5*MSE, SB3 multiplies MSE (see notes)"),
+        (
+            "value coef",
+            o.get("vf_coef"),
+            s.get("vf_coef"),
+            "NOT the same weight: ours multiplies 0.5*MSE, SB3 multiplies MSE (see notes)",
+        ),
         ("max grad norm", o.get("max_grad_norm"), s.get("max_grad_norm"), None),
-        ("advantage normalisation", o.get("normalize_advantage"), s.get("normalize_advantage"),
-         "per minibatch; std: ours population (N), SB3 torch unbiased (N-1), eps 1e-8 both"),
+        (
+            "advantage normalisation",
+            o.get("normalize_advantage"),
+            s.get("normalize_advantage"),
+            "per minibatch; std: ours population (N), SB3 torch unbiased (N-1), eps 1e-8 both",
+        ),
         ("observation normalisation", o.get("normalize_obs"), False, "SB3 Zoo: normalize false for CartPole"),
-        ("network", net_ours, f"pi {s.get('net_arch', {}).get('pi')}, vf {s.get('net_arch', {}).get('vf')}"
-         " (separate)" if s else None, None),
+        (
+            "network",
+            net_ours,
+            f"pi {s.get('net_arch', {}).get('pi')}, vf {s.get('net_arch', {}).get('vf')} (separate)" if s else None,
+            None,
+        ),
         ("activation", o.get("activation"), s.get("activation_fn"), None),
-        ("init", "orthogonal: sqrt(2) hidden, 0.01 policy, 1 value, zero bias",
-         "orthogonal: sqrt(2) hidden, 0.01 policy, 1 value, zero bias" if s.get("ortho_init") else s.get("ortho_init"),
-         None),
-        ("optimizer", f"Adam eps {o.get('adam_eps')}", f"{s.get('optimizer')} eps {s.get('adam_eps')}" if s else None,
-         None),
+        (
+            "init",
+            "orthogonal: sqrt(2) hidden, 0.01 policy, 1 value, zero bias",
+            "orthogonal: sqrt(2) hidden, 0.01 policy, 1 value, zero bias"
+            if s.get("ortho_init")
+            else s.get("ortho_init"),
+            None,
+        ),
+        (
+            "optimizer",
+            f"Adam eps {o.get('adam_eps')}",
+            f"{s.get('optimizer')} eps {s.get('adam_eps')}" if s else None,
+            None,
+        ),
         ("target KL / early stop", "none", s.get("target_kl", "?") or "none", None),
-        ("env steps per seed", f"{total} ({total // batch} full updates"
-         + (f" + 1 of {(total % batch) // n_envs} steps x {n_envs} envs)" if total % batch else ")"),
-         f"{sb3_total} ({sb3_total // batch} full updates: SB3 stops at the first rollout that reaches {total})",
-         f"SB3 does {sb3_total - total} more env steps" if sb3_total != total else None),
+        (
+            "env steps per seed",
+            f"{total} ({total // batch} full updates"
+            + (f" + 1 of {(total % batch) // n_envs} steps x {n_envs} envs)" if total % batch else ")"),
+            f"{sb3_total} ({sb3_total // batch} full updates: SB3 stops at the first rollout that reaches {total})",
+            f"SB3 does {sb3_total - total} more env steps" if sb3_total != total else None,
+        ),
     ]
     return [{"hyperparameter": n, "ours": _fmt(a), "sb3": _fmt(b), "note": note} for n, a, b, note in rows]
 
@@ -248,14 +296,21 @@ def timed(cmd: list[str], env: dict, timeout: float) -> dict:
         ferr.seek(0)
         out, err = fout.read(), ferr.read()
     rc = p.returncode if elapsed < timeout else "timeout"
-    return {"process_time_s": elapsed, "returncode": rc, "stdout": out, "stderr": err,
-            "cpu_user_s": ru.ru_utime, "cpu_sys_s": ru.ru_stime, "max_rss_mib": ru.ru_maxrss / 1024}
+    return {
+        "process_time_s": elapsed,
+        "returncode": rc,
+        "stdout": out,
+        "stderr": err,
+        "cpu_user_s": ru.ru_utime,
+        "cpu_sys_s": ru.ru_stime,
+        "max_rss_mib": ru.ru_maxrss / 1024,
+    }
 
 
 def parse_sb3(stdout: str) -> dict | None:
     for line in reversed(stdout.splitlines()):
         if line.startswith("SB3_RESULT "):
-            return json.loads(line[len("SB3_RESULT "):])
+            return json.loads(line[len("SB3_RESULT ") :])
     return None
 
 
@@ -309,9 +364,12 @@ class Bench:
             self.load_previous()
 
     def session_info(self) -> dict:
-        return {"started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                "argv": sys.argv[1:], "code_snapshot": self.machine.get("code_snapshot"),
-                "git": self.machine.get("git")}
+        return {
+            "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "argv": sys.argv[1:],
+            "code_snapshot": self.machine.get("code_snapshot"),
+            "git": self.machine.get("git"),
+        }
 
     def load_previous(self) -> None:
         """--append: keep the measurements of an earlier invocation (same budget and code) and add repeats."""
@@ -329,13 +387,19 @@ class Bench:
         self.machine = data["machine"]
 
     @classmethod
-    def from_json(cls, path: str, args) -> "Bench":
+    def from_json(cls, path: str, args) -> Bench:
         """Rebuild the tables from a results file (e.g. of a run that was stopped part-way)."""
         data = json.loads(Path(path).read_text())
         self = cls.__new__(cls)
-        self.args = argparse.Namespace(**{**vars(args), "quick": data["quick"], "repeats": data["repeats_requested"],
-                                          "load_threshold": data["load_threshold"],
-                                          "max_wait": data["max_load_wait_s"]})
+        self.args = argparse.Namespace(
+            **{
+                **vars(args),
+                "quick": data["quick"],
+                "repeats": data["repeats_requested"],
+                "load_threshold": data["load_threshold"],
+                "max_wait": data["max_load_wait_s"],
+            }
+        )
         self.out_path = Path(path)
         self.measurements, self.machine = data["measurements"], data["machine"]
         if getattr(args, "max_load_before", None) is not None:
@@ -346,23 +410,43 @@ class Bench:
 
     # -- one measurement -------------------------------------------------------------
 
-    def measure(self, config: str, variant: str, repeat: int, cmd: list[str], env_extra: dict | None = None) -> tuple[dict, dict]:
+    def measure(
+        self, config: str, variant: str, repeat: int, cmd: list[str], env_extra: dict | None = None
+    ) -> tuple[dict, dict]:
         load, waited = wait_for_quiet(self.args.load_threshold, self.args.max_wait)
         env = child_env(env_extra)
-        print(f"[{time.strftime('%H:%M:%S')}] {config:5s} {variant:5s} repeat {repeat}: load "
-              f"{load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}" + (f" (waited {waited:.0f} s)" if waited >= 1 else ""),
-              file=sys.stderr, flush=True)
+        print(
+            f"[{time.strftime('%H:%M:%S')}] {config:5s} {variant:5s} repeat {repeat}: load "
+            f"{load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}" + (f" (waited {waited:.0f} s)" if waited >= 1 else ""),
+            file=sys.stderr,
+            flush=True,
+        )
         r = timed(cmd, env, self.args.timeout)
-        m = {"config": config, "variant": variant, "repeat": repeat, "cmd": cmd,
-             "env": env_extra or {}, "loadavg_before": list(load), "load_wait_s": waited,
-             "loadavg_after": list(os.getloadavg()), "process_time_s": r["process_time_s"],
-             "cpu_time_s": r["cpu_user_s"] + r["cpu_sys_s"], "cpu_user_s": r["cpu_user_s"],
-             "cpu_sys_s": r["cpu_sys_s"], "max_rss_mib": r["max_rss_mib"], "returncode": r["returncode"]}
+        m = {
+            "config": config,
+            "variant": variant,
+            "repeat": repeat,
+            "cmd": cmd,
+            "env": env_extra or {},
+            "loadavg_before": list(load),
+            "load_wait_s": waited,
+            "loadavg_after": list(os.getloadavg()),
+            "process_time_s": r["process_time_s"],
+            "cpu_time_s": r["cpu_user_s"] + r["cpu_sys_s"],
+            "cpu_user_s": r["cpu_user_s"],
+            "cpu_sys_s": r["cpu_sys_s"],
+            "max_rss_mib": r["max_rss_mib"],
+            "returncode": r["returncode"],
+        }
         if r["returncode"] != 0:
             m["stderr_tail"] = r["stderr"][-3000:]
             m["stdout_tail"] = r["stdout"][-2000:]
-        print(f"           -> {r['process_time_s']:.1f} s, CPU {r['cpu_user_s'] + r['cpu_sys_s']:.1f} s "
-              f"(rc {r['returncode']})", file=sys.stderr, flush=True)
+        print(
+            f"           -> {r['process_time_s']:.1f} s, CPU {r['cpu_user_s'] + r['cpu_sys_s']:.1f} s "
+            f"(rc {r['returncode']})",
+            file=sys.stderr,
+            flush=True,
+        )
         return m, r
 
     def record(self, m: dict) -> None:
@@ -384,20 +468,34 @@ class Bench:
             hp = res.pop("hyperparameters")
             hp["env_steps_done"] = res["env_steps"]
             self.sb3_hp = self.sb3_hp or hp
-            m.update(training_time_s=res["learn_time_s"], sps=res["sps"], compile_time_s=None,
-                     import_time_s=res["import_time_s"], setup_time_s=res["setup_time_s"],
-                     env_steps=res["env_steps"], train_return_last100=res["train_return_last100"],
-                     torch_num_threads=res["torch_num_threads"],
-                     torch_num_interop_threads=res["torch_num_interop_threads"])
+            m.update(
+                training_time_s=res["learn_time_s"],
+                sps=res["sps"],
+                compile_time_s=None,
+                import_time_s=res["import_time_s"],
+                setup_time_s=res["setup_time_s"],
+                env_steps=res["env_steps"],
+                train_return_last100=res["train_return_last100"],
+                torch_num_threads=res["torch_num_threads"],
+                torch_num_interop_threads=res["torch_num_interop_threads"],
+            )
             # Final return: evaluate_policy in a separate, untimed process.
-            ev = subprocess.run([sys.executable, str(SB3_SCRIPT), "--eval", str(model),
-                                 "--eval-episodes", str(self.eval_episodes)],
-                                capture_output=True, text=True, cwd=CHILD_CWD, timeout=self.args.timeout,
-                                env=child_env())
+            ev = subprocess.run(
+                [sys.executable, str(SB3_SCRIPT), "--eval", str(model), "--eval-episodes", str(self.eval_episodes)],
+                capture_output=True,
+                text=True,
+                cwd=CHILD_CWD,
+                timeout=self.args.timeout,
+                env=child_env(),
+            )
             evr = parse_sb3(ev.stdout) if ev.returncode == 0 else None
             if evr:
-                m.update(eval_return=evr["eval_return_mean"], eval_return_std=evr["eval_return_std"],
-                         eval_episodes=evr["eval_episodes"], eval_time_s_untimed=evr["eval_time_s"])
+                m.update(
+                    eval_return=evr["eval_return_mean"],
+                    eval_return_std=evr["eval_return_std"],
+                    eval_episodes=evr["eval_episodes"],
+                    eval_time_s_untimed=evr["eval_time_s"],
+                )
             else:
                 m["eval_error"] = ev.stderr[-2000:]
         self.record(m)
@@ -409,8 +507,16 @@ class Bench:
         cache.mkdir()
         for variant in ("cold", "warm", "eval"):
             run_dir = self.tmp / f"{config}-r{repeat}-{variant}"
-            cmd = [str(Path(sys.executable).parent / "advantage"), "train", "ppo", "--env", "CartPole-v1",
-                   *OURS_ARGS[config], "--run-dir", str(run_dir)]
+            cmd = [
+                str(Path(sys.executable).parent / "advantage"),
+                "train",
+                "ppo",
+                "--env",
+                "CartPole-v1",
+                *OURS_ARGS[config],
+                "--run-dir",
+                str(run_dir),
+            ]
             if variant != "eval":
                 cmd += ["--eval-episodes", "0"]
             elif self.args.quick:
@@ -421,14 +527,25 @@ class Bench:
             summary_path = run_dir / "summary.json"
             if r["returncode"] == 0 and summary_path.exists():
                 s = json.loads(summary_path.read_text())
-                m.update(training_time_s=s["run_time_s"], compile_time_s=s["compile_time_s"], sps=s["sps"],
-                         reported_wall_time_s=s["wall_time_s"], env_steps=s["env_steps"],
-                         total_env_steps=s["total_env_steps"], n_seeds=len(s["seeds"]),
-                         device=s.get("device"), backend=s.get("backend"),
-                         train_return_last100=last_train_return(run_dir / "metrics.csv"))
+                m.update(
+                    training_time_s=s["run_time_s"],
+                    compile_time_s=s["compile_time_s"],
+                    sps=s["sps"],
+                    reported_wall_time_s=s["wall_time_s"],
+                    env_steps=s["env_steps"],
+                    total_env_steps=s["total_env_steps"],
+                    n_seeds=len(s["seeds"]),
+                    device=s.get("device"),
+                    backend=s.get("backend"),
+                    train_return_last100=last_train_return(run_dir / "metrics.csv"),
+                )
                 if "eval_return" in s:
-                    m.update(eval_return=s["eval_return"]["mean"], eval_return_per_seed=s["eval_return"]["per_seed"],
-                             eval_episodes=s["eval_return"]["episodes_per_seed"], eval_time_s=s.get("eval_time_s"))
+                    m.update(
+                        eval_return=s["eval_return"]["mean"],
+                        eval_return_per_seed=s["eval_return"]["per_seed"],
+                        eval_episodes=s["eval_return"]["episodes_per_seed"],
+                        eval_time_s=s.get("eval_time_s"),
+                    )
             m["cache_files_after"] = sum(1 for _ in cache.rglob("*") if _.is_file())
             self.record(m)
             if not self.args.keep_runs:
@@ -453,8 +570,16 @@ class Bench:
 
     def stats(self) -> dict:
         out = {}
-        keys = ("process_time_s", "cpu_time_s", "training_time_s", "compile_time_s", "non_training_s", "sps",
-                "eval_return", "train_return_last100")
+        keys = (
+            "process_time_s",
+            "cpu_time_s",
+            "training_time_s",
+            "compile_time_s",
+            "non_training_s",
+            "sps",
+            "eval_return",
+            "train_return_last100",
+        )
         groups: dict[tuple, list] = {}
         for m in self.measurements:
             if m["returncode"] == 0:
@@ -474,39 +599,57 @@ class Bench:
     def targets(self, stats: dict) -> list[dict]:
         """The targets on the median whole-process wall time (the brief's measure), and, as a check that is
         less sensitive to other work on the machine, on the median CPU time (user + sys) of the process."""
+
         def med(key, metric):
             e = stats.get(key, {}).get(metric)
             return e["median"] if e else None
+
         rows = []
         for metric in ("process_time_s", "cpu_time_s"):
             for ref in ("sb3/train", "sb3t1/train"):
                 ref_t = med(ref, metric)
                 if ref_t is None:
                     continue
-                for name, key, factor in (("JAX path, 1 seed <= 1/3 of SB3", "jax1", 1 / 3),
-                                          ("JAX path, 8 seeds <= SB3 (1 seed)", "jax8", 1.0),
-                                          ("Gymnasium path, 1 seed <= 1/2 of SB3", "gym", 1 / 2)):
+                for name, key, factor in (
+                    ("JAX path, 1 seed <= 1/3 of SB3", "jax1", 1 / 3),
+                    ("JAX path, 8 seeds <= SB3 (1 seed)", "jax8", 1.0),
+                    ("Gymnasium path, 1 seed <= 1/2 of SB3", "gym", 1 / 2),
+                ):
                     for variant in ("cold", "warm"):
                         t = med(f"{key}/{variant}", metric)
                         if t is None:
                             continue
-                        rows.append({"target": name, "metric": metric, "reference": ref, "ours": f"{key}/{variant}",
-                                     "ours_median_s": t, "reference_median_s": ref_t, "limit_s": ref_t * factor,
-                                     "ratio_to_reference": t / ref_t,
-                                     "result": "PASS" if t <= ref_t * factor else "FAIL"})
+                        rows.append(
+                            {
+                                "target": name,
+                                "metric": metric,
+                                "reference": ref,
+                                "ours": f"{key}/{variant}",
+                                "ours_median_s": t,
+                                "reference_median_s": ref_t,
+                                "limit_s": ref_t * factor,
+                                "ratio_to_reference": t / ref_t,
+                                "result": "PASS" if t <= ref_t * factor else "FAIL",
+                            }
+                        )
         return rows
 
     def write(self) -> None:
         stats = self.stats()
         data = {
             "benchmark": "PPO on CartPole-v1: advantage vs Stable-Baselines3",
-            "quick": self.args.quick, "budget_env_steps_per_seed": self.budget or 100_000,
+            "quick": self.args.quick,
+            "budget_env_steps_per_seed": self.budget or 100_000,
             "repeats_requested": self.args.repeats,
-            "load_threshold": self.args.load_threshold, "max_load_wait_s": self.args.max_wait,
-            "machine": self.machine, "sessions": getattr(self, "sessions", []),
+            "load_threshold": self.args.load_threshold,
+            "max_load_wait_s": self.args.max_wait,
+            "machine": self.machine,
+            "sessions": getattr(self, "sessions", []),
             "hyperparameters": hyperparameter_table(self.ours_hp, self.sb3_hp, self.budget),
-            "ours_config": self.ours_hp, "sb3_config": self.sb3_hp,
-            "stats": stats, "targets": self.targets(stats),
+            "ours_config": self.ours_hp,
+            "sb3_config": self.sb3_hp,
+            "stats": stats,
+            "targets": self.targets(stats),
             "measurements": self.measurements,
         }
         self.out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -526,27 +669,40 @@ class Bench:
                 s += f" ({fmt.format(e['min'])}-{fmt.format(e['max'])})"
             return s
 
-        lines = ["| configuration | run | n | process time s | process CPU s | training time s | compile time s | "
-                 "process - training s | SPS | final return (eval) | train return (last 100 ep.) | load1 before |",
-                 "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines = [
+            "| configuration | run | n | process time s | process CPU s | training time s | compile time s | "
+            "process - training s | SPS | final return (eval) | train return (last 100 ep.) | load1 before |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         order = [(c, v) for c in CONFIGS for v in (("train",) if c.startswith("sb3") else ("cold", "warm", "eval"))]
         for c, v in order:
             e = stats.get(f"{c}/{v}")
             if not e:
                 continue
-            variant = {"train": "-", "cold": "cold cache, no eval", "warm": "warm cache, no eval",
-                       "eval": "warm cache, 200-ep eval"}[v]
+            variant = {
+                "train": "-",
+                "cold": "cold cache, no eval",
+                "warm": "warm cache, no eval",
+                "eval": "warm cache, 200-ep eval",
+            }[v]
             load = ", ".join(f"{x:.1f}" for x in e["load1_before"])
-            lines.append(f"| {LABELS[c]} | {variant} | {e['n']} | {cell(e, 'process_time_s')} | {cell(e, 'cpu_time_s')} | "
-                         f"{cell(e, 'training_time_s')} | {cell(e, 'compile_time_s')} | {cell(e, 'non_training_s')} | "
-                         f"{cell(e, 'sps', '{:,.0f}')} | "
-                         f"{cell(e, 'eval_return')} | {cell(e, 'train_return_last100')} | {load} |")
-        lines += ["", "| target | measure | reference | ours | ours median s | limit s | ratio | result |",
-                  "|---|---|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {LABELS[c]} | {variant} | {e['n']} | {cell(e, 'process_time_s')} | {cell(e, 'cpu_time_s')} | "
+                f"{cell(e, 'training_time_s')} | {cell(e, 'compile_time_s')} | {cell(e, 'non_training_s')} | "
+                f"{cell(e, 'sps', '{:,.0f}')} | "
+                f"{cell(e, 'eval_return')} | {cell(e, 'train_return_last100')} | {load} |"
+            )
+        lines += [
+            "",
+            "| target | measure | reference | ours | ours median s | limit s | ratio | result |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for t in self.targets(stats):
             measure = "process wall time" if t["metric"] == "process_time_s" else "process CPU time"
-            lines.append(f"| {t['target']} | {measure} | {t['reference']} | {t['ours']} | {t['ours_median_s']:.1f} | "
-                         f"{t['limit_s']:.1f} | {t['ratio_to_reference']:.2f} | **{t['result']}** |")
+            lines.append(
+                f"| {t['target']} | {measure} | {t['reference']} | {t['ours']} | {t['ours_median_s']:.1f} | "
+                f"{t['limit_s']:.1f} | {t['ratio_to_reference']:.2f} | **{t['result']}** |"
+            )
         lines += ["", "| hyperparameter | ours | SB3 | note |", "|---|---|---|---|"]
         for h in hyperparameter_table(self.ours_hp, self.sb3_hp, self.budget):
             lines.append(f"| {h['hyperparameter']} | {h['ours']} | {h['sb3']} | {h['note'] or ''} |")
@@ -556,27 +712,54 @@ class Bench:
 def main() -> int:
     p = argparse.ArgumentParser(description="PPO on CartPole-v1: advantage vs Stable-Baselines3 (on demand).")
     p.add_argument("--repeats", type=int, default=3, help="measurements per configuration (median, min, max)")
-    p.add_argument("--quick", action="store_true", help="tiny budget (2048 env steps, 5 eval episodes), 1 repeat "
-                   "unless --repeats is given: checks that the script works, measures nothing useful")
-    p.add_argument("--only", action="append", choices=CONFIGS,
-                   help="run only this configuration (may be given more than once)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny budget (2048 env steps, 5 eval episodes), 1 repeat "
+        "unless --repeats is given: checks that the script works, measures nothing useful",
+    )
+    p.add_argument(
+        "--only", action="append", choices=CONFIGS, help="run only this configuration (may be given more than once)"
+    )
     p.add_argument("--total-steps", type=int, default=None, help="override the budget (env steps per seed)")
-    p.add_argument("--out", default=None, help=f"results file (default {DEFAULT_OUT.relative_to(REPO)}; "
-                   "--quick writes ppo_cartpole_quick.json)")
-    p.add_argument("--load-threshold", type=float, default=1.5,
-                   help="wait before a measurement while the 1-minute load average is above this")
+    p.add_argument(
+        "--out",
+        default=None,
+        help=f"results file (default {DEFAULT_OUT.relative_to(REPO)}; --quick writes ppo_cartpole_quick.json)",
+    )
+    p.add_argument(
+        "--load-threshold",
+        type=float,
+        default=1.5,
+        help="wait before a measurement while the 1-minute load average is above this",
+    )
     p.add_argument("--max-wait", type=float, default=180.0, help="longest wait for the load to drop, s")
     p.add_argument("--timeout", type=float, default=1800.0, help="limit for one process, s")
-    p.add_argument("--append", action="store_true",
-                   help="add --repeats more repeats to the measurements already in --out (same budget and code)")
+    p.add_argument(
+        "--append",
+        action="store_true",
+        help="add --repeats more repeats to the measurements already in --out (same budget and code)",
+    )
     p.add_argument("--keep-runs", action="store_true", help="keep the run folders and caches (printed temp dir)")
-    p.add_argument("--snapshot", metavar="REV", default=None,
-                   help="benchmark the package as committed at git revision REV (extracted to a temp dir and put "
-                        "first on PYTHONPATH) instead of the working tree, e.g. while others are editing it")
-    p.add_argument("--from-json", metavar="RESULTS_JSON", default=None,
-                   help="measure nothing: print the tables of an existing results file")
-    p.add_argument("--max-load-before", type=float, default=None,
-                   help="with --from-json: only the measurements that started at a 1-minute load average <= this")
+    p.add_argument(
+        "--snapshot",
+        metavar="REV",
+        default=None,
+        help="benchmark the package as committed at git revision REV (extracted to a temp dir and put "
+        "first on PYTHONPATH) instead of the working tree, e.g. while others are editing it",
+    )
+    p.add_argument(
+        "--from-json",
+        metavar="RESULTS_JSON",
+        default=None,
+        help="measure nothing: print the tables of an existing results file",
+    )
+    p.add_argument(
+        "--max-load-before",
+        type=float,
+        default=None,
+        help="with --from-json: only the measurements that started at a 1-minute load average <= this",
+    )
     args = p.parse_args()
     if args.from_json:
         print(Bench.from_json(args.from_json, args).markdown())
@@ -586,8 +769,11 @@ def main() -> int:
     if args.out is None:
         args.out = str(DEFAULT_OUT.with_name("ppo_cartpole_quick.json") if args.quick else DEFAULT_OUT)
     bench = Bench(args)
-    print(f"machine: {bench.machine['cpu_model']}, {bench.machine['nproc']} CPUs; temp dir {bench.tmp}",
-          file=sys.stderr, flush=True)
+    print(
+        f"machine: {bench.machine['cpu_model']}, {bench.machine['nproc']} CPUs; temp dir {bench.tmp}",
+        file=sys.stderr,
+        flush=True,
+    )
     bench.run()
     bench.write()
     print(bench.markdown())

@@ -29,12 +29,35 @@ import sys  # noqa: E402
 #: (algo, env) -> (n_envs, n_timesteps, constructor kwargs, extra: noise for TD3)
 ZOO = {
     ("a2c", "CartPole-v1"): (8, 500_000, dict(ent_coef=0.0), {}),
-    ("trpo", "CartPole-v1"): (2, 100_000, dict(n_steps=512, batch_size=512, cg_damping=1e-3, gae_lambda=0.98,
-                                               gamma=0.99, learning_rate=1e-3, n_critic_updates=20), {}),
+    ("trpo", "CartPole-v1"): (
+        2,
+        100_000,
+        dict(
+            n_steps=512,
+            batch_size=512,
+            cg_damping=1e-3,
+            gae_lambda=0.98,
+            gamma=0.99,
+            learning_rate=1e-3,
+            n_critic_updates=20,
+        ),
+        {},
+    ),
     ("sac", "Pendulum-v1"): (1, 20_000, dict(learning_rate=1e-3), {}),
-    ("td3", "Pendulum-v1"): (1, 20_000, dict(gamma=0.98, buffer_size=200_000, learning_starts=10_000,
-                                             gradient_steps=1, train_freq=1, learning_rate=1e-3,
-                                             policy_kwargs=dict(net_arch=[400, 300])), {"noise_std": 0.1}),
+    ("td3", "Pendulum-v1"): (
+        1,
+        20_000,
+        dict(
+            gamma=0.98,
+            buffer_size=200_000,
+            learning_starts=10_000,
+            gradient_steps=1,
+            train_freq=1,
+            learning_rate=1e-3,
+            policy_kwargs=dict(net_arch=[400, 300]),
+        ),
+        {"noise_std": 0.1},
+    ),
 }
 
 
@@ -88,13 +111,22 @@ def train(args) -> dict:
     ep_returns = [ep["r"] for ep in model.ep_info_buffer]
     if args.save:
         model.save(args.save)
-    return {"lib": args.lib, "algo": args.algo, "env": args.env, "seed": args.seed,
-            "import_time_s": t_import, "setup_time_s": t_setup, "learn_time_s": t_learn,
-            "env_steps": int(model.num_timesteps), "sps": model.num_timesteps / t_learn,
-            "train_return_last100": float(np.mean(ep_returns)) if ep_returns else None,
-            "torch_num_threads": threads, "n_envs": n_envs,
-            "hyperparameters": {k: repr(v) for k, v in kwargs.items()},
-            "time_to_result_s": time.perf_counter() - T_START}
+    return {
+        "lib": args.lib,
+        "algo": args.algo,
+        "env": args.env,
+        "seed": args.seed,
+        "import_time_s": t_import,
+        "setup_time_s": t_setup,
+        "learn_time_s": t_learn,
+        "env_steps": int(model.num_timesteps),
+        "sps": model.num_timesteps / t_learn,
+        "train_return_last100": float(np.mean(ep_returns)) if ep_returns else None,
+        "torch_num_threads": threads,
+        "n_envs": n_envs,
+        "hyperparameters": {k: repr(v) for k, v in kwargs.items()},
+        "time_to_result_s": time.perf_counter() - T_START,
+    }
 
 
 def evaluate(args) -> dict:
@@ -105,10 +137,16 @@ def evaluate(args) -> dict:
 
     model = algo_class(args.lib, args.algo).load(args.eval, **({} if args.lib == "sbx" else {"device": "cpu"}))
     env = make_vec_env(args.env, n_envs=1, seed=10_000 + args.seed, vec_env_cls=DummyVecEnv)
-    returns, lengths = evaluate_policy(model, env, n_eval_episodes=args.eval_episodes, deterministic=True,
-                                       return_episode_rewards=True)
-    return {"eval_return_mean": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
-            "eval_length_mean": float(np.mean(lengths)), "eval_episodes": len(returns), "deterministic": True}
+    returns, lengths = evaluate_policy(
+        model, env, n_eval_episodes=args.eval_episodes, deterministic=True, return_episode_rewards=True
+    )
+    return {
+        "eval_return_mean": float(np.mean(returns)),
+        "eval_return_std": float(np.std(returns)),
+        "eval_length_mean": float(np.mean(lengths)),
+        "eval_episodes": len(returns),
+        "deterministic": True,
+    }
 
 
 def main() -> int:

@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
 import ppo_cartpole as common  # noqa: E402  (machine_info)
+
 from advantage.presets import NOT_YET_ROBUST, ROBUST, Preset  # noqa: E402
 
 ALL = ROBUST + NOT_YET_ROBUST
@@ -89,35 +90,63 @@ def finished_run(run_dir: Path, preset: Preset, isa: str, seeds) -> dict | None:
     except (OSError, ValueError):
         return None
     run = config["run"]
-    same = (config["algo"] == preset.module.NAME and config["algo_config"] == to_dict(preset.config())
-            and run["env"] == preset.env and run["total_steps"] == preset.steps and run["seeds"] == list(seeds)
-            and run["eval_episodes"] == preset.eval_episodes and run["eval_deterministic"]
-            and (preset.backend == "auto" or run["backend"] == preset.backend)
-            and all(run.get(key) == value for key, value in preset.run.items())
-            and summary.get("cpu", {}).get("xla_cpu_isa") == ("AVX2" if isa == "default" else isa))
+    same = (
+        config["algo"] == preset.module.NAME
+        and config["algo_config"] == to_dict(preset.config())
+        and run["env"] == preset.env
+        and run["total_steps"] == preset.steps
+        and run["seeds"] == list(seeds)
+        and run["eval_episodes"] == preset.eval_episodes
+        and run["eval_deterministic"]
+        and (preset.backend == "auto" or run["backend"] == preset.backend)
+        and all(run.get(key) == value for key, value in preset.run.items())
+        and summary.get("cpu", {}).get("xla_cpu_isa") == ("AVX2" if isa == "default" else isa)
+    )
     return summary if same else None
 
 
 def run_preset(preset: Preset, isa: str, runs: Path, seeds=SEEDS) -> Outcome:
     run_dir = runs / isa / preset.name
     command = preset.command(seeds)
-    shown = " ".join(command[:command.index("--seeds")])
+    shown = " ".join(command[: command.index("--seeds")])
     summary = finished_run(run_dir, preset, isa, seeds)
     if summary is not None:  # wall time: the run's own (it ran as this command, maybe beside other runs)
-        return Outcome(preset.name, summary["eval_return"]["per_seed"], preset.threshold, summary["wall_time_s"],
-                       summary["env_steps"], str(run_dir), shown)
+        return Outcome(
+            preset.name,
+            summary["eval_return"]["per_seed"],
+            preset.threshold,
+            summary["wall_time_s"],
+            summary["env_steps"],
+            str(run_dir),
+            shown,
+        )
     if run_dir.exists():
         subprocess.run(["rm", "-rf", str(run_dir)], check=True)
-    argv = [sys.executable, "-m", "advantage.cli", *command[1:], "--run-dir", str(run_dir),
-            "--no-video", "--no-progress"]
+    argv = [
+        sys.executable,
+        "-m",
+        "advantage.cli",
+        *command[1:],
+        "--run-dir",
+        str(run_dir),
+        "--no-video",
+        "--no-progress",
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(argv, env=xla_env(isa), capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{preset.name} ({isa}) failed:\n{proc.stderr[-3000:]}")
     summary = json.loads((run_dir / "summary.json").read_text())
-    return Outcome(preset.name, summary["eval_return"]["per_seed"], preset.threshold, wall, summary["env_steps"],
-                   str(run_dir), shown)
+    return Outcome(
+        preset.name,
+        summary["eval_return"]["per_seed"],
+        preset.threshold,
+        wall,
+        summary["env_steps"],
+        str(run_dir),
+        shown,
+    )
 
 
 def machine() -> dict:
@@ -125,6 +154,7 @@ def machine() -> dict:
     from advantage import cpu
 
     return {**common.machine_info(), "cpu_vector_flags": cpu.describe()["cpu_vector_flags"]}
+
 
 def load(isa: str) -> dict:
     path = RESULTS / f"robustness-{isa}.json"
@@ -137,47 +167,60 @@ def save(isa: str, data: dict) -> None:
 
 
 def describe_isa(isa: str) -> str:
-    return {"default": "The default pin (XLA_FLAGS --xla_cpu_max_isa=AVX2)",
-            "native": "the CPU's full instruction set (ADVANTAGE_NATIVE_ISA=1)"}.get(
-        isa, f"XLA forced to {isa} (--xla_cpu_max_isa={isa})")
+    return {
+        "default": "The default pin (XLA_FLAGS --xla_cpu_max_isa=AVX2)",
+        "native": "the CPU's full instruction set (ADVANTAGE_NATIVE_ISA=1)",
+    }.get(isa, f"XLA forced to {isa} (--xla_cpu_max_isa={isa})")
 
 
 def write_table() -> None:
-    lines = ["# Robustness of the presets", "",
-             "Every preset that the README, the docs or a learning test names, trained on seeds 0-19, each",
-             "seed evaluated on 200 deterministic episodes (evaluation seeds disjoint from training). *solved*",
-             "counts the seeds whose mean evaluation return reaches the threshold; the IQM's 95% CI is a",
-             "stratified bootstrap over seeds. One table per instruction set that XLA's CPU code was limited",
-             "to: another CPU computes like another instruction set, so a preset that holds under each holds",
-             "on other machines too. Written by `python benchmarks/robustness.py` (see its docstring).",
-             "The wall times are each run's own, measured while several runs shared the 2 cores: a rough",
-             "guide to the cost, not a speed benchmark (that is `benchmarks/RESULTS.md`).", "",
-             "The last rows of a table are presets that learning tests name but that are not yet robust",
-             "(`advantage.presets.NOT_YET_ROBUST`: " + ", ".join(p.name for p in NOT_YET_ROBUST) + "); their",
-             "tests check the mean of seeds 0-2. Not run on 20 seeds yet: the RL Zoo's 20k-step SAC, TD3 and",
-             "DDPG presets (about a minute per seed here; the tests train smaller ones, the *-pendulum-short rows),",
-             "and the SSE4_2 and native instruction sets.", ""]
+    lines = [
+        "# Robustness of the presets",
+        "",
+        "Every preset that the README, the docs or a learning test names, trained on seeds 0-19, each",
+        "seed evaluated on 200 deterministic episodes (evaluation seeds disjoint from training). *solved*",
+        "counts the seeds whose mean evaluation return reaches the threshold; the IQM's 95% CI is a",
+        "stratified bootstrap over seeds. One table per instruction set that XLA's CPU code was limited",
+        "to: another CPU computes like another instruction set, so a preset that holds under each holds",
+        "on other machines too. Written by `python benchmarks/robustness.py` (see its docstring).",
+        "The wall times are each run's own, measured while several runs shared the 2 cores: a rough",
+        "guide to the cost, not a speed benchmark (that is `benchmarks/RESULTS.md`).",
+        "",
+        "The last rows of a table are presets that learning tests name but that are not yet robust",
+        "(`advantage.presets.NOT_YET_ROBUST`: " + ", ".join(p.name for p in NOT_YET_ROBUST) + "); their",
+        "tests check the mean of seeds 0-2. Not run on 20 seeds yet: the RL Zoo's 20k-step SAC, TD3 and",
+        "DDPG presets (about a minute per seed here; the tests train smaller ones, the *-pendulum-short rows),",
+        "and the SSE4_2 and native instruction sets.",
+        "",
+    ]
     order = {p.name: i for i, p in enumerate(ALL)}
     for isa in ISAS:
         data = load(isa)
         if not data["presets"]:
             continue
         m = data.get("machine", {})
-        lines += [f"## {describe_isa(isa)}", "",
-                  f"Machine: {m.get('cpu_model')}, {m.get('nproc')} cores; vector extensions "
-                  f"{' '.join(m.get('cpu_vector_flags', []))}; {m.get('platform')}; Python {m.get('python')}; "
-                  + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items() if v) +
-                  f"; commit {(m.get('git') or {}).get('commit', '')[:7]}; {m.get('date')}.", "",
-                  "| preset | command | env steps per seed | threshold | solved | IQM [95% CI] | worst seed | "
-                  "wall, 20 seeds |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {describe_isa(isa)}",
+            "",
+            f"Machine: {m.get('cpu_model')}, {m.get('nproc')} cores; vector extensions "
+            f"{' '.join(m.get('cpu_vector_flags', []))}; {m.get('platform')}; Python {m.get('python')}; "
+            + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items() if v)
+            + f"; commit {(m.get('git') or {}).get('commit', '')[:7]}; {m.get('date')}.",
+            "",
+            "| preset | command | env steps per seed | threshold | solved | IQM [95% CI] | worst seed | "
+            "wall, 20 seeds |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for name in sorted(data["presets"], key=lambda n: order.get(n, 1e9)):
             r = data["presets"][name]
             per = r["per_seed"]
             ci = stratified_bootstrap_ci(per, "iqm", seed=0)
             worst = min(range(len(per)), key=per.__getitem__)
-            lines.append(f"| {name} | `{r['command']}` | {r['env_steps']:,} | {r['threshold']:g} | "
-                         f"**{r['solved']}/{len(per)}** | {iqm(per):.1f} [{ci.lo:.1f}, {ci.hi:.1f}] | "
-                         f"{per[worst]:.1f} (seed {worst}) | {r['wall_s']:.0f} s |")
+            lines.append(
+                f"| {name} | `{r['command']}` | {r['env_steps']:,} | {r['threshold']:g} | "
+                f"**{r['solved']}/{len(per)}** | {iqm(per):.1f} [{ci.lo:.1f}, {ci.hi:.1f}] | "
+                f"{per[worst]:.1f} (seed {worst}) | {r['wall_s']:.0f} s |"
+            )
         lines += ["", "Per-seed evaluation returns (seeds 0-19):", ""]
         for name in sorted(data["presets"], key=lambda n: order.get(n, 1e9)):
             lines.append(f"- {name}: " + ", ".join(f"{x:.1f}" for x in data["presets"][name]["per_seed"]))
@@ -188,8 +231,9 @@ def write_table() -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--isa", default="default", choices=ISAS)
-    ap.add_argument("--only", action="append", help="run only this preset (repeatable); names: "
-                    + ", ".join(p.name for p in ALL))
+    ap.add_argument(
+        "--only", action="append", help="run only this preset (repeatable); names: " + ", ".join(p.name for p in ALL)
+    )
     ap.add_argument("--jobs", type=int, default=1, help="presets trained at the same time (one process each)")
     ap.add_argument("--runs", default="/tmp/advantage-robustness", help="where the run folders go")
     ap.add_argument("--table", action="store_true", help="only rewrite ROBUSTNESS.md from the saved results")
@@ -207,8 +251,11 @@ def main() -> int:
 
     def one(p: Preset):
         out = run_preset(p, args.isa, Path(args.runs))
-        print(f"{args.isa} {p.name}: {out.solved}/{len(out.per_seed)} solved (threshold {p.threshold:g}), worst "
-              f"{min(out.per_seed):.1f}, {out.wall_s:.0f} s; {out.run_dir}", flush=True)
+        print(
+            f"{args.isa} {p.name}: {out.solved}/{len(out.per_seed)} solved (threshold {p.threshold:g}), worst "
+            f"{min(out.per_seed):.1f}, {out.wall_s:.0f} s; {out.run_dir}",
+            flush=True,
+        )
         return out
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:

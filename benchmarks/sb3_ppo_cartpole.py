@@ -38,8 +38,10 @@ LR, CLIP = 1e-3, 0.2
 
 def linear(initial: float):
     """The RL Zoo's ``lin_X``: ``progress_remaining * X`` (progress_remaining goes 1 -> 0)."""
+
     def schedule(progress_remaining: float) -> float:
         return progress_remaining * initial
+
     return schedule
 
 
@@ -57,8 +59,16 @@ def train(args) -> dict:
 
     t0 = time.perf_counter()
     env = make_vec_env("CartPole-v1", n_envs=N_ENVS, seed=args.seed, vec_env_cls=DummyVecEnv)
-    model = PPO("MlpPolicy", env, learning_rate=linear(LR), clip_range=linear(CLIP), seed=args.seed,
-                device="cpu", verbose=0, **ZOO)
+    model = PPO(
+        "MlpPolicy",
+        env,
+        learning_rate=linear(LR),
+        clip_range=linear(CLIP),
+        seed=args.seed,
+        device="cpu",
+        verbose=0,
+        **ZOO,
+    )
     t_setup = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -80,13 +90,23 @@ def train(args) -> dict:
         "torch_num_interop_threads": torch.get_num_interop_threads(),
         "device": str(model.device),
         "hyperparameters": {
-            "n_envs": env.num_envs, "n_steps": model.n_steps, "batch_size": model.batch_size,
-            "n_epochs": model.n_epochs, "gamma": model.gamma, "gae_lambda": model.gae_lambda,
-            "learning_rate": f"lin_{LR}", "clip_range": f"lin_{CLIP}", "ent_coef": model.ent_coef,
-            "vf_coef": model.vf_coef, "max_grad_norm": model.max_grad_norm,
-            "clip_range_vf": model.clip_range_vf, "normalize_advantage": model.normalize_advantage,
-            "target_kl": model.target_kl, "net_arch": policy.net_arch,
-            "activation_fn": policy.activation_fn.__name__, "ortho_init": policy.ortho_init,
+            "n_envs": env.num_envs,
+            "n_steps": model.n_steps,
+            "batch_size": model.batch_size,
+            "n_epochs": model.n_epochs,
+            "gamma": model.gamma,
+            "gae_lambda": model.gae_lambda,
+            "learning_rate": f"lin_{LR}",
+            "clip_range": f"lin_{CLIP}",
+            "ent_coef": model.ent_coef,
+            "vf_coef": model.vf_coef,
+            "max_grad_norm": model.max_grad_norm,
+            "clip_range_vf": model.clip_range_vf,
+            "normalize_advantage": model.normalize_advantage,
+            "target_kl": model.target_kl,
+            "net_arch": policy.net_arch,
+            "activation_fn": policy.activation_fn.__name__,
+            "ortho_init": policy.ortho_init,
             "share_features_extractor": policy.share_features_extractor,
             "optimizer": type(policy.optimizer).__name__,
             "adam_eps": policy.optimizer.defaults.get("eps"),
@@ -104,21 +124,26 @@ def evaluate(args) -> dict:
     model = PPO.load(args.eval, device="cpu")
     env = make_vec_env("CartPole-v1", n_envs=1, seed=10_000 + args.seed, vec_env_cls=DummyVecEnv)
     t0 = time.perf_counter()
-    returns, lengths = evaluate_policy(model, env, n_eval_episodes=args.eval_episodes, deterministic=True,
-                                       return_episode_rewards=True)
+    returns, lengths = evaluate_policy(
+        model, env, n_eval_episodes=args.eval_episodes, deterministic=True, return_episode_rewards=True
+    )
     import numpy as np
 
-    return {"eval_return_mean": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
-            "eval_length_mean": float(np.mean(lengths)), "eval_episodes": len(returns),
-            "deterministic": True, "eval_time_s": time.perf_counter() - t0}
+    return {
+        "eval_return_mean": float(np.mean(returns)),
+        "eval_return_std": float(np.std(returns)),
+        "eval_length_mean": float(np.mean(lengths)),
+        "eval_episodes": len(returns),
+        "deterministic": True,
+        "eval_time_s": time.perf_counter() - t0,
+    }
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--total-steps", type=int, default=TOTAL_STEPS)
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch.set_num_threads (default: leave torch's default)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: leave torch's default)")
     p.add_argument("--save", default=None, help="save the trained model here (for --eval in another process)")
     p.add_argument("--eval", default=None, metavar="MODEL_ZIP", help="evaluate a saved model instead of training")
     p.add_argument("--eval-episodes", type=int, default=200)
