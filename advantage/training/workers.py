@@ -211,12 +211,15 @@ def token_auth_enabled() -> bool:
 
 def _user_modules(env_module: str | None) -> list:
     """The module of a ``module:Class`` env, when it is the user's own (not installed): Ray ships it to the
-    workers of a cluster. Installed packages (site-packages) are expected on every machine."""
-    if not env_module or env_module not in sys.modules:
+    workers of a cluster. Installed packages (site-packages) are expected on every machine. A package without
+    ``__init__.py`` (a namespace package, e.g. ``benchmarks.slow_envs``) is shipped as its folder."""
+    if not env_module or env_module.split(".")[0] not in sys.modules:
         return []
     module = sys.modules[env_module.split(".")[0]]
-    path = getattr(module, "__file__", None) or ""
-    return [] if "site-packages" in path or "dist-packages" in path or not path else [module]
+    path = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", [])), "")
+    if not path or "site-packages" in path or "dist-packages" in path:
+        return []
+    return [module] if getattr(module, "__file__", None) else [path]
 
 
 def _first_line(error: BaseException) -> str:
