@@ -90,8 +90,6 @@ ROBUST: tuple[Preset, ...] = (
         "a2c-td-cartpole", "a2c", "CartPole-v1", CARTPOLE, {"estimator": "n-step", "n_step": 1}, total_steps=250_000
     ),
     Preset("impala-cartpole", "impala", "CartPole-v1", CARTPOLE),  # policy_lag 2: V-trace on lagged data
-    # A3C: 2 workers per seed taking turns in this process (deterministic; on Ray the order of arrival varies)
-    Preset("a3c-cartpole", "a3c", "CartPole-v1", CARTPOLE, eval_episodes=100, run={"worker_pool": "local"}),
     Preset("npg-cartpole", "npg", "CartPole-v1", CARTPOLE),
     Preset("trpo-cartpole", "trpo", "CartPole-v1", CARTPOLE),
     Preset("reinforce-cartpole", "reinforce", "CartPole-v1", CARTPOLE),
@@ -152,6 +150,9 @@ NOT_YET_ROBUST: tuple[Preset, ...] = (
         in_tests=False,
     ),
     Preset("is-pg-cartpole", "is-pg", "CartPole-v1", 300.0, eval_episodes=100, in_tests=False),
+    # A3C with 2 workers per seed taking turns in this process (deterministic; on Ray the order of arrival varies):
+    # 19 of 20 under AVX2 (seed 13 collapses at 150k steps); tests/test_workers.py trains seeds 0-2
+    Preset("a3c-cartpole", "a3c", "CartPole-v1", CARTPOLE, eval_episodes=100, run={"worker_pool": "local"}),
 )
 
 
