@@ -23,7 +23,7 @@ ENV = "CartPole-v1"
 def local_ray():
     import envs_for_tests  # noqa: F401 - imported here, shipped to the workers as a user's own env module
 
-    from advantage.training.workers import start_ray
+    from advantage.training.ray_cluster import start_ray
 
     start_ray(num_cpus=2, env_module="envs_for_tests")
     yield
@@ -38,7 +38,7 @@ def test_the_library_starts_ray_without_a_dashboard_and_with_token_authenticatio
     import ray._private.worker as ray_worker
 
     from advantage.errors import RunError
-    from advantage.training.workers import start_ray, token_auth_enabled
+    from advantage.training.ray_cluster import start_ray, token_auth_enabled
 
     assert not ray_worker._global_node.address_info.get("webui_url")  # no dashboard
     assert token_auth_enabled()

@@ -144,7 +144,7 @@ def test_a_run_that_cannot_use_workers_is_a_clear_error(tmp_path):
 def test_without_ray_the_error_names_the_extra(monkeypatch):
     import builtins
 
-    from advantage.training import workers
+    from advantage.training import ray_cluster
 
     real_import = builtins.__import__
 
@@ -155,7 +155,7 @@ def test_without_ray_the_error_names_the_extra(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(MissingExtraError, match=r'advantage\[ray\].*--worker-pool local'):
-        workers.import_ray()
+        ray_cluster.import_ray()
 
 
 def test_a_crashed_driver_resumes_to_the_exact_budget(tmp_path, monkeypatch):

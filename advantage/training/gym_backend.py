@@ -54,7 +54,7 @@ class GymnasiumBackend:
         self.n_seeds, self.n_envs = len(seeds), config.n_envs
         self.vec: Any  # a GymnasiumVecEnv, or its interface over Ray processes
         if workers:  # each seed's sub-envs stepped by `workers` Ray processes (training/workers.py)
-            from advantage.training.workers import RayVecEnv
+            from advantage.training.ray_cluster import RayVecEnv
 
             self.vec = RayVecEnv(
                 env, self.n_seeds * self.n_envs, self.n_seeds * workers, env_kwargs, validate, ray_address
