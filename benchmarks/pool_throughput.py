@@ -215,7 +215,7 @@ _SHIP_PROBE = """
 import json, sys
 sys.path.insert(0, sys.argv[1])     # the copy of slow_envs.py: on the driver's path only, not on PYTHONPATH or cwd
 import slow_envs
-from advantage.training.workers import _user_modules, start_ray
+from advantage.training.ray_cluster import _user_modules, start_ray
 ray = start_ray(num_cpus=1, env_module="slow_envs")
 
 @ray.remote(num_cpus=1)
@@ -255,7 +255,7 @@ def check_shipping(timeout: float = 600.0) -> dict:
         [
             sys.executable,
             "-c",
-            "import benchmarks.slow_envs; from advantage.training.workers import _user_modules;"
+            "import benchmarks.slow_envs; from advantage.training.ray_cluster import _user_modules;"
             "print(_user_modules('benchmarks.slow_envs'))",
         ],
         capture_output=True,
