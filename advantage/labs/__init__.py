@@ -31,6 +31,11 @@ LABS: dict[str, str] = {
 }
 
 
+def header(module, seed: int, quick: bool) -> dict:
+    """The first fields of every lab's ``results.json``: which lab, which slide and claim, and how it was run."""
+    return {"lab": module.NAME, "slide": module.SLIDE, "claim": module.CLAIM, "seed": seed, "quick": quick}
+
+
 def available() -> list[str]:
     """The labs whose module exists."""
     out = []

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ import numpy as np
 
 from advantage.core.returns import gae
 from advantage.envs.registry import make
+from advantage.labs import header
 from advantage.labs.reinforce_variance import _quiet_console, collect_episodes, fit_value, trained_policy
 
 NAME = "gae-lambda"
@@ -306,11 +308,7 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
             "auc_mean_return": float(np.nanmean(ret)),
         }
     results = {
-        "lab": NAME,
-        "slide": SLIDE,
-        "claim": CLAIM,
-        "seed": seed,
-        "quick": quick,
+        **header(sys.modules[__name__], seed, quick),
         "setup": {
             "env": ENV,
             "gamma": GAMMA,

@@ -25,6 +25,7 @@ For i.i.d. steps the expected ESS/N of the full product is about :math:`1/\mathb
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from advantage.core.importance import importance_weights, weight_statistics
+from advantage.labs import header
 
 NAME = "importance-weights"
 SLIDE = (
@@ -153,11 +155,7 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     fig.tight_layout()
 
     results = {
-        "lab": NAME,
-        "slide": SLIDE,
-        "claim": CLAIM,
-        "seed": seed,
-        "quick": quick,
+        **header(sys.modules[__name__], seed, quick),
         "setup": {
             "behaviour": list(BEHAVIOUR),
             "target": list(TARGET),

@@ -25,6 +25,7 @@ through the library's driver, a few seeds each, and plots the learning curves.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 import types
@@ -38,6 +39,7 @@ from advantage.algos import ppo
 from advantage.core import optim
 from advantage.core.returns import gae
 from advantage.envs.registry import make
+from advantage.labs import header
 from advantage.labs.gae_lambda import read_curve
 from advantage.labs.reinforce_variance import _quiet_console
 from advantage.training.jax_backend import JaxBackend
@@ -244,11 +246,7 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
             "auc_mean_return": float(np.nanmean(ret)),
         }
     results = {
-        "lab": NAME,
-        "slide": SLIDE,
-        "claim": CLAIM,
-        "seed": seed,
-        "quick": quick,
+        **header(sys.modules[__name__], seed, quick),
         "setup": {
             "env": ENV,
             "clip_eps": CLIP_EPS,

@@ -19,6 +19,7 @@ episodes, and their mean cosine to that reference.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from advantage.algos import reinforce
 from advantage.core import losses
 from advantage.core.returns import discounted_returns, episode_returns, gae
 from advantage.envs.registry import make
+from advantage.labs import header
 
 NAME = "reinforce-variance"
 SLIDE = (
@@ -286,11 +288,7 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     fig.tight_layout()
 
     results = {
-        "lab": NAME,
-        "slide": SLIDE,
-        "claim": CLAIM,
-        "seed": seed,
-        "quick": quick,
+        **header(sys.modules[__name__], seed, quick),
         "setup": {
             "env": ENV,
             "gamma": GAMMA,

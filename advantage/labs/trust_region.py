@@ -30,6 +30,7 @@ it until the KL is at most :math:`\delta`. A third run (parameter steps, no bad 
 from __future__ import annotations
 
 import json
+import sys
 import time
 import types
 from pathlib import Path
@@ -45,6 +46,7 @@ from advantage.core.distributions import Categorical
 from advantage.core.natural_gradient import backtracking_line_search, natural_gradient_step
 from advantage.core.returns import gae
 from advantage.envs.registry import make
+from advantage.labs import header
 from advantage.training.jax_backend import JaxBackend
 from advantage.training.run_config import Schedule
 
@@ -306,11 +308,7 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         }
 
     results = {
-        "lab": NAME,
-        "slide": SLIDE,
-        "claim": CLAIM,
-        "seed": seed,
-        "quick": quick,
+        **header(sys.modules[__name__], seed, quick),
         "setup": {
             "env": ENV,
             "max_kl": MAX_KL,

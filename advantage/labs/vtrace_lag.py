@@ -20,6 +20,7 @@ the ratios is visibly worse (its mean final return at least 100 lower).
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from advantage.algos import impala
+from advantage.labs import header
 from advantage.labs.gae_lambda import read_curve
 from advantage.labs.reinforce_variance import _quiet_console
 
@@ -207,11 +209,7 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
     fig.tight_layout()
 
     results = {
-        "lab": NAME,
-        "slide": SLIDE,
-        "claim": CLAIM,
-        "seed": seed,
-        "quick": quick,
+        **header(sys.modules[__name__], seed, quick),
         "setup": {
             "env": ENV,
             "algorithm": "impala",
