@@ -89,6 +89,7 @@ class PoolStepper:
         updates = len(self.seeds) * self.total_steps // self.batch
         self.updates_per_advance = max(1, math.ceil(updates / run.n_chunks))
         self.pool: Any = None
+        self._learn = self._learn_fn()
         self._timers = {"learner": 0.0, "wait": 0.0}
         self.updates = np.zeros(len(self.seeds), np.int64)  # in this session (a resumed run: since it resumed)
         self.lag_sum = 0.0
@@ -168,7 +169,6 @@ class PoolStepper:
 
         algo_name, cfg, run, n = self.algo.NAME, self.config, self.run, self.n_workers
         seeds = self.seeds
-
         start = self.env_steps(state)
 
         def args(i: int, restarts: int):
@@ -177,10 +177,9 @@ class PoolStepper:
         if run.worker_pool == "local":
             self.pool = LocalPool(lambda i, restarts: Worker(*args(i, restarts)), n * len(seeds))
         else:
-            env_module = run.env.split(":")[0] if ":" in run.env else None
-            self.pool = RayPool(args, n * len(seeds), run.ray_address, env_module)
+            self.pool = RayPool(args, n * len(seeds), run.ray_address, run.env)
         self.version = np.zeros(len(seeds), np.int64)  # learner updates since the pool started, per seed
-        self.issued = self.env_steps(state).copy()  # env steps consumed or in flight, per seed
+        self.issued = start.copy()  # env steps consumed or in flight, per seed
         self.method = "gradients" if self.mode == "gradients" else "rollout"
         agents = self._unstack(state.agent)
         for _ in range(MAX_IN_FLIGHT[self.mode]):
@@ -200,19 +199,15 @@ class PoolStepper:
             self.pool.submit(i, self.method, agent, int(self.version[s]))
 
     def _learn_fn(self):
+        """The learner's step on one result: IMPALA's ``update`` on a rollout, or A3C's ``apply_gradients`` on a
+        worker's gradients; with the count of non-finite parameters the health checks read."""
         algo, cfg, space = self.algo, self.config, self.action_space
-        if self.mode == "gradients":
 
-            def apply(agent, grads, key):
-                del key
-                agent, metrics = algo.apply_gradients(cfg, agent, grads)
-                metrics["health/nonfinite_params"] = count_nonfinite(algo.policy_params(agent)).astype(jnp.float32)
-                return agent, metrics
-
-            return apply
-
-        def learn(agent, batch, key):
-            agent, metrics = algo.update(cfg, space, agent, batch, key)
+        def learn(agent, payload, key):
+            if self.mode == "gradients":
+                agent, metrics = algo.apply_gradients(cfg, agent, payload)
+            else:
+                agent, metrics = algo.update(cfg, space, agent, payload, key)
             metrics["health/nonfinite_params"] = count_nonfinite(algo.policy_params(agent)).astype(jnp.float32)
             return agent, metrics
 
@@ -237,7 +232,7 @@ class PoolStepper:
             key, k = jax.random.split(jnp.asarray(keys[s]))
             keys[s] = np.asarray(key)
             payload = result["grads"] if self.mode == "gradients" else result["batch"]
-            learn = self.compiled.get(f"learn-{self.mode}", self._learn_fn(), agents[s], payload, k)
+            learn = self.compiled.get("learn", self._learn, agents[s], payload, k)
             agents[s], metrics = learn(agents[s], payload, k)
             metrics = {name: float(v) for name, v in jax.device_get(metrics).items()}
             t2 = time.perf_counter()

@@ -33,7 +33,8 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, env_modul
     dashboard and with Ray's token authentication on (Ray's own servers listen on the machine's address, not only
     on the loopback: the token is what keeps others out; docs/scaling-out.md). Reuses a Ray this process already
     started. The workers get this process's ``XLA_FLAGS`` (the same CPU code as here) and, for an env given
-    as ``module:Class`` outside the installed packages, that module's source (``env_module``)."""
+    as ``module:Class`` outside the installed packages, that module's source (``env_module``: the env spec, or the
+    module's name)."""
     ray = import_ray()
     if ray.is_initialized():
         return ray
@@ -82,13 +83,14 @@ def token_auth_enabled() -> bool:
     return bool(is_token_auth_enabled())
 
 
-def _user_modules(env_module: str | None) -> list:
-    """The module of a ``module:Class`` env, when it is the user's own (not installed): Ray ships it to the
-    workers of a cluster. Installed packages (site-packages) are expected on every machine. A package without
-    ``__init__.py`` (a namespace package, e.g. ``benchmarks.slow_envs``) is shipped as its folder."""
-    if not env_module or env_module.split(".")[0] not in sys.modules:
+def _user_modules(env: str | None) -> list:
+    """The module of a ``module:Class`` env (or a module name), when it is the user's own (not installed): Ray
+    ships it to the workers of a cluster. Installed packages (site-packages) are expected on every machine. A package
+    without ``__init__.py`` (a namespace package, e.g. ``benchmarks.slow_envs``) is shipped as its folder."""
+    top = (env or "").split(":")[0].split(".")[0]
+    if not top or top not in sys.modules:
         return []
-    module = sys.modules[env_module.split(".")[0]]
+    module = sys.modules[top]
     path = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", [])), "")
     if not path or "site-packages" in path or "dist-packages" in path:
         return []
@@ -150,8 +152,7 @@ class RayVecEnv:
             "env_factory",
         ):
             setattr(self, name, getattr(local, name))
-        env_module = env.split(":")[0] if isinstance(env, str) and ":" in env else None
-        self.ray = ray = start_ray(address, env_module=env_module)
+        self.ray = ray = start_ray(address, env_module=env if isinstance(env, str) else None)
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
         shard = ray.remote(num_cpus=min(1.0, cpus / n_shards))(EnvShard)
         bounds = np.linspace(0, num_envs, n_shards + 1).round().astype(int)

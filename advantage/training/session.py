@@ -185,11 +185,9 @@ class Session:
     def __init__(
         self, algo, algo_cfg, run: RunConfig, run_dir: Path, ckpt=None, console=None, stepper: Stepper | None = None
     ):
-        from rich.console import Console
-
         assert run.total_steps is not None  # resolved by train() (or saved by it, for resume())
         self.algo, self.algo_cfg, self.run_cfg, self.run_dir, self.ckpt = algo, algo_cfg, run, run_dir, ckpt
-        self.console = console or Console(stderr=True)
+        self.console = console or _stderr_console()
         self.seeds = list(run.seeds)
         self.total = run.total_steps
         self._stepper = stepper

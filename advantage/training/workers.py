@@ -109,8 +109,6 @@ class LocalPool:
     """``n`` workers in this process. A submitted call runs when its result is asked for, first submitted
     first run: with one call in flight per worker the workers take turns (a deterministic round robin)."""
 
-    kind = "local"
-
     def __init__(self, make_worker, n: int):
         self.make_worker = make_worker
         self.workers = [make_worker(i, 0) for i in range(n)]
@@ -135,9 +133,6 @@ class LocalPool:
         i, method, args = self.pending.popleft()
         return i, getattr(self.workers[i], method)(*args)
 
-    def pids(self) -> list[int]:
-        return [os.getpid()] * len(self.workers)
-
     def close(self) -> None:
         for w in self.workers:
             w.close()
@@ -153,7 +148,6 @@ def _first_line(error: BaseException) -> str:
 class RayPool:
     """``n`` workers as Ray actors; results are taken in the order they finish (``ray.wait``)."""
 
-    kind = "ray"
     max_restarts = 3
     """Replacements of one worker in a row that die before returning anything: then the run stops with the
     worker's error (an env that cannot be built on the workers, say) instead of restarting forever."""
