@@ -201,6 +201,34 @@ def test_an_interrupted_search_run_resumes_its_jsonl_like_metrics_csv(tmp_path, 
 
 # ----------------------------------------------------------------------------- Weights & Biases
 
+def _tensorboard_scalars(folder) -> dict:
+    """``{tag: [(step, value), ...]}`` read back from the event files in ``folder`` (TFRecord framing: a
+    uint64 length, its CRC, the serialised ``Event``, its CRC)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    out: dict = {}
+    for path in sorted(Path(folder).glob("events.out.tfevents.*")):
+        data, pos = path.read_bytes(), 0
+        while pos < len(data):
+            (length,) = struct.unpack("<Q", data[pos:pos + 8])
+            event = Event()
+            event.ParseFromString(data[pos + 12:pos + 12 + length])
+            pos += 12 + length + 4
+            for v in event.summary.value:
+                out.setdefault(v.tag, []).append((event.step, v.simple_value))
+    return out
+
+
+def test_tensorboard_events_hold_every_finite_value_of_each_seed(tmp_path):
+    rows = [{"step": 8, "seed": 0, "loss/a": 1.5, "eval/b": NAN}, {"step": 8, "seed": 3, "loss/a": -2.0},
+            {"step": 16, "seed": 0, "loss/a": 0.25, "eval/b": 3.0, "x": None}]
+    w = TensorBoardWriter(tmp_path / "tb", [0, 3])
+    w.write_rows(rows)
+    w.close()
+    assert _tensorboard_scalars(tmp_path / "tb" / "seed_0") == {"loss/a": [(8, 1.5), (16, 0.25)], "eval/b": [(16, 3.0)]}
+    assert _tensorboard_scalars(tmp_path / "tb" / "seed_3") == {"loss/a": [(8, -2.0)]}
+
+
 def test_wandb_writer_logs_each_seed_to_its_own_run(tmp_path, fake_wandb):
     run_dir = tmp_path / "ppo-CartPole-v1-x"
     w = WandbWriter(run_dir, [0, 3], "proj", "team", config={"algo": "ppo"})

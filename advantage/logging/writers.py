@@ -107,22 +107,31 @@ class CSVWriter:
 
 
 class TensorBoardWriter:
-    """TensorBoard event files, one folder per seed (``tb/seed_N``); NaN values are skipped."""
+    """TensorBoard event files, one folder per seed (``tb/seed_N``); NaN values are skipped.
+
+    One event per row holding all its scalars (``add_scalar`` per metric queued one event per value
+    through tensorboardX's inter-thread queue, ~100 µs each: 3.3 s per seed for a 781-update PPO run)."""
 
     def __init__(self, root: Path, seeds, resume_step: int | dict | None = None):
         from tensorboardX import SummaryWriter
 
         purge = resume_step if isinstance(resume_step, dict) else {s: resume_step for s in seeds}
         self.writers = {
-            s: SummaryWriter(str(Path(root) / f"seed_{s}"), purge_step=purge[s], flush_secs=30) for s in seeds
+            s: SummaryWriter(str(Path(root) / f"seed_{s}"), purge_step=purge[s], flush_secs=30, max_queue=1000)
+            for s in seeds
         }
 
     def write_rows(self, rows: list[dict]) -> None:
+        from tensorboardX.proto.summary_pb2 import Summary
+
         for r in rows:
-            w = self.writers[r["seed"]]
-            for k, v in r.items():
-                if k not in ("step", "seed") and v is not None and not (isinstance(v, float) and math.isnan(v)):
-                    w.add_scalar(k, v, r["step"])
+            values = [
+                Summary.Value(tag=k, simple_value=float(v))
+                for k, v in r.items()
+                if k not in ("step", "seed") and v is not None and not (isinstance(v, float) and math.isnan(v))
+            ]
+            if values:
+                self.writers[r["seed"]].file_writer.add_summary(Summary(value=values), r["step"])
 
     def close(self) -> None:
         _close_all(w.close for w in self.writers.values())
