@@ -225,6 +225,7 @@ def _video(parsed: EvalArgs) -> int:
         parsed.video_seed_index,
         deterministic=not parsed.stochastic,
         max_frames=parsed.max_frames,
+        compact=True,
     )
     out = video.write_video(r.frames, path, r.fps)
     episodes = ", ".join(f"return {ret:g} in {n} steps" for ret, n in zip(r.returns, r.lengths))

@@ -162,3 +162,20 @@ def test_a_jax_env_without_a_renderer_is_refused(jax_run, tmp_path):
     (other / "config.json").write_text(json.dumps(config))
     with pytest.raises(video.VideoError, match="has no renderer"):
         video.record(other, tmp_path / "none.gif")
+
+
+@pytest.mark.parametrize("n_colors", [5, 300])  # an exact palette, and past 256 colours (kept as RGB)
+def test_compact_frames_give_back_the_rgb_frames_and_the_same_gif(tmp_path, n_colors):
+    rng = np.random.default_rng(0)
+    colors = rng.integers(0, 256, (n_colors, 3), dtype=np.uint8)
+    frames = [colors[rng.integers(0, n_colors, (30, 40))] for _ in range(4)]
+    compact = video._PaletteGif()
+    compact.extend(frames[:2])
+    compact.append(frames[2])
+    compact.append(frames[3])
+    assert len(compact) == 4 and compact.exact == (n_colors <= 256)
+    for got, want in zip(compact, frames):
+        np.testing.assert_array_equal(got, want)
+    a = video.write_video(frames, tmp_path / "a.gif")
+    b = video.write_video(compact, tmp_path / "b.gif")
+    assert a.read_bytes() == b.read_bytes()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,10 +35,11 @@ DEFAULT_FPS = 30
 
 @dataclass
 class Rollout:
-    """What :func:`rollout` recorded: ``frames`` (uint8 ``[H, W, 3]`` each), and per episode its
-    ``returns`` and ``lengths`` (raw, undiscounted; cut short where ``max_frames`` ran out)."""
+    """What :func:`rollout` recorded: ``frames`` (uint8 ``[H, W, 3]`` each; with ``compact=True`` a frame list
+    kept as palette indices, which iterates as RGB frames), and per episode its ``returns`` and ``lengths``
+    (raw, undiscounted; cut short where ``max_frames`` ran out)."""
 
-    frames: list = field(default_factory=list)
+    frames: Any = field(default_factory=list)
     returns: list = field(default_factory=list)
     lengths: list = field(default_factory=list)
     fps: int = DEFAULT_FPS
@@ -112,9 +114,28 @@ class _PaletteGif:
             idx = self.lut[key]
         self.frames.append(idx.astype(np.uint8))
 
-    def _give_up_exact(self) -> None:
+    # A frame list: a rollout can record into one directly, so that a 600x400 video holds one byte a pixel
+    # (palette indices) instead of three (501 CartPole frames: 120 MB instead of 360 MB).
+    append = add
+
+    def extend(self, frames) -> None:
+        for frame in frames:
+            self.add(frame)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __iter__(self):
+        """The frames as RGB ``[H, W, 3]`` (for an MP4 writer, or a user's own use)."""
+        palette = self._palette() if self.exact else None
+        return (palette[f] if palette is not None else f for f in self.frames)
+
+    def _palette(self) -> np.ndarray:
         c = np.asarray(self.colors, np.int64)
-        palette = np.stack([(c >> 16) & 255, (c >> 8) & 255, c & 255], -1).astype(np.uint8)
+        return np.stack([(c >> 16) & 255, (c >> 8) & 255, c & 255], -1).astype(np.uint8)
+
+    def _give_up_exact(self) -> None:
+        palette = self._palette()
         self.frames = [palette[f] for f in self.frames]
         self.exact = False
         self.lut = None
@@ -123,8 +144,7 @@ class _PaletteGif:
         from PIL import Image
 
         if self.exact:
-            c = np.asarray(self.colors, np.int64)
-            palette = np.stack([(c >> 16) & 255, (c >> 8) & 255, c & 255], -1).astype(np.uint8).ravel().tolist()
+            palette = self._palette().ravel().tolist()
             images = []
             for f in self.frames:
                 im = Image.fromarray(f, "P")
@@ -145,10 +165,13 @@ def write_video(frames, out_path, fps: int = DEFAULT_FPS) -> Path:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
     if out_path.suffix.lower() == ".gif":
-        gif = _PaletteGif()
-        for frame in frames:
-            gif.add(_check_frame(frame, "a frame"))
-            n += 1
+        if isinstance(frames, _PaletteGif):  # recorded in palette form already (rollout(..., compact=True))
+            gif, n = frames, len(frames)
+        else:
+            gif = _PaletteGif()
+            for frame in frames:
+                gif.add(_check_frame(frame, "a frame"))
+                n += 1
         if n:
             # GIF frame times are multiples of 10 ms
             gif.save(out_path, duration=max(10, int(round(100.0 / max(fps, 1))) * 10))
@@ -201,7 +224,7 @@ def _jax_fps(env_id: str, env) -> int:
     return DEFAULT_FPS
 
 
-def _rollout_jax(run, algo, cfg, space, agent, episodes, deterministic, max_frames) -> Rollout:
+def _rollout_jax(run, algo, cfg, space, agent, episodes, deterministic, max_frames, frames) -> Rollout:
     import jax
     import jax.numpy as jnp
 
@@ -236,7 +259,7 @@ def _rollout_jax(run, algo, cfg, space, agent, episodes, deterministic, max_fram
     rets, dones = np.asarray(rets), np.asarray(dones)
     render = jax.jit(jax.vmap(lambda s: stats_env.render(s, params)))
 
-    out = Rollout(fps=_jax_fps(run.env, env), env=run.env, backend="jax")
+    out = Rollout(frames, fps=_jax_fps(run.env, env), env=run.env, backend="jax")
     budget = max_frames
     for e in range(episodes):
         if budget < 2:
@@ -276,7 +299,7 @@ def _render_install_hint(env_id: str, e: Exception) -> str:
     )
 
 
-def _rollout_gymnasium(run, algo, cfg, space, agent, episodes, deterministic, max_frames) -> Rollout:
+def _rollout_gymnasium(run, algo, cfg, space, agent, episodes, deterministic, max_frames, frames) -> Rollout:
     import gymnasium
     import jax
 
@@ -310,7 +333,7 @@ def _rollout_gymnasium(run, algo, cfg, space, agent, episodes, deterministic, ma
         fps = int(vec.metadata.get("render_fps") or DEFAULT_FPS)
         act = jax.jit(lambda obs, key: algo.act(cfg, space, agent, obs, key, deterministic)[0])
         limit = run.eval_max_steps or vec.max_episode_steps or DEFAULT_EVAL_MAX_STEPS
-        out = Rollout(fps=fps, env=run.env, backend="gymnasium")
+        out = Rollout(frames, fps=fps, env=run.env, backend="gymnasium")
 
         def frame(env):
             try:
@@ -339,10 +362,17 @@ def _rollout_gymnasium(run, algo, cfg, space, agent, episodes, deterministic, ma
 
 
 def rollout(
-    run_dir, episodes: int = 1, seed_index: int = 0, deterministic: bool = True, max_frames: int = DEFAULT_MAX_FRAMES
+    run_dir,
+    episodes: int = 1,
+    seed_index: int = 0,
+    deterministic: bool = True,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    compact: bool = False,
 ) -> Rollout:
     """Play ``episodes`` evaluation episodes with the agent of training seed number ``seed_index``
-    of the run in ``run_dir`` and render every state (at most ``max_frames`` frames in all)."""
+    of the run in ``run_dir`` and render every state (at most ``max_frames`` frames in all).
+    ``compact``: keep the frames as palette indices as they come (a third of the memory; what
+    :func:`record` does), falling back to RGB past 256 colours."""
     import jax
 
     from advantage.training import loading
@@ -361,7 +391,7 @@ def rollout(
     algo, cfg, space, agents = loading.load_agents(run_dir)
     agent = jax.tree.map(lambda x: x[seed_index], agents)
     fn = _rollout_jax if run.backend == "jax" else _rollout_gymnasium
-    out = fn(run, algo, cfg, space, agent, episodes, deterministic, max_frames)
+    out = fn(run, algo, cfg, space, agent, episodes, deterministic, max_frames, _PaletteGif() if compact else [])
     out.seed = seeds[seed_index]
     return out
 
@@ -383,5 +413,5 @@ def record(
     ``.mp4`` needs ``imageio[ffmpeg]``) and return the path. See :func:`rollout`."""
     out_path = Path(out_path) if out_path is not None else default_path(run_dir)
     check_path(out_path)  # before the (slow) rollout
-    r = rollout(run_dir, episodes, seed_index, deterministic, max_frames)
+    r = rollout(run_dir, episodes, seed_index, deterministic, max_frames, compact=True)
     return write_video(r.frames, out_path, fps or r.fps)
