@@ -368,11 +368,13 @@ def rollout(
     deterministic: bool = True,
     max_frames: int = DEFAULT_MAX_FRAMES,
     compact: bool = False,
+    loaded: tuple | None = None,
 ) -> Rollout:
     """Play ``episodes`` evaluation episodes with the agent of training seed number ``seed_index``
     of the run in ``run_dir`` and render every state (at most ``max_frames`` frames in all).
     ``compact``: keep the frames as palette indices as they come (a third of the memory; what
-    :func:`record` does), falling back to RGB past 256 colours."""
+    :func:`record` does), falling back to RGB past 256 colours. ``loaded``: what ``loading.load_agents(run_dir)``
+    returns, where the caller holds it already (the training process: no back end rebuilt, no checkpoint read)."""
     import jax
 
     from advantage.training import loading
@@ -388,7 +390,7 @@ def rollout(
             f"seed index {seed_index} is out of range: {run_dir} has {len(seeds)} seed(s) {seeds} "
             f"(index 0 to {len(seeds) - 1})"
         )
-    algo, cfg, space, agents = loading.load_agents(run_dir)
+    algo, cfg, space, agents = loaded if loaded is not None else loading.load_agents(run_dir)
     agent = jax.tree.map(lambda x: x[seed_index], agents)
     fn = _rollout_jax if run.backend == "jax" else _rollout_gymnasium
     out = fn(run, algo, cfg, space, agent, episodes, deterministic, max_frames, _PaletteGif() if compact else [])
@@ -408,10 +410,11 @@ def record(
     deterministic: bool = True,
     max_frames: int = DEFAULT_MAX_FRAMES,
     fps: int | None = None,
+    loaded: tuple | None = None,
 ) -> Path:
     """Render the trained agent of ``run_dir`` to ``out_path`` (default ``RUN_DIR/videos/agent.gif``;
     ``.mp4`` needs ``imageio[ffmpeg]``) and return the path. See :func:`rollout`."""
     out_path = Path(out_path) if out_path is not None else default_path(run_dir)
     check_path(out_path)  # before the (slow) rollout
-    r = rollout(run_dir, episodes, seed_index, deterministic, max_frames, compact=True)
+    r = rollout(run_dir, episodes, seed_index, deterministic, max_frames, compact=True, loaded=loaded)
     return write_video(r.frames, out_path, fps or r.fps)

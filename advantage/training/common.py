@@ -72,9 +72,10 @@ def evaluate_now(stepper, state, run: RunConfig, run_dir: Path, step: int, name:
     return result
 
 
-def finish(summary: dict, algo, run: RunConfig, run_dir: Path, console, **timing) -> dict:
+def finish(summary: dict, algo, run: RunConfig, run_dir: Path, console, loaded: tuple | None = None, **timing) -> dict:
     """Complete a finished run's summary (timings, device, versions), draw its learning curve and video,
-    and write summary.json. A failing plot or video is reported, never allowed to lose the run."""
+    and write summary.json. A failing plot or video is reported, never allowed to lose the run.
+    ``loaded``: ``(algo, algo_config, action_space, agents)`` of the run, for the video without reloading it."""
     summary.update(timing)
     summary.update(
         {
@@ -96,7 +97,7 @@ def finish(summary: dict, algo, run: RunConfig, run_dir: Path, console, **timing
         try:
             from advantage.report.video import record
 
-            summary["video"] = str(record(run_dir))
+            summary["video"] = str(record(run_dir, loaded=loaded))
         except Exception as e:  # noqa: BLE001 - a video must never lose a finished run
             console.print(f"[yellow]no video: {e}[/]")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -445,6 +445,7 @@ class Session:
             run,
             self.run_dir,
             self.console,
+            loaded=(self.algo, self.algo_cfg, stepper.action_space, agents),
             wall_time_s=self.wall_before + time.perf_counter() - self.t_start,
             compile_time_s=self.compile_before + stepper.compile_time_s,
             run_time_s=self.run_time,
