@@ -230,7 +230,7 @@ def test_search_algorithms_act_too(tmp_path):
 def test_the_readme_example_runs(runs, capsys):
     readme = (ROOT / "README.md").read_text()
     code = re.search(r"<!-- policy-example[^>]*-->\n```python\n(.*?)```", readme, re.S).group(1)
-    exec(compile(code, "README.md", "exec"), {"run_dir": str(runs["ppo-cartpole-jax"])})
+    exec(compile(code, "README.md", "exec"), {"summary": {"run_dir": str(runs["ppo-cartpole-jax"])}})
     episode_return = float(capsys.readouterr().out.strip().splitlines()[-1])
     assert 1.0 <= episode_return <= 500.0
 
