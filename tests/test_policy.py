@@ -9,6 +9,7 @@ conversion (``scale_action``, ``GymnasiumVecEnv.env_actions``).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -225,6 +226,9 @@ def test_search_algorithms_act_too(tmp_path):
     np.testing.assert_array_equal(policy.act(obs), reference_actions(run_dir, 0, obs, "gymnasium", "CartPole-v1"))
     path, result, _ = ex.export(run_dir, "npz", out=tmp_path / "cem.npz")
     assert result["ok"] and result["agreement"] == 1.0 and path.exists()
+    if importlib.util.find_spec("jax2onnx") and importlib.util.find_spec("onnxruntime"):
+        path, result, _ = ex.export(run_dir, "onnx", out=tmp_path / "cem.onnx")
+        assert result["ok"] and result["agreement"] == 1.0 and path.exists()
 
 
 def test_the_readme_example_runs(runs, capsys):
@@ -324,3 +328,25 @@ def test_cli_export(runs, tmp_path, capsys):
     assert main(["export", str(tmp_path / "nothing"), "--format", "npz"]) == 2
     assert "is not a run folder" in capsys.readouterr().err
     assert issubclass(RunError, AdvantageError)
+
+
+def test_discrete_observations_are_one_hot_encoded_as_in_training(tmp_path):
+    """FrozenLake (Discrete(16) observations, Discrete(4) actions) on the Gymnasium back end: ``act`` takes the
+    env's integer observation; the linear policy's weights are made random so that the actions say something."""
+    reinforce = algos.get("reinforce")
+    cfg = reinforce.Config(n_envs=2, n_steps=16, features="linear-onehot")
+    _, run_dir = train_run(
+        tmp_path, "reinforce", cfg, "FrozenLake-v1", total_steps=64, backend="gymnasium", eval_episodes=1
+    )
+    policy = advantage.load_policy(run_dir)
+    w = jax.random.normal(jax.random.PRNGKey(1), (16, 4))
+    params = dict(policy.agent.params, policy={"params": {"LinearHead_0": {"w": w}}})
+    policy.agent = policy.agent.replace(params=params)
+    states = np.arange(16)
+    expected = np.argmax(np.asarray(w), axis=1)  # the logits of state s are row s of w
+    np.testing.assert_array_equal(policy.act(states), expected)
+    assert [policy.act(int(s)) for s in states] == list(expected)
+    np.testing.assert_array_equal(np.asarray(jax.jit(policy.act_jax)(states)), expected)
+    assert ex.export_npz(policy, tmp_path / "p.npz")["agreement"] == 1.0
+    npz = np.load(tmp_path / "p.npz")
+    np.testing.assert_array_equal(doc_forward()(npz, np.eye(16, dtype=np.float32)), expected)  # one-hot input
