@@ -13,3 +13,12 @@ __version__ = "0.1.0"
 from advantage import cpu as _cpu  # noqa: E402
 
 _cpu.pin_isa()
+
+
+def __getattr__(name: str):
+    """``advantage.load_policy`` and ``advantage.Policy``, imported on first use (``import advantage`` stays fast)."""
+    if name in ("load_policy", "Policy"):
+        import importlib
+
+        return getattr(importlib.import_module("advantage.policy"), name)
+    raise AttributeError(f"module 'advantage' has no attribute {name!r}")

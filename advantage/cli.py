@@ -20,7 +20,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 USAGE = """usage: advantage COMMAND ...
 
@@ -33,6 +33,8 @@ commands:
   report DIR [DIR ...] [--out OUT]
                                   statistics over seeds (mean, median, IQM, bootstrap CIs), learning
                                   curves and a Markdown summary of one or many runs
+  export DIR --format onnx|npz [--out FILE] [--seed N]
+                                  write the trained policy as ONNX or npz, checked against the policy
   envs                            list the built-in JAX-native environments
   lab NAME [--out DIR] [--quick]  run one of the slides' claims as an experiment: a figure, its numbers
                                   and the verdict (advantage lab --list shows them)
@@ -238,6 +240,35 @@ def _video(parsed: EvalArgs) -> int:
 
 
 @dataclasses.dataclass
+class ExportArgs:
+    run_dir: str
+    """A run folder written by `advantage train`."""
+    format: Literal["onnx", "npz"] = "onnx"
+    """onnx (needs `pip install "advantage[export]"`) or npz (weights and a JSON description, for numpy)."""
+    out: Optional[str] = None
+    """The file to write (default RUN_DIR/policy-seedS.FORMAT)."""
+    seed: Optional[int] = None
+    """The training seed to export (default: the one with the best final evaluation)."""
+
+
+def _export(args: list[str]) -> int:
+    import tyro
+
+    from advantage.export import ATOL, export
+
+    parsed = tyro.cli(tyro.conf.PositionalRequiredArgs[ExportArgs], args=args, prog="advantage export")
+    path, r, policy = export(parsed.run_dir, parsed.format, parsed.out, parsed.seed)
+    check = (
+        f"{r['agreement']:.1%} of the actions identical"
+        if r["discrete"]
+        else f"max |action - policy.act| = {r['max_abs_diff']:.3g} (at most {ATOL:g})"
+    )
+    print(f"{policy.algo.NAME} seed {policy.seed} -> {path}")
+    print(f"checked on {r['n']} observations of evaluation episodes: {check}")
+    return 0
+
+
+@dataclasses.dataclass
 class ReportArgs:
     run_dirs: tuple[str, ...]
     """Run folders written by `advantage train` (one or many; runs of the same env are compared side by side)."""
@@ -351,7 +382,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         sys.path.insert(0, os.getcwd())
     from advantage.errors import AdvantageError, NonFiniteError
 
-    commands = {"train": _train, "eval": _eval, "report": _report_cmd, "envs": _envs, "lab": _lab}
+    commands = {"train": _train, "eval": _eval, "report": _report_cmd, "envs": _envs, "lab": _lab, "export": _export}
     command, rest = argv[0], argv[1:]
     if command not in commands:
         import difflib

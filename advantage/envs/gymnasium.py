@@ -388,6 +388,17 @@ def find_max_episode_steps(env: gymnasium.Env) -> int | None:
 # --------------------------------------------------------------------------- the vector env
 
 
+def box_to_env(actions, low, high, dtype) -> np.ndarray:
+    """Agent actions in ``[-1, 1]`` (clipped first) -> the env's ``Box(low, high)``, in float64, clipped to the
+    bounds, rounded for an integer box, cast to its ``dtype`` (what :meth:`GymnasiumVecEnv.env_actions` sends)."""
+    low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+    a = np.clip(np.asarray(actions, np.float64), -1.0, 1.0)
+    scaled = np.clip(low + 0.5 * (a + 1.0) * (high - low), low, high)
+    if np.dtype(dtype).kind in "iu":
+        scaled = np.rint(scaled)
+    return scaled.astype(dtype)
+
+
 def _agent_observation_space(space: Any) -> Box:
     if isinstance(space, gs.Discrete):
         return Box(np.asarray(0.0), np.asarray(1.0), (int(space.n),), one_hot=True)
@@ -576,13 +587,7 @@ class GymnasiumVecEnv:
                     ],
                 )
             )
-        a = np.clip(a, -1.0, 1.0)
-        scaled = self._act_low + 0.5 * (a + 1.0) * (self._act_high - self._act_low)
-        scaled = np.clip(scaled, self._act_low, self._act_high)
-        dtype = np.dtype(self.env_action_space.dtype)
-        if dtype.kind in "iu":
-            scaled = np.rint(scaled)
-        return scaled.astype(dtype)
+        return box_to_env(a, self._act_low, self._act_high, self.env_action_space.dtype)
 
     # ---------------------------------------------------------------- API
 
