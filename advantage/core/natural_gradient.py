@@ -328,7 +328,7 @@ def compatible_features(logp_fn: Callable, theta: jax.Array, *samples) -> jax.Ar
 
 
 def compatible_critic(psi: jax.Array, w: jax.Array, baseline=None) -> jax.Array:
-    r""":math:`Q_w(s,a) = \psi(s,a)^\top w + V_v(s)`: ``psi [N, P]``, ``w [P]``, ``baseline`` ``[N]`` or None -> ``[N]``.
+    r""":math:`Q_w(s,a) = \psi(s,a)^\top w + V_v(s)`: ``psi [N, P]``, ``w [P]``, ``baseline [N]`` or None -> ``[N]``.
 
     :math:`\psi^\top w` alone is an *advantage* function: its mean under :math:`\pi(\cdot|s)` is 0 in every state
     (Peters & Schaal 2008, sec. 3.1: "the compatible function approximation ... is mean-zero"), so a state value
@@ -404,7 +404,7 @@ def fit_compatible_critic(psi, targets, ridge=0.0, baseline_features=None, sampl
 def lstd_q_compatible(
     psi, phi, next_phi, rewards, terminated, truncated, gamma, lam=0.0, ridge=0.0
 ) -> tuple[jax.Array, jax.Array]:
-    r"""LSTD-Q(:math:`\lambda`) with the compatible critic: the TD fixed point of :math:`Q = \phi(s)^\top v + \psi^\top w`.
+    r"""LSTD-Q(:math:`\lambda`) with the compatible critic: the TD fixed point of :math:`\phi(s)^\top v + \psi^\top w`.
 
     Peters & Schaal 2008, Table 1 (Natural Actor-Critic with LSTD-Q(:math:`\lambda`); Boyan 1999 for LSTD(lambda)).
     With the basis :math:`\tilde\phi_t = [\phi(s_t); \psi_t]` and the next-state basis
