@@ -92,6 +92,7 @@ ROBUST: tuple[Preset, ...] = (
     Preset("impala-cartpole", "impala", "CartPole-v1", CARTPOLE),  # policy_lag 2: V-trace on lagged data
     Preset("npg-cartpole", "npg", "CartPole-v1", CARTPOLE),
     Preset("trpo-cartpole", "trpo", "CartPole-v1", CARTPOLE),
+    Preset("nac-cartpole", "nac", "CartPole-v1", CARTPOLE),
     Preset("reinforce-cartpole", "reinforce", "CartPole-v1", CARTPOLE),
     Preset("qac-cartpole", "qac", "CartPole-v1", 400.0),
     Preset("ac-lambda-cartpole", "ac-lambda", "CartPole-v1", 195.0, total_steps=30_000),

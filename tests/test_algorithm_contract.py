@@ -33,6 +33,7 @@ SMALL: dict[str, dict] = {
     "ac-lambda": dict(features="linear-raw"),
     "npg": dict(n_envs=2, n_steps=16, n_critic_updates=2),
     "trpo": dict(n_envs=2, n_steps=16, n_critic_updates=2),
+    "nac": dict(n_envs=2, n_steps=16, n_critic_updates=2),
     "is-pg": dict(n_envs=2, n_steps=16),
     "impala": dict(n_envs=2, n_steps=8, policy_lag=2),
     "ddpg": dict(learning_starts=16, batch_size=8, buffer_size=256, hidden_sizes=(16, 16)),
@@ -52,7 +53,7 @@ def _config(name: str):
 def _budget(name: str, cfg) -> int:
     if api.kind(algos.get(name)) == "search":
         return 40  # a few generations of short probe episodes
-    return cfg.n_envs * cfg.n_steps * 3 + (cfg.n_envs if name in ("npg", "trpo", "ppo", "a2c", "impala") else 0)
+    return cfg.n_envs * cfg.n_steps * 3 + (cfg.n_envs if name in ("npg", "trpo", "nac", "ppo", "a2c", "impala") else 0)
 
 
 def test_every_algorithm_is_covered():

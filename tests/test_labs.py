@@ -104,5 +104,28 @@ def test_vtrace_lag(tmp_path):
 
 
 def test_labs_listed():
-    for name in ("reinforce-variance", "gae-lambda", "importance-weights", "trust-region", "ppo-clip", "vtrace-lag"):
+    for name in ("reinforce-variance", "gae-lambda", "importance-weights", "trust-region", "ppo-clip", "vtrace-lag",
+                 "compatible-critic"):
         assert name in labs.available()
+
+
+def test_compatible_critic(tmp_path):
+    r = _run("compatible-critic", tmp_path)
+    ex, smp, n = r["exact"], r["sampled"], r["setup"]["sample_sizes"]
+    # exact expectation: both compatible critics give grad J to round-off, the arbitrary one does not (its bias)
+    assert max(ex[c]["angle_to_grad_deg"] for c in ("compatible + baseline", "compatible alone")) < 1e-4
+    assert ex["compatible + baseline"]["norm_ratio"] == pytest.approx(1.0, abs=1e-6)
+    assert ex["arbitrary"]["angle_to_grad_deg"] > 5
+    assert ex["compatible alone"]["r2_of_fit_to_Q"] < ex["arbitrary"]["r2_of_fit_to_Q"]  # a worse fit, no bias
+    # and NAC's w is the natural gradient F^+ grad J, which is not the vanilla gradient's direction
+    assert ex["nac_w_angle_to_natural_deg"] < 1e-4 and ex["vanilla_vs_natural_angle_deg"] > 10
+    # samples: the compatible critic's error shrinks with N, the arbitrary critic's stays at its bias
+    comp, arb = smp["compatible + baseline"], smp["arbitrary"]
+    assert comp["angle_deg"][-1]["mean"] < 0.5 * comp["angle_deg"][0]["mean"]
+    assert comp["angle_deg"][-1]["ci95"][1] < arb["angle_deg"][-1]["ci95"][0]
+    assert arb["bias_angle_deg"][-1] > 0.5 * ex["arbitrary"]["angle_to_grad_deg"]
+    assert comp["bias_angle_deg"][-1] < arb["bias_angle_deg"][-1] / 3
+    fisher = r["nac_w"]["fisher_angle_to_natural_deg"]
+    assert fisher[-1]["mean"] < 0.5 * fisher[0]["mean"] and fisher[-1]["mean"] < ex["vanilla_vs_natural_angle_deg"] / 3
+    assert len(n) == len(comp["angle_deg"]) >= 3
+    assert r["claim_holds"]

@@ -178,3 +178,100 @@ def test_zero_gradient_and_zero_curvature_give_no_nan():
                                          line_search=False)
     assert float(info["cg_nonpositive_curvature"]) == 1.0
     assert np.all(np.isfinite(np.asarray(new))) and all(np.isfinite(float(v)) for v in info.values())
+
+
+# ----------------------------------------------------------------------------- compatible function approximation
+def _linear_softmax_logp(theta, phi, action):
+    """log pi(a|s) of pi(a|s) ∝ exp(phi(s)^T theta[:, a]), theta flattened [d * A] (d = 2, A = 3)."""
+    return jax.nn.log_softmax(phi @ theta.reshape(2, 3))[action]
+
+
+def test_compatible_features_of_a_linear_softmax_by_hand():
+    # theta = 0: a uniform policy, so d log pi(a|s) / d theta[j, b] = phi_j (1[a = b] - 1/3)
+    phi = jnp.array([[1.0, 2.0], [0.5, -1.0]])
+    actions = jnp.array([0, 2])
+    psi = ng.compatible_features(_linear_softmax_logp, jnp.zeros(6), phi, actions)
+    expected = np.array([[2 / 3, -1 / 3, -1 / 3, 4 / 3, -2 / 3, -2 / 3],
+                         [-1 / 6, -1 / 6, 1 / 3, 1 / 3, 1 / 3, -2 / 3]])
+    np.testing.assert_allclose(np.asarray(psi), expected, atol=1e-6)
+    # any theta: psi = phi ⊗ (e_a - pi(.|s)), and its mean under pi(.|s) is 0
+    theta = jnp.array([0.3, -0.2, 0.5, 1.0, 0.1, -0.7])
+    pi = np.asarray(jax.nn.softmax(phi @ theta.reshape(2, 3)))
+    psi = np.asarray(ng.compatible_features(_linear_softmax_logp, theta, phi, actions))
+    for i, a in enumerate([0, 2]):
+        np.testing.assert_allclose(psi[i], np.outer(np.asarray(phi[i]), np.eye(3)[a] - pi[i]).ravel(), atol=1e-6)
+    all_a = np.asarray(ng.compatible_features(_linear_softmax_logp, theta, jnp.repeat(phi[:1], 3, 0), jnp.arange(3)))
+    np.testing.assert_allclose(pi[0] @ all_a, 0.0, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(ng.compatible_critic(jnp.asarray(psi), jnp.ones(6), jnp.array([1.0, 2.0]))),
+                               psi.sum(1) + [1.0, 2.0], rtol=1e-6)
+
+
+def test_compatible_fit_is_least_squares():
+    rng = np.random.default_rng(0)
+    psi, phi, y = rng.normal(size=(40, 6)), rng.normal(size=(40, 2)), rng.normal(size=40)
+    x = np.concatenate([psi, phi], 1)
+    with jax.enable_x64(True):
+        # no ridge, full column rank: numpy's lstsq, and R^2 = 1 - SSE / SST
+        fit = ng.fit_compatible_critic(jnp.asarray(psi), jnp.asarray(y), 0.0, jnp.asarray(phi))
+        beta = np.linalg.lstsq(x, y, rcond=None)[0]
+        np.testing.assert_allclose(np.asarray(fit.w), beta[:6], rtol=1e-8)
+        np.testing.assert_allclose(np.asarray(fit.v), beta[6:], rtol=1e-8)
+        r2 = 1 - np.sum((y - x @ beta) ** 2) / np.sum((y - y.mean()) ** 2)
+        np.testing.assert_allclose(float(fit.r2), r2, rtol=1e-8)
+        # ridge: (X^T X / N + lam I)^{-1} X^T y / N, the same through the dual when there are more unknowns than rows
+        lam = 0.3
+        ridge = np.linalg.solve(psi.T @ psi / 40 + lam * np.eye(6), psi.T @ y / 40)
+        np.testing.assert_allclose(np.asarray(ng.fit_compatible_critic(jnp.asarray(psi), jnp.asarray(y), lam).w),
+                                   ridge, rtol=1e-8)
+        wide = rng.normal(size=(5, 12))
+        dual = ng.fit_compatible_critic(jnp.asarray(wide), jnp.asarray(y[:5]), lam).w
+        primal = np.linalg.solve(wide.T @ wide / 5 + lam * np.eye(12), wide.T @ y[:5] / 5)
+        np.testing.assert_allclose(np.asarray(dual), primal, rtol=1e-8)
+        # integer sample weights = repeated rows
+        c = rng.integers(1, 4, size=40)
+        weighted = ng.fit_compatible_critic(jnp.asarray(psi), jnp.asarray(y), 0.0, sample_weights=jnp.asarray(c)).w
+        repeated = np.linalg.lstsq(np.repeat(psi, c, 0), np.repeat(y, c), rcond=None)[0]
+        np.testing.assert_allclose(np.asarray(weighted), repeated, rtol=1e-8)
+
+
+def test_compatible_weights_are_the_natural_gradient_of_a_bandit():
+    """One state, three arms, softmax policy: the exact fit (weights pi(a)) of r_a on psi gives w with F w = grad J."""
+    logits, r = jnp.array([0.2, -0.5, 0.4]), jnp.array([1.0, 0.0, 2.0])
+    logp = lambda th, a: jax.nn.log_softmax(th)[a]  # noqa: E731
+    with jax.enable_x64(True):
+        logits, r = logits.astype(jnp.float64), r.astype(jnp.float64)
+        pi = jax.nn.softmax(logits)
+        psi = ng.compatible_features(logp, logits, jnp.arange(3))
+        fit = ng.fit_compatible_critic(psi, r, 1e-12, sample_weights=pi)
+        grad_j = jax.grad(lambda th: jnp.sum(jax.nn.softmax(th) * r))(logits)
+        fisher = psi.T @ (pi[:, None] * psi)
+        np.testing.assert_allclose(np.asarray(fisher @ fit.w), np.asarray(grad_j), atol=1e-9)
+        # for a softmax the natural gradient is the advantage r_a - sum_b pi_b r_b, up to a constant
+        adv = r - jnp.sum(pi * r)
+        np.testing.assert_allclose(np.asarray(fit.w - fit.w.mean()), np.asarray(adv - adv.mean()), atol=1e-9)
+
+
+def test_lstd_q_matches_a_python_loop():
+    rng = np.random.default_rng(1)
+    t, b, p, k = 7, 2, 3, 2
+    psi, phi, next_phi = rng.normal(size=(t, b, p)), rng.normal(size=(t, b, k)), rng.normal(size=(t, b, k))
+    r = rng.normal(size=(t, b))
+    term = np.zeros((t, b), bool)
+    trunc = np.zeros((t, b), bool)
+    term[2, 0], trunc[4, 1] = True, True
+    gamma, lam, ridge = 0.9, 0.7, 0.01
+    a_ref, b_ref = np.zeros((p + k, p + k)), np.zeros(p + k)
+    for j in range(b):
+        z = np.zeros(p + k)
+        for i in range(t):
+            x = np.concatenate([phi[i, j], psi[i, j]])
+            nx = np.concatenate([next_phi[i, j], np.zeros(p)]) * (not term[i, j])
+            z = z + x
+            a_ref += np.outer(z, x - gamma * nx)
+            b_ref += z * r[i, j]
+            z = gamma * lam * z * (not (term[i, j] or trunc[i, j]))
+    beta = np.linalg.solve(a_ref + ridge * np.eye(p + k), b_ref)
+    with jax.enable_x64(True):
+        w, v = ng.lstd_q_compatible(*map(jnp.asarray, (psi, phi, next_phi, r, term, trunc)), gamma, lam, ridge)
+    np.testing.assert_allclose(np.asarray(w), beta[k:], rtol=1e-8)
+    np.testing.assert_allclose(np.asarray(v), beta[:k], rtol=1e-8)

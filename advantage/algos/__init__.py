@@ -19,6 +19,7 @@ ALGORITHMS: dict[str, str] = {
     "ac-lambda": "advantage.algos.ac_lambda",
     "npg": "advantage.algos.npg",
     "trpo": "advantage.algos.trpo",
+    "nac": "advantage.algos.nac",
     "is-pg": "advantage.algos.offpolicy_pg",
     "impala": "advantage.algos.impala",
     "a3c": "advantage.algos.a3c",

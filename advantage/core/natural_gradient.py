@@ -29,6 +29,16 @@ Sum-up" (direction :math:`Hs = g` by conjugate gradient, step :math:`\beta=\sqrt
 
 Everything is jittable and ``vmap``-able; the loops are ``lax.while_loop`` with a fixed
 maximum number of iterations.
+
+**Compatible function approximation** (the last section; Sutton et al. 2000, Theorem 2; Peters,
+Vijayakumar & Schaal 2005 and Peters & Schaal 2008, *Natural Actor-Critic*; deck 004, slides
+"Compatible Function Approximation: Bias in AC" and "Natural Actor Critic"): the critic
+:math:`Q_w(s,a) = \psi(s,a)^\top w` (+ a state baseline) on the *compatible features*
+:math:`\psi = \nabla_\theta\log\pi_\theta(a|s)`, fitted by least squares, gives an unbiased policy
+gradient :math:`\mathbb E[\psi\,Q_w] = F w`, and its weights are the natural gradient,
+:math:`w = F^{-1}\nabla J`. :func:`compatible_features` computes :math:`\psi` per sample,
+:func:`fit_compatible_critic` fits ``w`` by (ridge) regression on returns or advantages,
+:func:`lstd_q_compatible` by LSTD-Q(lambda), the TD fixed point.
 """
 
 from __future__ import annotations
@@ -47,6 +57,11 @@ __all__ = [
     "backtracking_line_search",
     "LineSearchInfo",
     "natural_gradient_step",
+    "compatible_features",
+    "compatible_critic",
+    "CompatibleFit",
+    "fit_compatible_critic",
+    "lstd_q_compatible",
 ]
 
 #: Curvatures ``p^T A p`` at or below this are treated as non-positive (CG stops, step length 0).
@@ -291,3 +306,141 @@ def natural_gradient_step(
         curvature=shs,
     )
     return theta_new, info
+
+
+# ----------------------------------------------------------------------------- compatible function approximation
+def compatible_features(logp_fn: Callable, theta: jax.Array, *samples) -> jax.Array:
+    r"""The compatible features :math:`\psi_i = \nabla_\theta \log\pi_\theta(a_i|s_i)`, one row per sample: ``[N, P]``.
+
+    .. math::
+        \psi(s, a) = \nabla_\theta \log\pi_\theta(a|s), \qquad
+        \nabla_w Q_w(s, a) = \psi(s, a) \quad\text{(condition 1 of the slide "Compatible Function Approximation")}
+
+    ``logp_fn(theta [P], *sample) -> scalar`` is the log-probability of *one* sample (e.g.
+    ``lambda th, s, a: policy(th, s[None]).log_prob(a[None])[0]``); ``samples`` are arrays with a leading
+    sample axis ``[N, ...]`` (observations, actions). It is ``vmap(grad(logp_fn))`` over that axis.
+
+    For a linear softmax policy :math:`\pi(a|s) \propto \exp(\theta^\top x(s,a))` this is
+    :math:`\psi = x(s,a) - \sum_b \pi(b|s)\,x(s,b)` (Sutton & Barto 2018, eq. 13.9); for a tabular softmax
+    :math:`\psi = e_s \otimes (e_a - \pi(\cdot|s))`. :math:`\mathbb E_{a\sim\pi}[\psi] = 0` in every state.
+    """
+    return jax.vmap(jax.grad(logp_fn), in_axes=(None,) + (0,) * len(samples))(theta, *samples)
+
+
+def compatible_critic(psi: jax.Array, w: jax.Array, baseline=None) -> jax.Array:
+    r""":math:`Q_w(s,a) = \psi(s,a)^\top w + V_v(s)`: ``psi [N, P]``, ``w [P]``, ``baseline [N]`` or None -> ``[N]``.
+
+    :math:`\psi^\top w` alone is an *advantage* function: its mean under :math:`\pi(\cdot|s)` is 0 in every state
+    (Peters & Schaal 2008, sec. 3.1: "the compatible function approximation ... is mean-zero"), so a state value
+    :math:`V_v(s)` (``baseline``) carries the rest of :math:`Q`.
+    """
+    q = psi @ w
+    return q if baseline is None else q + baseline
+
+
+class CompatibleFit(NamedTuple):
+    """The result of :func:`fit_compatible_critic`."""
+
+    w: jax.Array  # [P] the compatible critic's weights: the natural-gradient estimate
+    v: jax.Array  # [K] the baseline's weights ([0] without baseline features)
+    r2: jax.Array  # coefficient of determination of the fit (weighted), 1 - SSE / SST
+    prediction: jax.Array  # [N] psi w + phi v
+
+
+def fit_compatible_critic(psi, targets, ridge=0.0, baseline_features=None, sample_weights=None) -> CompatibleFit:
+    r"""Fit :math:`Q(s,a) \approx \psi^\top w + \phi(s)^\top v` by ridge-regularised least squares.
+
+    .. math::
+        (w, v) = \arg\min_{w, v}\; \frac{1}{\sum_i c_i}\sum_i c_i \big(\psi_i^\top w + \phi_i^\top v - y_i\big)^2
+                 + \lambda\,\big(\|w\|^2 + \|v\|^2\big)
+
+    With ``targets`` :math:`y_i` the returns (or advantage estimates) of the samples, this is condition 2 of the
+    slide (the critic minimises the mean squared error), and in expectation the normal equations give
+    :math:`F w = \mathbb E[\psi\,y] = \nabla_\theta J` because :math:`\mathbb E_\pi[\psi\,\phi(s)^\top] = 0`:
+    :math:`w = F^{-1}\nabla J`, the natural gradient (slide "Natural Actor Critic"; Peters & Schaal 2008, eq. 13;
+    their episodic NAC regresses summed features of whole episodes on returns the same way, Table 2). Without
+    baseline features and with :math:`c_i = 1`, :math:`w = (\hat F + \lambda I)^{-1}\hat g` with
+    :math:`\hat F = \Psi^\top\Psi/N` and :math:`\hat g = \Psi^\top y/N`: the damped natural gradient of NPG.
+
+    Solved exactly with a Cholesky factorisation of the smaller Gram matrix: the ``[K, K]`` normal equations
+    :math:`(X^\top C X/\textstyle\sum c + \lambda I)\beta = X^\top C y/\textstyle\sum c` when the number of
+    unknowns ``K = P (+ baseline)`` is at most ``N``, otherwise the ``[N, N]`` dual system
+    :math:`\beta = \tilde X^\top(\tilde X\tilde X^\top + \lambda I)^{-1}\tilde y` with
+    :math:`\tilde X = \sqrt{c/\textstyle\sum c}\,X` (the same solution, cheaper for a network with more
+    parameters than samples). The Gram matrix of compatible features is singular (in every state
+    :math:`\sum_a\pi(a|s)\psi(s,a) = 0`), so ``ridge`` :math:`\lambda` must be positive unless ``X`` has full
+    column rank; a small ridge returns the minimum-norm solution's limit.
+
+    Args:
+        psi: ``[N, P]`` compatible features (:func:`compatible_features`).
+        targets: ``[N]`` regression targets (returns, Q estimates or advantages).
+        ridge: :math:`\lambda \ge 0` (may be traced).
+        baseline_features: ``[N, K]`` state features :math:`\phi(s_i)` of a linear baseline, or None.
+        sample_weights: ``[N]`` non-negative weights :math:`c_i` (e.g. state-action probabilities for an exact
+            expectation), or None for 1.
+    Returns:
+        :class:`CompatibleFit` ``(w, v, r2, prediction)``.
+    """
+    n, p = psi.shape
+    x = psi if baseline_features is None else jnp.concatenate([psi, baseline_features], axis=1)
+    c = jnp.ones((n,), psi.dtype) if sample_weights is None else jnp.asarray(sample_weights, psi.dtype)
+    c = c / jnp.sum(c)
+    xt, yt = x * jnp.sqrt(c)[:, None], targets * jnp.sqrt(c)
+    k = x.shape[1]
+    if k <= n:
+        gram = xt.T @ xt + ridge * jnp.eye(k, dtype=x.dtype)
+        beta = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(gram), xt.T @ yt)
+    else:
+        gram = xt @ xt.T + ridge * jnp.eye(n, dtype=x.dtype)
+        beta = xt.T @ jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(gram), yt)
+    prediction = x @ beta
+    mean = jnp.sum(c * targets)
+    sse = jnp.sum(c * (targets - prediction) ** 2)
+    sst = jnp.sum(c * (targets - mean) ** 2)
+    r2 = 1.0 - sse / jnp.maximum(sst, jnp.finfo(sst.dtype).tiny)
+    return CompatibleFit(beta[:p], beta[p:], r2, prediction)
+
+
+def lstd_q_compatible(
+    psi, phi, next_phi, rewards, terminated, truncated, gamma, lam=0.0, ridge=0.0
+) -> tuple[jax.Array, jax.Array]:
+    r"""LSTD-Q(:math:`\lambda`) with the compatible critic: the TD fixed point of :math:`\phi(s)^\top v + \psi^\top w`.
+
+    Peters & Schaal 2008, Table 1 (Natural Actor-Critic with LSTD-Q(:math:`\lambda`); Boyan 1999 for LSTD(lambda)).
+    With the basis :math:`\tilde\phi_t = [\phi(s_t); \psi_t]` and the next-state basis
+    :math:`\hat\phi_t = [\phi(s'_t); 0]` (the advantage part has mean 0 under :math:`\pi`, so the next state is
+    valued by the baseline alone):
+
+    .. math::
+        z_t = \gamma\lambda\,(1 - d_{t-1})\, z_{t-1} + \tilde\phi_t, \qquad
+        A = \sum_t z_t\big(\tilde\phi_t - \gamma (1 - \text{term}_t)\,\hat\phi_t\big)^\top, \qquad
+        b = \sum_t z_t\, r_t, \qquad [v; w] = (A + \lambda_\text{ridge} I)^{-1} b
+
+    ``d_t`` is the end of an episode (terminated or truncated: the trace is cut there); a termination has no
+    next value, a truncation bootstraps from the true final observation's features ``next_phi``. With
+    ``lam = 0`` this is LSTD-Q(0), the solution of :math:`\mathbb E[\tilde\phi(r + \gamma\hat\phi^\top\beta -
+    \tilde\phi^\top\beta)] = 0`; ``w`` is then NAC's natural-gradient estimate.
+
+    Args:
+        psi: ``[T, B, P]`` compatible features; phi / next_phi: ``[T, B, K]`` state features of
+            :math:`s_t` and :math:`s'_t`; rewards, terminated, truncated: ``[T, B]`` (time-major).
+        gamma, lam, ridge: scalars (may be traced).
+    Returns:
+        ``(w [P], v [K])``.
+    """
+    k = phi.shape[-1]
+    basis = jnp.concatenate([phi, psi], axis=-1)  # [T, B, K + P]
+    not_term = 1.0 - jnp.asarray(terminated, basis.dtype)
+    done = jnp.logical_or(jnp.asarray(terminated, bool), jnp.asarray(truncated, bool)).astype(basis.dtype)
+    next_basis = jnp.concatenate([next_phi, jnp.zeros_like(psi)], axis=-1) * not_term[..., None]
+
+    def trace_step(z, x):
+        basis_t, done_t = x
+        z = z + basis_t
+        return gamma * lam * (1.0 - done_t)[:, None] * z, z
+
+    _, z = jax.lax.scan(trace_step, jnp.zeros_like(basis[0]), (basis, done))  # z_t, [T, B, K + P]
+    a = jnp.einsum("tbi,tbj->ij", z, basis - gamma * next_basis)
+    b = jnp.einsum("tbi,tb->i", z, rewards.astype(basis.dtype))
+    beta = jnp.linalg.solve(a + ridge * jnp.eye(a.shape[0], dtype=a.dtype), b)
+    return beta[k:], beta[:k]

@@ -28,6 +28,7 @@ LABS: dict[str, str] = {
     "trust-region": "advantage.labs.trust_region",
     "ppo-clip": "advantage.labs.ppo_clip",
     "vtrace-lag": "advantage.labs.vtrace_lag",
+    "compatible-critic": "advantage.labs.compatible_critic",
 }
 
 
