@@ -287,7 +287,7 @@ def _envs(args: list[str]) -> int:
     for env_id in registry.registered_ids():
         s = registry.spec(env_id)
         print(f"{env_id:28s} time limit {s.max_episode_steps}")
-    print("\ngymnax:ID (pip install \"advantage[gymnax]\") and brax:NAME (\"advantage[brax]\") run on the JAX back end too.")
+    print('\ngymnax:ID (pip install "advantage[gymnax]") and brax:NAME ("advantage[brax]") run on the JAX back end.')
     print("Any Gymnasium id or module:Class path also works (Gymnasium back end).")
     return 0
 

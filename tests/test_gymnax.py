@@ -190,8 +190,9 @@ def test_ppo_learns_gymnax_cartpole(tmp_path):
 
     preset = Preset("ppo-cartpole-gymnax", "ppo", "gymnax:CartPole-v1", CARTPOLE)
     seeds = (0, 1, 2)
-    summary, run_dir = train_run(tmp_path, "ppo", preset.config(), preset.env, seeds=seeds, total_steps=preset.steps,
-                                 eval_episodes=100)
+    summary, run_dir = train_run(
+        tmp_path, "ppo", preset.config(), preset.env, seeds=seeds, total_steps=preset.steps, eval_episodes=100
+    )
     assert summary["env_steps"] == preset.steps == 200_000
     per_seed = summary["eval_return"]["per_seed"]
     assert all(r >= CARTPOLE for r in per_seed), f"seeds {seeds}: {per_seed}; see {run_dir / 'metrics.csv'}"

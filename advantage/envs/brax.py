@@ -78,10 +78,12 @@ class BraxEnv(Environment):
         return state.obs, state, state.reward, terminated, jnp.zeros((), jnp.bool_), {}
 
     def observation_space(self, params) -> Box:
-        return Box(-np.inf, np.inf, self._obs_shape)
+        high = np.full(self._obs_shape, np.inf, np.float32)
+        return Box(-high, high, self._obs_shape)
 
     def action_space(self, params) -> Box:
-        return Box(-1.0, 1.0, (self._action_size,))
+        shape = (self._action_size,)
+        return Box(-np.ones(shape, np.float32), np.ones(shape, np.float32), shape)
 
 
 def _raw_key(key):

@@ -50,7 +50,8 @@ def convert_space(space, env_id: str, what: str) -> Discrete | Box:
 
     if isinstance(space, spaces.Discrete):
         if what == "observation":
-            return Box(0.0, 1.0, (int(space.n),), one_hot=True)
+            n = int(space.n)
+            return Box(np.zeros(n, np.float32), np.ones(n, np.float32), (n,), one_hot=True)
         return Discrete(int(space.n))
     if isinstance(space, spaces.Box):
         shape = tuple(int(d) for d in space.shape)
