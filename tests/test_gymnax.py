@@ -34,6 +34,20 @@ def test_missing_gymnax_names_the_extra(monkeypatch):
         envs.make("gymnax:CartPole-v1")
 
 
+def test_cli_without_gymnax_exits_2_naming_the_extra(tmp_path, capsys, monkeypatch):
+    from advantage.cli import main
+
+    monkeypatch.setitem(sys.modules, "gymnax", None)
+    run_dir = tmp_path / "r"
+    try:
+        code = main(["train", "ppo", "--env", "gymnax:CartPole-v1", "--run-dir", str(run_dir), "--no-progress"])
+    except SystemExit as e:
+        code = e.code
+    err = " ".join(capsys.readouterr().err.replace("│", " ").split())
+    assert code == 2 and 'pip install "advantage[gymnax]"' in err and "Traceback" not in err, err
+    assert not (run_dir / "config.json").exists()
+
+
 # ------------------------------------------------------------------ with gymnax
 needs_gymnax = pytest.mark.skipif(
     importlib.util.find_spec("gymnax") is None, reason='needs gymnax: pip install "advantage[gymnax]"'
