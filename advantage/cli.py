@@ -79,6 +79,7 @@ def _train(args: list[str]) -> int:
     import tyro
 
     from advantage import algos
+    from advantage.envs import registry
     from advantage.training import driver
     from advantage.training.run_config import RunConfig
 
@@ -103,7 +104,7 @@ def _train(args: list[str]) -> int:
     algo_name, rest = args[0], args[1:]
     algo = algos.get(algo_name)
     env = _option(rest, "--env") or RunConfig.env
-    preset = algo.PRESETS.get(env, {})
+    preset = algo.PRESETS.get(env) or algo.PRESETS.get(registry.preset_id(env), {})
 
     # Built with real types (not string annotations) so that tyro can read them.
     TrainArgs = dataclasses.make_dataclass(
@@ -318,7 +319,8 @@ def _envs(args: list[str]) -> int:
     for env_id in registry.registered_ids():
         s = registry.spec(env_id)
         print(f"{env_id:28s} time limit {s.max_episode_steps}")
-    print("\nAny Gymnasium id or module:Class path also works (Gymnasium back end).")
+    print('\ngymnax:ID (pip install "advantage[gymnax]") and brax:NAME ("advantage[brax]") run on the JAX back end.')
+    print("Any Gymnasium id or module:Class path also works (Gymnasium back end).")
     return 0
 
 

@@ -14,6 +14,7 @@ import dataclasses
 from typing import Any
 
 from advantage import algos
+from advantage.envs import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,11 +41,11 @@ class Preset:
         return algos.get(self.algo)
 
     def config(self):
-        return self.module.Config(**{**self.module.PRESETS.get(self.env, {}), **self.overrides})
+        return self.module.Config(**{**self.module.PRESETS.get(registry.preset_id(self.env), {}), **self.overrides})
 
     @property
     def steps(self) -> int:
-        return self.total_steps or self.module.DEFAULT_STEPS[self.env]
+        return self.total_steps or self.module.DEFAULT_STEPS[registry.preset_id(self.env)]
 
     def command(self, seeds) -> list[str]:
         """The ``advantage train`` command line that trains this preset on ``seeds``."""

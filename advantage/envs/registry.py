@@ -21,6 +21,11 @@ class EnvSpec:
 
 _REGISTRY: dict[str, EnvSpec] = {}
 
+#: Other JAX libraries' environments, ``"LIBRARY:ID"``, each through an adapter onto this contract (an optional
+#: extra: ``advantage[gymnax]``, ``advantage[brax]``). The adapter's ``make(ID, **kwargs)`` returns the env with
+#: its time limit.
+LIBRARIES: dict[str, str] = {"gymnax": "advantage.envs.gymnax:make", "brax": "advantage.envs.brax:make"}
+
 
 def register(env_id: str, entry_point: str | Callable[..., Environment], max_episode_steps: int | None) -> None:
     """Register a JAX-native environment under ``env_id``.
@@ -68,19 +73,37 @@ def _user_env_class(env_id: str):
     return obj if isinstance(obj, type) and issubclass(obj, Environment) else None
 
 
+def library_of(env_id: str) -> str | None:
+    """``"gymnax"`` for ``"gymnax:CartPole-v1"``, ``"brax"`` for ``"brax:ant"``; None for any other id."""
+    library, sep, rest = env_id.partition(":")
+    return library if sep and rest and library in LIBRARIES else None
+
+
+def preset_id(env_id: str) -> str:
+    """The id whose algorithm presets (``PRESETS``, ``DEFAULT_STEPS``) ``env_id`` uses: gymnax's classic-control
+    environments are ports of Gymnasium's, so ``"gymnax:CartPole-v1"`` uses ``"CartPole-v1"``'s."""
+    return env_id.partition(":")[2] if library_of(env_id) == "gymnax" else env_id
+
+
 def is_jax_env(env_id: str) -> bool:
-    """True for a registered id, or a ``"module:Class"`` path to an ``Environment`` subclass."""
-    return env_id in _REGISTRY or _user_env_class(env_id) is not None
+    """True for a registered id, a ``"gymnax:ID"`` or ``"brax:NAME"``, or a ``"module:Class"`` path to an
+    ``Environment`` subclass."""
+    return env_id in _REGISTRY or library_of(env_id) is not None or _user_env_class(env_id) is not None
 
 
 def make(env_id: str, **kwargs) -> tuple[Environment, object]:
     """Build the JAX-native environment ``env_id`` with its time limit.
 
-    ``env_id`` is a registered id, or a ``"module:Class"`` path to an ``Environment``
+    ``env_id`` is a registered id, ``"gymnax:ID"`` or ``"brax:NAME"`` (another library's environment,
+    with that library's time limit), or a ``"module:Class"`` path to an ``Environment``
     subclass (its class attribute ``max_episode_steps``, if set, is the time limit).
     Returns ``(env, params)`` where ``params = env.default_params()``; keyword
     arguments go to the environment's constructor.
     """
+    library = library_of(env_id)
+    if library is not None and env_id not in _REGISTRY:
+        env = _load(LIBRARIES[library])(env_id.partition(":")[2], **kwargs)
+        return env, env.default_params()
     cls = None if env_id in _REGISTRY else _user_env_class(env_id)
     if cls is not None:
         env, limit = cls(**kwargs), getattr(cls, "max_episode_steps", None)

@@ -18,7 +18,7 @@ import jax
 from advantage import algos
 from advantage.config import from_dict
 from advantage.envs import registry
-from advantage.errors import AdvantageError, RunError
+from advantage.errors import AdvantageError, MissingExtraError, RunError
 from advantage.training import checkpoint
 from advantage.training.rollout import DEFAULT_EVAL_MAX_STEPS  # noqa: F401 - importable here, as before
 from advantage.training.run_config import RunConfig, Schedule
@@ -79,6 +79,8 @@ def make_backend(algo, algo_cfg, run: RunConfig, backend_name: str, schedule: Sc
             f"cannot build {run.env} with --env-kwargs {run.env_kwargs}: {e}; give only keyword arguments "
             "that its constructor accepts"
         ) from None
+    except MissingExtraError:  # a JAX library's environment (gymnax:ID, brax:NAME): the message names the extra
+        raise
     except Exception as e:
         import gymnasium
 

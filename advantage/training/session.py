@@ -83,7 +83,7 @@ def train(algo_name: str, algo_cfg, run: RunConfig, console=None) -> dict:
         cpu.use_native_isa()  # a RunError if JAX has started already
     run = dataclasses.replace(run, native_isa=cpu.isa() == "native")  # config.json says what really ran
     backend_name = resolve_backend(run)
-    total = run.total_steps or algo.DEFAULT_STEPS.get(run.env, 100_000)
+    total = run.total_steps or algo.DEFAULT_STEPS.get(registry.preset_id(run.env), 100_000)
     workers = getattr(algo, "DEFAULT_WORKERS", None) if run.workers is None else run.workers
     if run.ray_address and not workers:
         raise RunError(f"--ray-address {run.ray_address}: give --workers N too (the workers are what runs on Ray)")
