@@ -82,8 +82,9 @@ def test_adamw_first_step_by_hand_and_against_optax():
     mask = jax.tree_util.tree_map_with_path(lambda path, _: optim.decays(path), PARAMS)
     ref = optax.adamw(lr, eps=eps, weight_decay=wd, mask=mask)
     ref_updates, _ = ref.update(GRADS, ref.init(PARAMS), PARAMS)
-    ours, _ = optim.apply_gradients(opt := optim.optimizer("adam", eps=eps, weight_decay=wd), PARAMS, opt.init(PARAMS),
-                                    GRADS, lr)
+    ours, _ = optim.apply_gradients(
+        opt := optim.optimizer("adam", eps=eps, weight_decay=wd), PARAMS, opt.init(PARAMS), GRADS, lr
+    )
     for a, b in zip(jax.tree.leaves(optax.apply_updates(PARAMS, ref_updates)), jax.tree.leaves(ours)):
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
@@ -104,8 +105,9 @@ def test_weight_decay_is_not_clipped_and_keeps_the_state_structure():
         opt = optim.optimizer("adam", max_grad_norm=1.0, weight_decay=wd)
         return optim.apply_gradients(opt, PARAMS, plain.init(PARAMS), GRADS, 0.1)[0]
 
-    reference = optim.apply_gradients(optim.optimizer("adam", max_grad_norm=1.0), PARAMS, plain.init(PARAMS), GRADS,
-                                      0.1)[0]
+    reference = optim.apply_gradients(
+        optim.optimizer("adam", max_grad_norm=1.0), PARAMS, plain.init(PARAMS), GRADS, 0.1
+    )[0]
     for a, b in zip(jax.tree.leaves(step(0.0)), jax.tree.leaves(reference)):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     kernel = "['params']['Dense_0']['kernel']"
@@ -196,7 +198,8 @@ def _update(cfg, act_space, seed=0):
     T, B = cfg.n_steps, cfg.n_envs
     obs = jax.random.normal(jax.random.PRNGKey(1), (T, B, 3))
     action, logp, value = jax.vmap(lambda o, k: ppo.act(cfg, act_space, state, o, k))(
-        obs, jax.random.split(jax.random.PRNGKey(2), T))
+        obs, jax.random.split(jax.random.PRNGKey(2), T)
+    )
     reward = (action == 1).astype(jnp.float32) if isinstance(act_space, Discrete) else -jnp.abs(action[..., 0] - 0.5)
     batch = Transition(obs, action, reward, jnp.ones((T, B), bool), jnp.zeros((T, B), bool), obs, logp, value)
     new_state, m = jax.jit(lambda s, b, k: ppo.update(cfg, act_space, s, b, k))(state, batch, jax.random.PRNGKey(3))
@@ -225,7 +228,8 @@ def test_state_dependent_std_varies_with_the_state_and_is_clipped():
     assert log_std.shape == (6, 2) and np.ptp(log_std[:, 0]) > 1e-4  # differs between states
     assert np.all(np.abs(log_std + 0.5) < 0.5)  # starts near log_std_init (small last layer)
     big = jax.tree_util.tree_map_with_path(
-        lambda p, v: v * 1e4 if "log_std_head" in jax.tree_util.keystr(p) else v, state.params)
+        lambda p, v: v * 1e4 if "log_std_head" in jax.tree_util.keystr(p) else v, state.params
+    )
     clipped = np.asarray(ppo.network(cfg, space).apply(big, obs)[0].log_std)
     assert clipped.min() >= -5.0 and clipped.max() <= 2.0 and {-5.0, 2.0} & set(np.round(clipped.ravel(), 6))
 
@@ -293,10 +297,14 @@ OPTIMIZERS = {
     "is-pg": lambda m, c: [(m.optimizer(c), 1.0)],
     "npg": lambda m, c: [(algos.get("trpo").critic_optimizer(c), -c.learning_rate)],  # NPG is TRPO's code
     "trpo": lambda m, c: [(m.critic_optimizer(c), -c.learning_rate)],
-    "reinforce": lambda m, c: [(m._optimizer(c, c.learning_rate), -c.learning_rate),
-                               (m._optimizer(c, c.value_learning_rate), -c.value_learning_rate)],
-    "qac": lambda m, c: [(m._optimizer(c, c.learning_rate), -c.learning_rate),
-                         (m._optimizer(c, c.critic_learning_rate), -c.critic_learning_rate)],
+    "reinforce": lambda m, c: [
+        (m._optimizer(c, c.learning_rate), -c.learning_rate),
+        (m._optimizer(c, c.value_learning_rate), -c.value_learning_rate),
+    ],
+    "qac": lambda m, c: [
+        (m._optimizer(c, c.learning_rate), -c.learning_rate),
+        (m._optimizer(c, c.critic_learning_rate), -c.critic_learning_rate),
+    ],
     "ddpg": lambda m, c: [(algos.get("td3").optimizer(c), 1.0)],  # DDPG is TD3's code
     "td3": lambda m, c: [(m.optimizer(c), 1.0)],
     "sac": lambda m, c: [(m.optimizer(c), 1.0)],
@@ -314,8 +322,9 @@ def test_each_algorithms_optimiser_decays_its_weights(name):
         for opt, scale in OPTIMIZERS[name](module, cfg):
             updates = _leaves(opt.update(zero, opt.init(PARAMS), PARAMS)[0])
             kernel = updates.pop("['params']['Dense_0']['kernel']")
-            np.testing.assert_allclose(kernel, scale * wd * np.asarray(PARAMS["params"]["Dense_0"]["kernel"]),
-                                       rtol=1e-6, err_msg=name)
+            np.testing.assert_allclose(
+                kernel, scale * wd * np.asarray(PARAMS["params"]["Dense_0"]["kernel"]), rtol=1e-6, err_msg=name
+            )
             assert all(np.all(u == 0) for u in updates.values())
 
 
@@ -327,11 +336,20 @@ def test_ac_lambda_decays_before_its_trace_step():
     obs = jax.random.normal(jax.random.PRNGKey(1), (1, 2, 3))
     out = {}
     for wd in (0.0, 0.5):
-        cfg = ac_lambda.Config(features="mlp", hidden_sizes=(8,), n_envs=2, weight_decay=wd, learning_rate=0.1,
-                               critic_learning_rate=0.2)
+        cfg = ac_lambda.Config(
+            features="mlp", hidden_sizes=(8,), n_envs=2, weight_decay=wd, learning_rate=0.1, critic_learning_rate=0.2
+        )
         state = ac_lambda.init(jax.random.PRNGKey(0), obs_space, space, cfg, 100)
-        batch = Transition(obs, jnp.array([[0, 1]]), jnp.ones((1, 2)), jnp.zeros((1, 2), bool), jnp.zeros((1, 2), bool),
-                           obs * 0.5, jnp.zeros((1, 2)), jnp.zeros((1, 2)))
+        batch = Transition(
+            obs,
+            jnp.array([[0, 1]]),
+            jnp.ones((1, 2)),
+            jnp.zeros((1, 2), bool),
+            jnp.zeros((1, 2), bool),
+            obs * 0.5,
+            jnp.zeros((1, 2)),
+            jnp.zeros((1, 2)),
+        )
         out[wd] = ac_lambda.update(cfg, space, state, batch, jax.random.PRNGKey(2))[0].params
     old = _leaves(state.params)
     for key, with_decay in _leaves(out[0.5]).items():
@@ -358,3 +376,19 @@ def test_smoke_with_layer_norm_and_weight_decay(tmp_path, name):
     assert all(np.all(np.isfinite(v)) for _, v in leaves)
     names = " ".join(jax.tree_util.keystr(p) for p, _ in leaves)
     assert "LayerNorm" in names or "norm_0" in names, names
+
+
+# ----------------------------------------------------------------------------- learning with each std option
+@pytest.mark.slow
+@pytest.mark.parametrize("std", ["fixed", "learned", "state"])
+def test_ppo_learns_pendulum_with_each_std_option(tmp_path, std):
+    """A short PPO run on Pendulum-v1 (82k steps, about a quarter of the preset's budget; seed 0) improves the training
+    return over its start with each std option (docs/network-options.md, "Results": the numbers)."""
+    import csv
+
+    base = {**ppo.PRESETS["Pendulum-v1"], "n_envs": 8, "n_steps": 256, "n_minibatches": 8, "n_epochs": 10}
+    cfg = ppo.Config(**base, std=std)
+    _, run_dir = train_run(tmp_path, "ppo", cfg, "Pendulum-v1", total_steps=8 * 256 * 40)
+    returns = [float(row["train/episode_return"]) for row in csv.DictReader(open(run_dir / "metrics.csv"))]
+    start, end = np.mean(returns[:3]), np.mean(returns[-3:])
+    assert end > start + 150, (std, start, end)
