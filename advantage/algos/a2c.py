@@ -40,7 +40,7 @@ from advantage.core import losses, optim
 from advantage.core.normalization import RunningMeanStd
 from advantage.core.returns import gae, n_step_returns, td_errors
 from advantage.envs.spaces import action_dim, is_discrete
-from advantage.nets.mlp import ActorCritic, check_torso, flatten_obs
+from advantage.nets.mlp import ActorCritic, PolicyConfig, check_torso, flatten_obs
 from advantage.types import Transition
 
 NAME = "a2c"
@@ -49,7 +49,7 @@ NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 
 @struct.dataclass
-class Config:
+class Config(PolicyConfig):
     """A2C hyperparameters. Defaults: the RL Zoo's ``a2c.yml`` CartPole-v1 entry (n_envs 8, ent_coef 0)
     on the Stable-Baselines3 A2C defaults (n_steps 5, lr 7e-4, gamma 0.99, gae_lambda 1, RMSprop)."""
 
@@ -98,6 +98,7 @@ class Config:
     """Rewards are multiplied by this before returns are computed (the critic learns scaled values)."""
 
     def __post_init__(self):
+        self.check_policy()  # layer_norm, weight_decay, std, temperature (nets.mlp.PolicyConfig)
         check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
         check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
         check(self, "estimator", lambda v: v in ("gae", "n-step"), "choose 'gae' or 'n-step'")
@@ -166,6 +167,9 @@ def network(config: Config, action_space) -> ActorCritic:
         activation=config.activation,
         shared=config.shared_network,
         log_std_init=config.log_std_init,
+        layer_norm=config.layer_norm,
+        std=config.std,
+        temperature=config.temperature,
     )
 
 
@@ -173,7 +177,11 @@ def optimizer(config: Config) -> optax.GradientTransformation:
     """Global-norm clipping, then RMSprop's (as in PyTorch / SB3: ``g / (sqrt(E[g^2]) + eps)``, no momentum) or
     Adam's scaling; the (annealed) step size is applied in ``update``."""
     return optim.optimizer(
-        config.optimizer, max_grad_norm=config.max_grad_norm, eps=config.opt_eps, rms_decay=config.rms_decay
+        config.optimizer,
+        max_grad_norm=config.max_grad_norm,
+        eps=config.opt_eps,
+        rms_decay=config.rms_decay,
+        weight_decay=config.weight_decay,
     )
 
 

@@ -52,11 +52,11 @@ import jax.numpy as jnp
 from flax import struct
 
 from advantage.config import check, static
-from advantage.core import losses
+from advantage.core import losses, optim
 from advantage.core.returns import td_errors
 from advantage.envs.spaces import action_dim, is_discrete
 from advantage.nets.linear import Critic, FeatureMap, FeaturesConfig, Policy
-from advantage.nets.mlp import check_torso, flatten_obs
+from advantage.nets.mlp import PolicyConfig, check_torso, flatten_obs
 from advantage.types import Transition
 
 NAME = "ac-lambda"
@@ -65,7 +65,7 @@ NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 
 @struct.dataclass
-class Config(FeaturesConfig):
+class Config(FeaturesConfig, PolicyConfig):
     """TD(lambda) actor-critic hyperparameters. Defaults: linear in tile-coded features."""
 
     # features, tile_low, tile_high, n_tilings, tiles_per_dim: the fields of nets.linear.FeaturesConfig (features
@@ -100,6 +100,7 @@ class Config(FeaturesConfig):
 
     def __post_init__(self):
         self.check_features()
+        self.check_policy()  # layer_norm, weight_decay, std, temperature (nets.mlp.PolicyConfig)
         check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
         check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
         check_torso(self)
@@ -154,8 +155,11 @@ def networks(config: Config, action_space, fmap) -> tuple[Policy, Critic]:
             config.hidden_sizes,
             config.activation,
             config.log_std_init,
+            layer_norm=config.layer_norm,
+            std=config.std,
+            temperature=config.temperature,
         ),
-        Critic(1, fmap, config.hidden_sizes, config.activation),
+        Critic(1, fmap, config.hidden_sizes, config.activation, config.layer_norm),
     )
 
 
@@ -228,6 +232,10 @@ def online_step(config: Config, action_space, state: AgentState, tr: Transition)
     i_t = state.discount_power if config.discount_actor else jnp.ones_like(state.discount_power)
     grad_logp = jax.tree.map(lambda g: i_t.reshape((-1,) + (1,) * (g.ndim - 1)) * g, grad_logp)
 
+    # decoupled weight decay (config.weight_decay; nothing when 0): theta <- theta - alpha lambda_wd theta, then the
+    # trace step adds alpha delta z, so the step is theta + alpha (delta z - lambda_wd theta) on the weight matrices
+    p_v = optim.decay_weights(p_v, config.weight_decay, config.critic_learning_rate)
+    p_pi = optim.decay_weights(p_pi, config.weight_decay, config.learning_rate)
     p_v, z_v = trace_step(
         p_v,
         state.traces["critic"],

@@ -43,7 +43,7 @@ from advantage.core import losses, optim
 from advantage.core.returns import td_target
 from advantage.envs.spaces import action_dim, is_discrete
 from advantage.nets.linear import Critic, FeatureMap, FeaturesConfig, Policy
-from advantage.nets.mlp import check_torso, flatten_obs
+from advantage.nets.mlp import PolicyConfig, check_torso, flatten_obs
 from advantage.types import Transition
 
 NAME = "qac"
@@ -52,7 +52,7 @@ NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 
 @struct.dataclass
-class Config(FeaturesConfig):
+class Config(FeaturesConfig, PolicyConfig):
     """Q actor-critic hyperparameters (discrete actions). Defaults: the CartPole-v1 preset."""
 
     # features, tile_low, tile_high, n_tilings, tiles_per_dim: the fields of nets.linear.FeaturesConfig
@@ -83,6 +83,7 @@ class Config(FeaturesConfig):
 
     def __post_init__(self):
         self.check_features()
+        self.check_policy()  # layer_norm, weight_decay, std, temperature (nets.mlp.PolicyConfig)
         check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
         check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
         check(self, "actor_weight", lambda v: v in ("q", "advantage"), "choose 'q' or 'advantage'")
@@ -92,6 +93,7 @@ class Config(FeaturesConfig):
         check(self, "critic_learning_rate", lambda v: v > 0, "the learning rate must be positive")
         check(self, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
         check(self, "max_grad_norm", lambda v: v > 0, "the clipping threshold must be positive")
+        check(self, "std", lambda v: v == "learned", "the Q actor-critic's policy is a softmax (no Gaussian std)")
 
 
 #: Per-environment defaults (docs/algorithms/actor_critic.md, "Presets"): tuned here. The Q-weighted actor
@@ -124,14 +126,24 @@ def networks(config: Config, action_space, fmap) -> tuple[Policy, Critic]:
     """The softmax policy ``pi_theta`` and the critic ``Q_w(s, .)`` (one output per action)."""
     n = action_dim(action_space)
     return (
-        Policy(n, True, fmap, config.hidden_sizes, config.activation),
-        Critic(n, fmap, config.hidden_sizes, config.activation),
+        Policy(
+            n,
+            True,
+            fmap,
+            config.hidden_sizes,
+            config.activation,
+            layer_norm=config.layer_norm,
+            temperature=config.temperature,
+        ),
+        Critic(n, fmap, config.hidden_sizes, config.activation, config.layer_norm),
     )
 
 
 def _optimizer(config: Config, lr) -> optax.GradientTransformation:
-    """Global-norm clipping, then Adam or plain SGD with step size ``lr``."""
-    return optim.optimizer(config.optimizer, max_grad_norm=config.max_grad_norm, learning_rate=lr)
+    """Global-norm clipping, then Adam or plain SGD with step size ``lr`` (and the decoupled weight decay)."""
+    return optim.optimizer(
+        config.optimizer, max_grad_norm=config.max_grad_norm, learning_rate=lr, weight_decay=config.weight_decay
+    )
 
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:

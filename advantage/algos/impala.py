@@ -40,7 +40,7 @@ from advantage.core import losses, optim
 from advantage.core.normalization import RunningMeanStd
 from advantage.core.returns import vtrace
 from advantage.envs.spaces import action_dim, is_discrete
-from advantage.nets.mlp import ActorCritic, flatten_obs
+from advantage.nets.mlp import ActorCritic, PolicyConfig, flatten_obs
 from advantage.types import Transition
 
 NAME = "impala"
@@ -50,7 +50,7 @@ NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 
 @struct.dataclass
-class Config:
+class Config(PolicyConfig):
     """IMPALA hyperparameters. Defaults: the paper's V-trace and loss (rho_bar = c_bar = lambda = 1, baseline cost
     0.5, RMSProp with decay 0.99, no momentum) with the CartPole-v1 preset's sizes and rates (A2C's, lag 2)."""
 
@@ -103,6 +103,7 @@ class Config:
     """Rewards are multiplied by this before the targets are computed (the critic learns scaled values)."""
 
     def __post_init__(self):
+        self.check_policy()  # layer_norm, weight_decay, std, temperature (nets.mlp.PolicyConfig)
         check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
         check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
         check(self, "policy_lag", lambda v: v >= 0, "the lag is a number of updates, 0 or more")
@@ -191,6 +192,9 @@ def network(config: Config, action_space) -> ActorCritic:
         activation=config.activation,
         shared=config.shared_network,
         log_std_init=config.log_std_init,
+        layer_norm=config.layer_norm,
+        std=config.std,
+        temperature=config.temperature,
     )
 
 
@@ -198,7 +202,11 @@ def optimizer(config: Config) -> optax.GradientTransformation:
     """Global-norm clipping, then RMSprop's (as in PyTorch / SB3: ``g / (sqrt(E[g^2]) + eps)``, no momentum) or
     Adam's scaling; the (annealed) step size is applied in ``update``."""
     return optim.optimizer(
-        config.optimizer, max_grad_norm=config.max_grad_norm, eps=config.opt_eps, rms_decay=config.rms_decay
+        config.optimizer,
+        max_grad_norm=config.max_grad_norm,
+        eps=config.opt_eps,
+        rms_decay=config.rms_decay,
+        weight_decay=config.weight_decay,
     )
 
 

@@ -43,7 +43,7 @@ from advantage.core import losses, optim
 from advantage.core.importance import IS_MODES, importance_weights, weight_statistics
 from advantage.core.returns import gae
 from advantage.envs.spaces import action_dim, is_discrete
-from advantage.nets.mlp import ActorCritic, check_torso, flatten_obs
+from advantage.nets.mlp import ActorCritic, PolicyConfig, check_torso, flatten_obs
 from advantage.types import Transition
 
 NAME = "is-pg"
@@ -52,7 +52,7 @@ NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 
 @struct.dataclass
-class Config:
+class Config(PolicyConfig):
     """Importance-sampled off-policy PG hyperparameters (defaults: CartPole-v1, tuned here)."""
 
     n_envs: int = static(8)
@@ -95,6 +95,7 @@ class Config:
     """Adam epsilon."""
 
     def __post_init__(self):
+        self.check_policy()  # layer_norm, weight_decay, std, temperature (nets.mlp.PolicyConfig)
         check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
         check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
         check(self, "buffer_size", lambda v: v >= 1, "keep at least the newest rollout")
@@ -206,12 +207,17 @@ def network(config: Config, action_space) -> ActorCritic:
         activation=config.activation,
         shared=False,
         log_std_init=config.log_std_init,
+        layer_norm=config.layer_norm,
+        std=config.std,
+        temperature=config.temperature,
     )
 
 
 def optimizer(config: Config) -> optax.GradientTransformation:
     """Global-norm clipping, then Adam's scaling; the (annealed) step size is applied in ``update``."""
-    return optim.optimizer("adam", max_grad_norm=config.max_grad_norm, eps=config.adam_eps)
+    return optim.optimizer(
+        "adam", max_grad_norm=config.max_grad_norm, eps=config.adam_eps, weight_decay=config.weight_decay
+    )
 
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:

@@ -1,7 +1,8 @@
-"""Proximal Policy Optimization (Schulman et al. 2017): clipped objective, adaptive KL penalty, or both.
+"""Proximal Policy Optimization (Schulman et al. 2017): clipped objective, (adaptive) KL penalty, or both.
 
 ``objective`` picks the policy loss: ``clip`` (paper eq. 7, the default), ``kl`` (the
-adaptive KL penalty of sec. 4, eq. 8) or ``clip-kl`` (clipping plus the penalty); every
+KL penalty of sec. 4, eq. 8, with the adaptive coefficient or, ``kl_beta_adaptive=False``, a
+fixed one) or ``clip-kl`` (clipping plus the penalty); every
 variant adds the entropy bonus, and ``target_kl`` optionally stops an update's epochs early.
 
 Read top to bottom: ``Config`` -> ``AgentState`` -> ``init`` -> ``act`` -> the loss
@@ -26,7 +27,7 @@ from advantage.core import losses, optim
 from advantage.core.normalization import RunningMeanStd
 from advantage.core.returns import gae, td_errors
 from advantage.envs.spaces import action_dim, is_discrete
-from advantage.nets.mlp import ActorCritic, check_torso, flatten_obs
+from advantage.nets.mlp import ActorCritic, PolicyConfig, check_torso, flatten_obs
 from advantage.types import Transition
 
 NAME = "ppo"
@@ -35,7 +36,7 @@ NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 
 @struct.dataclass
-class Config:
+class Config(PolicyConfig):
     """PPO hyperparameters. Defaults are the RL Zoo's tuned CartPole-v1 settings."""
 
     n_envs: int = static(8)
@@ -63,7 +64,9 @@ class Config:
     clip_value: bool = static(False)
     """Clip the value update to +-clip_eps around the old value (baselines' value clipping)."""
     objective: str = static("clip")
-    """Policy objective: clip (L^CLIP), kl (ratio * A minus an adaptive KL penalty) or clip-kl (both)."""
+    """Policy objective: clip (L^CLIP), kl (ratio * A minus a KL penalty) or clip-kl (both)."""
+    kl_beta_adaptive: bool = static(True)
+    """KL penalty (objectives kl, clip-kl): adapt beta after every update (sec. 4's rule), or keep it at kl_beta."""
 
     learning_rate: float = 1e-3
     """Adam step size (initial value when annealed)."""
@@ -84,7 +87,8 @@ class Config:
     adam_eps: float = 1e-5
     """Adam epsilon."""
     kl_beta: float = 1.0
-    """Initial KL-penalty coefficient beta (objectives kl and clip-kl); adapted after every update."""
+    """KL-penalty coefficient beta (objectives kl and clip-kl): its initial value, or its value throughout with
+    kl_beta_adaptive off."""
     kl_target: float = 0.01
     """Target KL d_targ of the adaptive penalty: beta halves when KL < d_targ/1.5 and doubles when KL > 1.5 d_targ."""
     target_kl: float | None = None
@@ -93,6 +97,7 @@ class Config:
     """Rewards are multiplied by this before returns are computed (the critic learns scaled values)."""
 
     def __post_init__(self):
+        self.check_policy()  # layer_norm, weight_decay, std, temperature (nets.mlp.PolicyConfig)
         check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
         check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
         check(self, "n_epochs", lambda v: v >= 1, "run at least one epoch")
@@ -194,7 +199,7 @@ class AgentState(struct.PyTreeNode):
     obs_rms: RunningMeanStd
     env_steps: jax.Array  # env steps of the batches updated on so far: the schedules' position
     total_steps: jax.Array  # env steps of the run (per seed): the schedules' horizon
-    kl_beta: jax.Array  # the adaptive KL-penalty coefficient (constant unless the objective has the penalty)
+    kl_beta: jax.Array  # the KL-penalty coefficient (constant unless the objective has an adaptive penalty)
 
 
 class Minibatch(struct.PyTreeNode):
@@ -217,12 +222,17 @@ def network(config: Config, action_space) -> ActorCritic:
         activation=config.activation,
         shared=config.shared_network,
         log_std_init=config.log_std_init,
+        layer_norm=config.layer_norm,
+        std=config.std,
+        temperature=config.temperature,
     )
 
 
 def optimizer(config: Config) -> optax.GradientTransformation:
     """Global-norm clipping, then Adam's scaling; the (annealed) step size is applied in ``update``."""
-    return optim.optimizer("adam", max_grad_norm=config.max_grad_norm, eps=config.adam_eps)
+    return optim.optimizer(
+        "adam", max_grad_norm=config.max_grad_norm, eps=config.adam_eps, weight_decay=config.weight_decay
+    )
 
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
@@ -316,7 +326,8 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
 
     Observations are normalised with the statistics that were used to act, so that
     the probability ratio starts at exactly 1; the statistics then absorb the batch.
-    With a KL-penalty objective, beta is adapted from the KL measured after the epochs.
+    With a KL-penalty objective, beta is adapted from the KL measured after the epochs (unless
+    ``kl_beta_adaptive`` is off).
     With ``target_kl``, a flag carried through the epochs turns the remaining minibatch
     steps into no-ops once one minibatch's approx KL exceeds ``1.5 * target_kl``.
     """
@@ -378,7 +389,8 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     kl_beta = state.kl_beta
     if config.uses_kl_penalty:  # d = mean KL(pi_old || pi_new) over the whole rollout, then the sec. 4 rule
         kl_after = losses.mean_kl(old_dist, net.apply(params, obs)[0])
-        kl_beta = adapt_kl_beta(state.kl_beta, kl_after, config.kl_target)
+        if config.kl_beta_adaptive:  # else beta stays kl_beta: the fixed-coefficient penalty
+            kl_beta = adapt_kl_beta(state.kl_beta, kl_after, config.kl_target)
     new_state = state.replace(
         params=params, opt_state=opt_state, obs_rms=obs_rms, env_steps=state.env_steps + n, kl_beta=kl_beta
     )

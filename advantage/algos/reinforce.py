@@ -59,7 +59,7 @@ from advantage.core.losses import masked_mean
 from advantage.core.returns import discounted_returns, episode_returns
 from advantage.envs.spaces import action_dim, is_discrete
 from advantage.nets.linear import Critic, FeatureMap, FeaturesConfig, Policy
-from advantage.nets.mlp import check_torso, flatten_obs
+from advantage.nets.mlp import PolicyConfig, check_torso, flatten_obs
 from advantage.types import Transition
 
 NAME = "reinforce"
@@ -68,7 +68,7 @@ NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 
 @struct.dataclass
-class Config(FeaturesConfig):
+class Config(FeaturesConfig, PolicyConfig):
     """REINFORCE hyperparameters. Defaults: reward-to-go with a learned value baseline, the CartPole-v1 preset."""
 
     # features, tile_low, tile_high, n_tilings, tiles_per_dim: the fields of nets.linear.FeaturesConfig
@@ -110,6 +110,7 @@ class Config(FeaturesConfig):
 
     def __post_init__(self):
         self.check_features()
+        self.check_policy()  # layer_norm, weight_decay, std, temperature (nets.mlp.PolicyConfig)
         check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
         check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
         check(self, "phi", lambda v: v in ("total", "reward-to-go"), "choose 'total' or 'reward-to-go'")
@@ -183,14 +184,19 @@ def networks(config: Config, action_space, fmap: FeatureMap | None) -> tuple[Pol
         config.hidden_sizes,
         config.activation,
         config.log_std_init,
+        layer_norm=config.layer_norm,
+        std=config.std,
+        temperature=config.temperature,
     )
-    critic = Critic(1, fmap, config.hidden_sizes, config.activation)
+    critic = Critic(1, fmap, config.hidden_sizes, config.activation, config.layer_norm)
     return policy, critic
 
 
 def _optimizer(config: Config, lr) -> optax.GradientTransformation:
-    """Global-norm clipping, then Adam or plain SGD with step size ``lr``."""
-    return optim.optimizer(config.optimizer, max_grad_norm=config.max_grad_norm, learning_rate=lr)
+    """Global-norm clipping, then Adam or plain SGD with step size ``lr`` (and the decoupled weight decay)."""
+    return optim.optimizer(
+        config.optimizer, max_grad_norm=config.max_grad_norm, learning_rate=lr, weight_decay=config.weight_decay
+    )
 
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:

@@ -28,7 +28,7 @@ from advantage.core.distributions import TanhGaussian
 from advantage.core.losses import global_norm
 from advantage.core.returns import td_target
 from advantage.envs.spaces import action_dim, require_box
-from advantage.nets.mlp import flatten_obs
+from advantage.nets.mlp import NetworkConfig, flatten_obs
 from advantage.nets.offpolicy import Linear, Torso, init_critics, q_values
 from advantage.types import Transition
 
@@ -41,7 +41,7 @@ NAN_METRICS = replay.NAN_METRICS
 
 
 @struct.dataclass
-class Config:
+class Config(NetworkConfig):
     """SAC hyperparameters. Defaults are Stable-Baselines3's SAC defaults (the SAC v2 paper's settings)."""
 
     n_envs: int = static(1)
@@ -85,6 +85,7 @@ class Config:
     """Adam epsilon."""
 
     def __post_init__(self):
+        self.check_network()  # layer_norm, weight_decay (nets.mlp.NetworkConfig)
         replay.check_config(self, "use at least one critic (2 for the paper's twin Q)")
         if self.learn_alpha:
             check(self, "alpha_init", lambda v: v > 0, "a learned alpha starts > 0 (it is exp(log alpha))")
@@ -146,17 +147,22 @@ class GaussianPolicy(nn.Module):
     action_dim: int
     hidden_sizes: Sequence[int]
     activation: str = "relu"
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs, log_std_min, log_std_max):
-        h = Torso(self.hidden_sizes, self.activation)(obs)
+        h = Torso(self.hidden_sizes, self.activation, self.layer_norm)(obs)
         mean = Linear(self.action_dim, name="mean")(h)
         log_std = jnp.clip(Linear(self.action_dim, name="log_std")(h), log_std_min, log_std_max)
         return TanhGaussian(mean, log_std)
 
 
+def actor_net(config, action_space) -> GaussianPolicy:
+    return GaussianPolicy(action_dim(action_space), config.hidden_sizes, config.activation, config.layer_norm)
+
+
 def policy(config, action_space, actor_params, obs) -> TanhGaussian:
-    net = GaussianPolicy(action_dim(action_space), config.hidden_sizes, config.activation)
+    net = actor_net(config, action_space)
     return net.apply(actor_params, obs, config.log_std_min, config.log_std_max)
 
 
@@ -173,14 +179,14 @@ def obs_features(state, obs):
 def optimizer(config) -> optax.GradientTransformation:
     """Adam's scaling (for the actor, the critics and log alpha); the step ``-learning_rate * update`` is applied
     by ``core.optim.apply_gradients``."""
-    return optim.optimizer("adam", eps=config.adam_eps)
+    return optim.optimizer("adam", eps=config.adam_eps, weight_decay=config.weight_decay)
 
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     require_box(NAME, action_space)
     obs_dim, act_dim = int(np.prod(obs_space.shape)), action_dim(action_space)
     k_actor, k_critic = jax.random.split(key)
-    net = GaussianPolicy(act_dim, config.hidden_sizes, config.activation)
+    net = actor_net(config, action_space)
     actor = net.init(k_actor, jnp.zeros((1, obs_dim)), config.log_std_min, config.log_std_max)
     critic = init_critics(k_critic, config, obs_dim, act_dim)
     log_alpha = jnp.log(jnp.asarray(config.alpha_init, jnp.float32))

@@ -32,7 +32,7 @@ from advantage.core import optim
 from advantage.core.losses import global_norm
 from advantage.core.returns import td_target
 from advantage.envs.spaces import action_dim, require_box
-from advantage.nets.mlp import flatten_obs
+from advantage.nets.mlp import NetworkConfig, flatten_obs
 from advantage.nets.offpolicy import Linear, Torso, init_critics, q_values
 from advantage.types import Transition
 
@@ -45,7 +45,7 @@ NAN_METRICS = replay.NAN_METRICS
 
 
 @struct.dataclass
-class Config:
+class Config(NetworkConfig):
     """TD3 hyperparameters. Defaults are Stable-Baselines3's TD3 defaults (Fujimoto et al.'s settings)."""
 
     n_envs: int = static(1)
@@ -93,6 +93,7 @@ class Config:
     """Adam epsilon."""
 
     def __post_init__(self):
+        self.check_network()  # layer_norm, weight_decay (nets.mlp.NetworkConfig)
         name = type(self).__module__.split(".")[-1]
         replay.check_config(self, "use at least one critic (2 for clipped double Q)")
         check(self, "exploration_noise", lambda v: v in ("gaussian", "ou"), "choose gaussian or ou")
@@ -161,20 +162,22 @@ class Actor(nn.Module):
     action_dim: int
     hidden_sizes: Sequence[int]
     activation: str = "relu"
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs):
-        return jnp.tanh(Linear(self.action_dim, name="out")(Torso(self.hidden_sizes, self.activation)(obs)))
+        h = Torso(self.hidden_sizes, self.activation, self.layer_norm)(obs)
+        return jnp.tanh(Linear(self.action_dim, name="out")(h))
 
 
 def actor_net(config, action_space) -> Actor:
-    return Actor(action_dim(action_space), config.hidden_sizes, config.activation)
+    return Actor(action_dim(action_space), config.hidden_sizes, config.activation, config.layer_norm)
 
 
 def optimizer(config) -> optax.GradientTransformation:
     """Adam's scaling; the step ``-learning_rate * update`` is applied by ``core.optim.apply_gradients``, so the
     rate can be a pytree leaf."""
-    return optim.optimizer("adam", eps=config.adam_eps)
+    return optim.optimizer("adam", eps=config.adam_eps, weight_decay=config.weight_decay)
 
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:

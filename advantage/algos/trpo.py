@@ -29,7 +29,7 @@ from advantage.core.natural_gradient import natural_gradient_step
 from advantage.core.normalization import RunningMeanStd
 from advantage.core.returns import gae, td_errors
 from advantage.envs.spaces import action_dim, is_discrete
-from advantage.nets.mlp import ActorCritic, check_torso, flatten_obs
+from advantage.nets.mlp import ActorCritic, PolicyConfig, check_torso, flatten_obs
 from advantage.types import Transition
 
 NAME = "trpo"
@@ -38,7 +38,7 @@ NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 
 @struct.dataclass
-class Config:
+class Config(PolicyConfig):
     """TRPO / NPG hyperparameters. Defaults are the RL Zoo's tuned TRPO settings for CartPole-v1."""
 
     n_envs: int = static(2)
@@ -86,6 +86,7 @@ class Config:
     """Rewards are multiplied by this before returns are computed (the critic learns scaled values)."""
 
     def __post_init__(self):
+        self.check_policy()  # layer_norm, weight_decay, std, temperature (nets.mlp.PolicyConfig)
         name = type(self).__module__.split(".")[-1]
         check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
         check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
@@ -177,6 +178,9 @@ def network(config: Config, action_space) -> ActorCritic:
         activation=config.activation,
         shared=False,  # the KL constraint must only see the policy's parameters
         log_std_init=config.log_std_init,
+        layer_norm=config.layer_norm,
+        std=config.std,
+        temperature=config.temperature,
     )
 
 
@@ -197,7 +201,9 @@ def merge_params(actor: dict, critic: dict) -> dict:
 
 def critic_optimizer(config: Config) -> optax.GradientTransformation:
     """Adam on the critic's parameters (no gradient clipping, as in SB3-contrib's TRPO)."""
-    return optim.optimizer("adam", eps=config.adam_eps, learning_rate=config.learning_rate)
+    return optim.optimizer(
+        "adam", eps=config.adam_eps, learning_rate=config.learning_rate, weight_decay=config.weight_decay
+    )
 
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:

@@ -54,7 +54,7 @@ from flax import struct
 
 from advantage.config import ConfigError, check, static
 from advantage.core.distributions import Categorical, DiagGaussian
-from advantage.nets.mlp import MLP, PolicyHead, ortho
+from advantage.nets.mlp import LOG_STD_MAX, LOG_STD_MIN, MLP, PolicyHead, ortho, tempered
 
 FEATURES = ("mlp", "linear-raw", "linear-onehot", "linear-tiles")
 
@@ -239,7 +239,9 @@ class Policy(nn.Module):
     ``fmap=None``: an MLP torso (``nets/mlp.py``) and ``PolicyHead`` (orthogonal init, gain 0.01).
     Otherwise linear in ``phi(s)``: logits ``theta^T phi(s)`` (S&B eq. 13.3) or mean
     ``theta^T phi(s)`` with a state-independent log-std parameter (S&B eq. 13.19 with a constant
-    sigma; bounded to [-5, 2] like ``PolicyHead``).
+    sigma; bounded to [-5, 2] like ``PolicyHead``). ``std``, ``temperature`` and ``layer_norm`` as in
+    ``nets/mlp.py`` (``std='state'``: S&B eq. 13.19's ``log sigma(s) = theta_sigma^T phi(s)``, offset by
+    ``log_std_init``; ``layer_norm``: only the MLP torso has hidden layers).
     """
 
     action_dim: int
@@ -248,18 +250,28 @@ class Policy(nn.Module):
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
     log_std_init: float = 0.0
+    layer_norm: bool = False
+    std: str = "learned"
+    temperature: float = 1.0
 
     @nn.compact
     def __call__(self, obs):
         if self.fmap is None:
-            return PolicyHead(self.action_dim, self.discrete, self.log_std_init)(
-                MLP(self.hidden_sizes, self.activation)(obs)
+            head = PolicyHead(
+                self.action_dim, self.discrete, self.log_std_init, std=self.std, temperature=self.temperature
             )
-        out = LinearHead(self.fmap, self.action_dim)(self.fmap(obs))
+            return head(MLP(self.hidden_sizes, self.activation, self.layer_norm)(obs))
+        f = self.fmap(obs)
+        out = LinearHead(self.fmap, self.action_dim)(f)
         if self.discrete:
-            return Categorical(out)
+            return Categorical(tempered(out, self.temperature))
+        if self.std == "fixed":  # sigma = exp(log_std_init), not a parameter
+            return DiagGaussian(out, jnp.full(out.shape, self.log_std_init, out.dtype))
+        if self.std == "state":  # log sigma(s) = log_std_init + w_sigma^T phi(s), w_sigma starting at 0
+            log_std = self.log_std_init + LinearHead(self.fmap, self.action_dim, name="log_std_head")(f)
+            return DiagGaussian(out, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX))
         log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
-        return DiagGaussian(out, jnp.broadcast_to(jnp.clip(log_std, -5.0, 2.0), out.shape))
+        return DiagGaussian(out, jnp.broadcast_to(jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX), out.shape))
 
 
 class Critic(nn.Module):
@@ -273,11 +285,12 @@ class Critic(nn.Module):
     fmap: FeatureMap | None = None
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs):
         if self.fmap is None:
-            h = MLP(self.hidden_sizes, self.activation)(obs)
+            h = MLP(self.hidden_sizes, self.activation, self.layer_norm)(obs)
             out = nn.Dense(self.n_outputs, kernel_init=ortho(1.0), bias_init=nn.initializers.zeros)(h)
         else:
             out = LinearHead(self.fmap, self.n_outputs)(self.fmap(obs))

@@ -1,4 +1,11 @@
-"""MLP torsos and actor-critic heads (Flax Linen; parameters are plain pytrees)."""
+r"""MLP torsos and actor-critic heads (Flax Linen; parameters are plain pytrees), and the network options that
+every gradient-trained algorithm shares (``docs/network-options.md``):
+
+* :class:`NetworkConfig` — ``layer_norm`` (LayerNorm after each hidden ``Dense``, before its activation) and
+  ``weight_decay`` (decoupled weight decay of the weight matrices, ``core.optim.optimizer``);
+* :class:`PolicyConfig` — also the policy head's options: ``std`` (the Gaussian's :math:`\sigma` fixed,
+  learned state-independent, or state-dependent) and ``temperature`` (the softmax's :math:`\tau`).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,49 @@ from collections.abc import Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
-from advantage.config import check
+from advantage.config import check, is_concrete, static
 from advantage.core.distributions import Categorical, DiagGaussian
 
 ACTIVATIONS: dict[str, Callable] = {"tanh": nn.tanh, "relu": nn.relu, "elu": nn.elu, "gelu": nn.gelu}
+
+
+#: The Gaussian policy's standard deviation (``PolicyConfig.std``).
+STDS = ("learned", "fixed", "state")
+#: The bounds of a learned log-std (both state-independent and state-dependent).
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+@struct.dataclass
+class NetworkConfig:
+    """The ``Config`` fields of every gradient-trained algorithm's networks and optimiser: its ``Config`` derives
+    from this class (or :class:`PolicyConfig`), and its ``__post_init__`` calls :meth:`check_network`."""
+
+    layer_norm: bool = static(False)
+    """LayerNorm (Ba et al. 2016) after each hidden Dense layer, before its activation, in every network."""
+    weight_decay: float = 0.0
+    """Decoupled weight decay lambda (AdamW): theta -= lr * lambda * theta on the weight matrices at each step
+    (not biases, LayerNorm parameters or log-stds); 0 = none."""
+
+    def check_network(self) -> None:
+        check(self, "weight_decay", lambda v: v >= 0, "the weight decay must be 0 (off) or positive, e.g. 1e-4")
+
+
+@struct.dataclass
+class PolicyConfig(NetworkConfig):
+    """:class:`NetworkConfig` and the policy head's options, for the on-policy algorithms (``check_policy``)."""
+
+    std: str = static("learned")
+    """Gaussian policy std: learned (a state-independent parameter), fixed (exp(log_std_init), never trained) or
+    state (mu and log sigma both outputs of the network, log sigma clipped to [-5, 2])."""
+    temperature: float = 1.0
+    """Softmax temperature tau of a categorical policy: pi(a|s) = softmax(z(s) / tau); 1 = the plain softmax."""
+
+    def check_policy(self) -> None:
+        self.check_network()
+        check(self, "std", lambda v: v in STDS, "choose " + ", ".join(STDS))
+        check(self, "temperature", lambda v: v > 0, "the temperature must be positive (1 = the plain softmax)")
 
 
 def check_torso(config) -> None:
@@ -31,34 +76,60 @@ def ortho(scale: float):
 
 
 class MLP(nn.Module):
-    """Dense layers with orthogonal init (gain sqrt(2)) and zero biases."""
+    """Dense layers with orthogonal init (gain sqrt(2)) and zero biases; with ``layer_norm``, each Dense's output
+    is normalised over its features (LayerNorm, learned scale 1 and offset 0 at init) before the activation."""
 
     hidden_sizes: Sequence[int]
     activation: str = "tanh"
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, x):
         act = ACTIVATIONS[self.activation]
         for size in self.hidden_sizes:
-            x = act(nn.Dense(size, kernel_init=ortho(np.sqrt(2)), bias_init=nn.initializers.zeros)(x))
+            x = nn.Dense(size, kernel_init=ortho(np.sqrt(2)), bias_init=nn.initializers.zeros)(x)
+            x = act(nn.LayerNorm()(x) if self.layer_norm else x)
         return x
 
 
+def tempered(logits, temperature):
+    r"""Logits of the softmax with temperature, :math:`z / \tau`: :math:`\pi(a|s) = e^{z_a/\tau} / \sum_b e^{z_b/\tau}`
+    (:math:`\tau \to 0`: greedy, :math:`\tau \to \infty`: uniform). The number 1 leaves the logits untouched."""
+    return logits if is_concrete(temperature) and temperature == 1 else logits / temperature
+
+
 class PolicyHead(nn.Module):
-    """Categorical logits, or a Gaussian mean with a state-independent, bounded log-std."""
+    """Categorical logits (divided by ``temperature``), or a Gaussian mean and a log-std by ``std``:
+
+    * ``learned`` — a state-independent parameter ``log_std`` (starts at ``log_std_init``), bounded;
+    * ``fixed`` — the constant ``log_std_init`` (no parameter: never trained);
+    * ``state`` — a second linear output of the torso (gain 0.01, bias ``log_std_init``), bounded.
+    """
 
     action_dim: int
     discrete: bool
     log_std_init: float = 0.0
-    log_std_min: float = -5.0
-    log_std_max: float = 2.0
+    log_std_min: float = LOG_STD_MIN
+    log_std_max: float = LOG_STD_MAX
+    std: str = "learned"
+    temperature: float = 1.0
 
     @nn.compact
     def __call__(self, h):
         # A small last layer makes the initial policy nearly uniform / centred (Andrychowicz et al. 2021).
         out = nn.Dense(self.action_dim, kernel_init=ortho(0.01), bias_init=nn.initializers.zeros)(h)
         if self.discrete:
-            return Categorical(out)
+            return Categorical(tempered(out, self.temperature))
+        if self.std == "fixed":
+            return DiagGaussian(out, jnp.full(out.shape, self.log_std_init, out.dtype))
+        if self.std == "state":
+            log_std = nn.Dense(
+                self.action_dim,
+                kernel_init=ortho(0.01),
+                bias_init=nn.initializers.constant(self.log_std_init),
+                name="log_std_head",
+            )(h)
+            return DiagGaussian(out, jnp.clip(log_std, self.log_std_min, self.log_std_max))
         log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
         log_std = jnp.clip(log_std, self.log_std_min, self.log_std_max)
         return DiagGaussian(out, jnp.broadcast_to(log_std, out.shape))
@@ -73,12 +144,17 @@ class ActorCritic(nn.Module):
     activation: str = "tanh"
     shared: bool = False
     log_std_init: float = 0.0
+    layer_norm: bool = False
+    std: str = "learned"
+    temperature: float = 1.0
 
     def setup(self):
-        self.actor_torso = MLP(self.hidden_sizes, self.activation)
+        self.actor_torso = MLP(self.hidden_sizes, self.activation, self.layer_norm)
         if not self.shared:
-            self.critic_torso = MLP(self.hidden_sizes, self.activation)
-        self.policy_head = PolicyHead(self.action_dim, self.discrete, self.log_std_init)
+            self.critic_torso = MLP(self.hidden_sizes, self.activation, self.layer_norm)
+        self.policy_head = PolicyHead(
+            self.action_dim, self.discrete, self.log_std_init, std=self.std, temperature=self.temperature
+        )
         self.value_head = nn.Dense(1, kernel_init=ortho(1.0), bias_init=nn.initializers.zeros)
 
     def __call__(self, obs):

@@ -33,15 +33,18 @@ class Linear(nn.Module):
 
 
 class Torso(nn.Module):
-    """Hidden layers ``Linear -> activation``, one per entry of ``hidden_sizes`` (none: identity)."""
+    """Hidden layers ``Linear -> activation``, one per entry of ``hidden_sizes`` (none: identity); with
+    ``layer_norm``, ``Linear -> LayerNorm -> activation`` (as in Ball et al. 2023's RLPD critics)."""
 
     hidden_sizes: Sequence[int]
     activation: str = "relu"
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, x):
         for i, size in enumerate(self.hidden_sizes):
-            x = ACTIVATIONS[self.activation](Linear(size, name=f"hidden_{i}")(x))
+            x = Linear(size, name=f"hidden_{i}")(x)
+            x = ACTIVATIONS[self.activation](nn.LayerNorm(name=f"norm_{i}")(x) if self.layer_norm else x)
         return x
 
 
@@ -50,16 +53,17 @@ class Critic(nn.Module):
 
     hidden_sizes: Sequence[int]
     activation: str = "relu"
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs, action):
-        h = Torso(self.hidden_sizes, self.activation)(jnp.concatenate([obs, action], axis=-1))
+        h = Torso(self.hidden_sizes, self.activation, self.layer_norm)(jnp.concatenate([obs, action], axis=-1))
         return Linear(1, name="out")(h)[..., 0]
 
 
 def critic_net(config) -> Critic:
-    """The critic of a config with ``hidden_sizes`` and ``activation``."""
-    return Critic(config.hidden_sizes, config.activation)
+    """The critic of a config with ``hidden_sizes``, ``activation`` and ``layer_norm`` (``nets.mlp.NetworkConfig``)."""
+    return Critic(config.hidden_sizes, config.activation, config.layer_norm)
 
 
 def init_critics(key, config, obs_dim: int, act_dim: int):
