@@ -119,6 +119,80 @@ def test_qac_rejects_continuous_actions():
         actor_critic.init(jax.random.PRNGKey(0), Box(-1, 1, (2,)), Box(-1, 1, (1,)), actor_critic.Config(), 1)
 
 
+def test_qac_actor_weights():
+    q, v = jnp.asarray([[3.0, 1.0]]), jnp.asarray([[2.0, 2.0]])
+    np.testing.assert_allclose(actor_critic.actor_weights("q", q, v), [[3.0, 1.0]])
+    np.testing.assert_allclose(actor_critic.actor_weights("advantage", q, v), [[1.0, -1.0]])
+    np.testing.assert_allclose(actor_critic.actor_weights("v", q, v), [[2.0, 2.0]])  # the same for both actions
+
+
+def _linear(w):
+    return {"params": {"LinearHead_0": {"w": jnp.asarray(w)}}}
+
+
+@pytest.mark.parametrize("actor_weight", ["advantage", "v", "q"])
+@pytest.mark.parametrize("critics", ["one", "two"])
+def test_qac_update_by_hand(actor_weight, critics):
+    """One update (plain SGD, no clipping) on 3 transitions, linear in x = [s, 1], against numpy: the actor step
+    mean(Psi grad log pi), Psi from Q_w and V (sum_b pi Q_w, or the second critic V_v); the SARSA step on Q_w; the
+    TD(0) step on V_v. Transition 0 continues into 1 (a' = a_1), 1 terminates, 2 is truncated (a' sampled)."""
+    gamma, a_pi, a_w = 0.9, 0.1, 0.2
+    rng = np.random.default_rng(1)
+    theta, wq = rng.normal(size=(2, 2)), rng.normal(size=(2, 2))
+    wv = rng.normal(size=(2, 1))
+    s, s2 = np.asarray([0.5, -1.0, 2.0]), np.asarray([-1.0, 0.3, 1.5])
+    a, r = np.asarray([1, 0, 1]), np.asarray([1.0, 0.5, 2.0])
+    term, trunc = np.asarray([False, True, False]), np.asarray([False, False, True])
+    cfg = actor_critic.Config(n_envs=3, n_steps=1, features="linear-raw", actor_weight=actor_weight,
+                              critics=critics, optimizer="sgd", learning_rate=a_pi, critic_learning_rate=a_w,
+                              gamma=gamma, max_grad_norm=1e6)
+    space = Discrete(2)
+    state = actor_critic.init(jax.random.PRNGKey(0), Box(-5, 5, (1,)), space, cfg, 3)
+    params = {"policy": _linear(theta), "critic": _linear(wq)}
+    if critics == "two":
+        params["value"] = _linear(wv)
+    state = state.replace(params=params)
+    # the batch as [T=3, B=1], so that transition 0's next action is a_1 (SARSA), as the docstring says
+    batch = Transition(obs=jnp.asarray(s)[:, None, None], action=jnp.asarray(a)[:, None],
+                       reward=jnp.asarray(r)[:, None], terminated=jnp.asarray(term)[:, None],
+                       truncated=jnp.asarray(trunc)[:, None], next_obs=jnp.asarray(s2)[:, None, None],
+                       log_prob=jnp.zeros((3, 1)), value=jnp.zeros((3, 1)))
+    key = jax.random.PRNGKey(3)
+    new, _ = actor_critic.update(cfg, space, state, batch, key)
+    # the action the update samples at the truncation (transition 2), and the rollout's last step
+    sampled = np.asarray(actor_critic.networks(cfg, space, state.fmap)[0].apply(
+        state.params["policy"], batch.next_obs.reshape(3, 1, -1)).sample(key))[:, 0]
+
+    x, x2 = np.stack([s, np.ones(3)], 1), np.stack([s2, np.ones(3)], 1)
+    pi = np.stack([_softmax(xi @ theta) for xi in x])
+    q = x @ wq
+    v = (x @ wv)[:, 0] if critics == "two" else np.sum(pi * q, 1)
+    q_sa = q[np.arange(3), a]
+    psi = {"q": q_sa, "advantage": q_sa - v, "v": v}[actor_weight]
+    score = np.stack([np.outer(x[i], np.eye(2)[a[i]] - pi[i]) for i in range(3)])  # grad_theta log pi(a|s)
+    theta_hand = theta + a_pi * np.mean(psi[:, None, None] * score, 0)
+    a_next = np.asarray([a[1], sampled[1], sampled[2]])
+    y = r + gamma * (1 - term) * (x2 @ wq)[np.arange(3), a_next]
+    grad_q = np.stack([np.outer(x[i], np.eye(2)[a[i]]) for i in range(3)])
+    wq_hand = wq + a_w * np.mean((y - q_sa)[:, None, None] * grad_q, 0)
+    got = lambda k: np.asarray(new.params[k]["params"]["LinearHead_0"]["w"])  # noqa: E731
+    np.testing.assert_allclose(got("policy"), theta_hand, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got("critic"), wq_hand, rtol=1e-5, atol=1e-6)
+    if critics == "two":
+        delta_v = r + gamma * (1 - term) * (x2 @ wv)[:, 0] - (x @ wv)[:, 0]  # truncation bootstraps
+        np.testing.assert_allclose(got("value"), wv + a_w * np.mean(delta_v[:, None] * x, 0)[:, None], rtol=1e-5,
+                                   atol=1e-6)
+    else:
+        assert "value" not in new.params
+
+
+def test_qac_config_choices():
+    with pytest.raises(ConfigError, match="actor_weight"):
+        actor_critic.Config(actor_weight="td")
+    with pytest.raises(ConfigError, match="critics"):
+        actor_critic.Config(critics="three")
+
+
 # ----------------------------------------------------------------------------- probe environments
 A2C_PROBE = dict(n_envs=8, n_steps=8, gamma=0.9, learning_rate=3e-3, optimizer="adam")
 QAC_PROBE = dict(n_envs=8, n_steps=8, gamma=0.9, learning_rate=3e-3, critic_learning_rate=1e-2)
