@@ -196,6 +196,7 @@ def test_qac_config_choices():
 # ----------------------------------------------------------------------------- probe environments
 A2C_PROBE = dict(n_envs=8, n_steps=8, gamma=0.9, learning_rate=3e-3, optimizer="adam")
 QAC_PROBE = dict(n_envs=8, n_steps=8, gamma=0.9, learning_rate=3e-3, critic_learning_rate=1e-2)
+QAC2_PROBE = dict(QAC_PROBE, critics="two", actor_weight="advantage")  # A = Q_w - V_v; the probes check V_v
 ACL_PROBE = dict(n_envs=1, n_steps=10, features="linear-raw", gamma=0.9, learning_rate=0.1,
                  critic_learning_rate=0.1, lambda_actor=0.5, lambda_critic=0.5)
 #: Continuous probes: the env clips actions to [-1, 1], which caps the penalty on one side, so with a wide
@@ -213,7 +214,9 @@ def _probe(tmp_path, algo, cfg, env, steps):
         return dist, np.asarray(v)
     policy, critic = mod.networks(cfg, space, agent.fmap)
     dist, v = policy.apply(agent.params["policy"], OBS), critic.apply(agent.params["critic"], OBS)
-    if algo == "qac":
+    if algo == "qac" and cfg.critics == "two":  # the second critic V_v(s)
+        v = actor_critic.value_network(cfg, agent.fmap).apply(agent.params["value"], OBS)
+    elif algo == "qac":
         v = jnp.sum(jnp.exp(dist.log_probs) * v, axis=-1)
     return dist, np.asarray(v)
 
@@ -221,6 +224,7 @@ def _probe(tmp_path, algo, cfg, env, steps):
 @pytest.mark.parametrize("algo,cfg,steps", [
     ("a2c", a2c.Config(**A2C_PROBE), 5120),
     ("qac", actor_critic.Config(**QAC_PROBE), 5120),
+    ("qac", actor_critic.Config(**QAC2_PROBE), 5120),
     ("ac-lambda", ac_lambda.Config(**{**ACL_PROBE, "n_steps": 1}), 3000),  # exactly online: update every step
 ])
 def test_probe_discounting(tmp_path, algo, cfg, steps):
@@ -232,6 +236,7 @@ def test_probe_discounting(tmp_path, algo, cfg, steps):
 @pytest.mark.parametrize("algo,cfg,steps", [
     ("a2c", a2c.Config(**A2C_PROBE), 20480),
     ("qac", actor_critic.Config(**QAC_PROBE), 10240),
+    ("qac", actor_critic.Config(**QAC2_PROBE), 10240),
     ("ac-lambda", ac_lambda.Config(**{**ACL_PROBE, "learning_rate": 0.02, "critic_learning_rate": 0.02}), 5000),
 ])
 def test_probe_truncation_bootstraps(tmp_path, algo, cfg, steps):
@@ -244,18 +249,21 @@ def test_probe_truncation_bootstraps(tmp_path, algo, cfg, steps):
     ("a2c", a2c.Config(**A2C_PROBE), False),
     ("a2c", a2c.Config(**A2C_PROBE, **CONTINUOUS), True),
     ("qac", actor_critic.Config(**QAC_PROBE), False),
+    ("qac", actor_critic.Config(**QAC2_PROBE), False),
     ("ac-lambda", ac_lambda.Config(**ACL_PROBE), False),
     ("ac-lambda", ac_lambda.Config(**{**ACL_PROBE, "learning_rate": 0.02}, **CONTINUOUS), True),
 ])
 def test_probe_context_action(tmp_path, algo, cfg, continuous):
     """ContextualBandit: the best action depends on the observation (a = obs, or a -> 0.5 obs)."""
     env = "probe/ContextualBandit" + ("Continuous-v0" if continuous else "-v0")
-    dist, _ = _probe(tmp_path, algo, cfg, env, 5120)
+    dist, v = _probe(tmp_path, algo, cfg, env, 5120)
     if continuous:
         np.testing.assert_allclose(np.asarray(dist.mean[[0, 2], 0]), [-0.5, 0.5], atol=0.1)
     else:
         p = np.exp(np.asarray(dist.log_probs))
         assert p[0, 0] > 0.95 and p[2, 1] > 0.95, (algo, p)
+        if algo == "qac" and cfg.critics == "two":  # V_v(+-1) -> V of the (nearly) optimal policy, about 1
+            assert v[0] > 0.9 and v[2] > 0.9, v
 
 
 # ----------------------------------------------------------------------------- learning

@@ -291,10 +291,10 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
         params["value"] = optax.apply_updates(p_v, u_v)
         new_critic_opt = (q_opt, v_opt)
         metrics = {
-            "loss/state_value": v_loss,
-            "value/state_value_mean": jnp.mean(v_two),
-            "value/state_value_explained_variance": losses.explained_variance(v_two, v_targets),
-            "grad/state_value_norm": losses.global_norm(g_v),
+            "loss/value_v": v_loss,
+            "value/mean_v": jnp.mean(v_two),
+            "value/explained_variance_v": losses.explained_variance(v_two, v_targets),  # NaN if y_v is constant
+            "grad/critic_v_norm": losses.global_norm(g_v),
         }
     new_state = state.replace(
         params=params,
