@@ -28,6 +28,7 @@ LABS: dict[str, str] = {
     "trust-region": "advantage.labs.trust_region",
     "ppo-clip": "advantage.labs.ppo_clip",
     "vtrace-lag": "advantage.labs.vtrace_lag",
+    "v-weighted-actor": "advantage.labs.v_weighted_actor",
 }
 
 
