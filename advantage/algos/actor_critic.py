@@ -10,8 +10,8 @@ The lectures' "Algorithm 1 Q Actor Critic" (*Actor Critic and PPO*, after Lilian
 
 The actor is weighted by the critic's :math:`Q_w(s,a)` (the "Q Actor-Critic" line of the slide
 "Policy Gradient Theorem (IV)"), the critic is on-policy TD(0) on action values (SARSA).
-``actor_weight`` chooses :math:`\Psi` in :math:`\theta \leftarrow \theta + \alpha_\theta\,\Psi\,\nabla_\theta\log\pi_\theta(a|s)`
-(:func:`actor_weights`):
+``actor_weight`` chooses :math:`\Psi` in the actor step
+:math:`\theta \leftarrow \theta + \alpha_\theta\,\Psi\,\nabla_\theta\log\pi_\theta(a|s)` (:func:`actor_weights`):
 
 * ``"q"``: :math:`\Psi = Q_w(s, a)` (Algorithm 1);
 * ``"advantage"``: :math:`\Psi = Q_w(s, a) - V(s)` (the slides' "Advantage Actor Critic (AAC)");
