@@ -103,9 +103,28 @@ def test_vtrace_lag(tmp_path):
     assert r["claim_holds"]
 
 
+def test_v_weighted_actor(tmp_path):
+    r = _run("v-weighted-actor", tmp_path)
+    v, q, adv = (r["variants"][k] for k in ("V(s)", "Q_w(s,a)", "Q_w - V_v"))
+    assert r["setup"]["n_seeds"] >= 50 and min(r["setup"]["rewards"]) > 0  # all rewards positive
+    # Psi = V(s) > 0 on both actions: the worse action's samples are pushed up as the better one's are ...
+    assert v["psi_mean_on_worse"] > 0 and v["psi_mean_on_better"] > 0
+    assert v["worse_action_pushed_up"] > 0.95 and v["better_action_pushed_up"] > 0.95
+    # ... so the policy only drifts: about as many seeds settle on the worse action as on the better one
+    assert abs(v["final_prob_best_mean"] - 0.5) < 0.15
+    assert v["seeds_on_worse_action"] > 0.2 and abs(v["seeds_learned"] - v["seeds_on_worse_action"]) < 0.25
+    # the advantage is negative on the worse action, which is pushed down; every seed learns the better one
+    assert adv["psi_mean_on_worse"] < 0 and adv["worse_action_pushed_up"] < 0.1
+    assert adv["seeds_learned"] >= 0.95 and adv["seeds_on_worse_action"] == 0 and adv["final_prob_best_mean"] > 0.95
+    # Q_w(s, a) > 0 pushes up the worse action too, but less than the better one: unbiased, it learns here
+    assert q["psi_mean_on_worse"] > 0 and q["psi_mean_on_better"] > q["psi_mean_on_worse"]
+    assert q["final_prob_best_mean"] > v["final_prob_best_mean"] + 0.3
+    assert r["claim_holds"]
+
+
 def test_labs_listed():
     for name in ("reinforce-variance", "gae-lambda", "importance-weights", "trust-region", "ppo-clip", "vtrace-lag",
-                 "compatible-critic"):
+                 "compatible-critic", "v-weighted-actor"):
         assert name in labs.available()
 
 

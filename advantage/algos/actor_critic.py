@@ -10,8 +10,23 @@ The lectures' "Algorithm 1 Q Actor Critic" (*Actor Critic and PPO*, after Lilian
 
 The actor is weighted by the critic's :math:`Q_w(s,a)` (the "Q Actor-Critic" line of the slide
 "Policy Gradient Theorem (IV)"), the critic is on-policy TD(0) on action values (SARSA).
-``actor_weight="advantage"`` subtracts the state value :math:`V(s) = \sum_b \pi_\theta(b|s) Q_w(s,b)`
-(a baseline: the slides' "Advantage Actor Critic (AAC)" with both values from one Q critic).
+``actor_weight`` chooses :math:`\Psi` in the actor step
+:math:`\theta \leftarrow \theta + \alpha_\theta\,\Psi\,\nabla_\theta\log\pi_\theta(a|s)` (:func:`actor_weights`):
+
+* ``"q"``: :math:`\Psi = Q_w(s, a)` (Algorithm 1);
+* ``"advantage"``: :math:`\Psi = Q_w(s, a) - V(s)` (the slides' "Advantage Actor Critic (AAC)");
+* ``"v"``: :math:`\Psi = V(s)`, the *Actor Critic I* deck's first definition of actor-critic
+  (:math:`\theta_\pi \leftarrow \theta_\pi + \alpha V(s_0)\nabla\log\pi(a_0|s_0)`). Its expectation is
+  :math:`V(s)\sum_a \pi(a|s)\nabla\log\pi(a|s) = V(s)\nabla\sum_a\pi(a|s) = 0`: it does not say which action
+  was better, and with :math:`V(s) > 0` it raises the probability of *every* sampled action (lab
+  ``v-weighted-actor``). Kept to show that.
+
+``critics`` chooses where :math:`V(s)` comes from: ``"one"``, from the Q critic,
+:math:`V(s) = \sum_b \pi_\theta(b|s) Q_w(s,b)`; ``"two"``, from a second critic :math:`V_v(s)` trained by
+TD(0), :math:`v \leftarrow v + \alpha_w \delta_v \nabla_v V_v(s)`, :math:`\delta_v = r + \gamma V_v(s') - V_v(s)`
+(the *Policy Search* deck's "Advantage Actor Critic": "estimating both V(s) and Q using two function
+approximators and two parameter vectors", :math:`A(s,a) = Q_w(s,a) - V_v(s)`, "updating both value
+functions by e.g. TD learning").
 
 **Batched.** The slides update after every step of one environment. Here each update takes a
 rollout of ``n_steps`` steps from ``n_envs`` parallel environments, and makes one actor and one
@@ -49,6 +64,7 @@ from advantage.types import Transition
 NAME = "qac"
 SEARCH = False  # trained by updates (advantage.training.stepper.UpdateStepper)
 NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
+ACTOR_WEIGHTS = ("q", "advantage", "v")
 
 
 @struct.dataclass
@@ -61,8 +77,11 @@ class Config(FeaturesConfig, PolicyConfig):
     n_steps: int = static(8)
     """Steps collected from each environment per update."""
     actor_weight: str = static("q")
-    """What weights grad log pi(a|s): 'q' (Q_w(s,a), the slides' Algorithm 1) or 'advantage'
-    (Q_w(s,a) - sum_b pi(b|s) Q_w(s,b))."""
+    """What weights grad log pi(a|s): 'q' (Q_w(s,a), the slides' Algorithm 1), 'advantage' (Q_w(s,a) - V(s)) or
+    'v' (V(s): zero in expectation, the lab v-weighted-actor shows why it does not learn)."""
+    critics: str = static("one")
+    """Where V(s) comes from: 'one' (V(s) = sum_b pi(b|s) Q_w(s,b), from the Q critic) or 'two' (a second critic
+    V_v(s) trained by TD(0), A = Q_w(s,a) - V_v(s))."""
     hidden_sizes: tuple[int, ...] = static((64, 64))
     """Hidden layer sizes of the policy and Q MLPs."""
     activation: str = static("tanh")
@@ -86,7 +105,8 @@ class Config(FeaturesConfig, PolicyConfig):
         self.check_policy()  # layer_norm, weight_decay, std, temperature (nets.mlp.PolicyConfig)
         check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
         check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
-        check(self, "actor_weight", lambda v: v in ("q", "advantage"), "choose 'q' or 'advantage'")
+        check(self, "actor_weight", lambda v: v in ACTOR_WEIGHTS, "choose 'q', 'advantage' or 'v'")
+        check(self, "critics", lambda v: v in ("one", "two"), "choose 'one' (Q_w) or 'two' (Q_w and V_v)")
         check_torso(self)
         check(self, "optimizer", lambda v: v in ("adam", "sgd"), "choose 'adam' or 'sgd'")
         check(self, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
@@ -112,9 +132,12 @@ DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 600_000}
 
 
 class AgentState(struct.PyTreeNode):
-    """Everything that changes during training; ``fmap`` (static) is the linear feature map, if any."""
+    """Everything that changes during training; ``fmap`` (static) is the linear feature map, if any.
 
-    params: dict  # {"policy": ..., "critic": ...}
+    With ``critics = "two"``, ``params`` also holds ``"value"`` (``V_v``) and ``critic_opt`` is the pair
+    ``(Q_w's, V_v's)`` optimiser states (each critic clipped on its own)."""
+
+    params: dict  # {"policy": ..., "critic": ...} (+ "value": ... with two critics)
     policy_opt: optax.OptState
     critic_opt: optax.OptState
     env_steps: jax.Array  # env steps of the batches updated on so far
@@ -139,6 +162,11 @@ def networks(config: Config, action_space, fmap) -> tuple[Policy, Critic]:
     )
 
 
+def value_network(config: Config, fmap) -> Critic:
+    """The second critic ``V_v(s)`` (``critics = "two"``): the same torso, one output."""
+    return Critic(1, fmap, config.hidden_sizes, config.activation)
+
+
 def _optimizer(config: Config, lr) -> optax.GradientTransformation:
     """Global-norm clipping, then Adam or plain SGD with step size ``lr`` (and the decoupled weight decay)."""
     return optim.optimizer(
@@ -158,10 +186,14 @@ def init(key, obs_space, action_space, config: Config, total_steps: int) -> Agen
     k_pi, k_q = jax.random.split(key)
     obs = flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape)
     params = {"policy": policy.init(k_pi, obs), "critic": critic.init(k_q, obs)}
+    critic_opt = _optimizer(config, config.critic_learning_rate).init(params["critic"])
+    if config.critics == "two":
+        params["value"] = value_network(config, fmap).init(jax.random.fold_in(k_q, 1), obs)
+        critic_opt = (critic_opt, _optimizer(config, config.critic_learning_rate).init(params["value"]))
     return AgentState(
         params=params,
         policy_opt=_optimizer(config, config.learning_rate).init(params["policy"]),
-        critic_opt=_optimizer(config, config.critic_learning_rate).init(params["critic"]),
+        critic_opt=critic_opt,
         env_steps=jnp.zeros((), jnp.int32),
         total_steps=jnp.asarray(total_steps, jnp.int32),
         fmap=fmap,
@@ -204,14 +236,32 @@ def sarsa_targets(rewards, next_q, terminated, gamma):
     return td_target(rewards, next_q, terminated, gamma)
 
 
+def actor_weights(actor_weight: str, q_sa, v_s):
+    r"""The actor's weight :math:`\Psi_t` ``[T, B]`` for ``Q_w(s_t, a_t)`` and ``V(s_t)`` ``[T, B]``.
+
+    .. math::
+        \Psi_t = Q_w(s_t, a_t)\ (\texttt{q}), \qquad Q_w(s_t, a_t) - V(s_t)\ (\texttt{advantage}), \qquad
+        V(s_t)\ (\texttt{v})
+
+    with :math:`V(s) = \sum_b \pi_\theta(b|s) Q_w(s, b)` (one critic) or :math:`V_v(s)` (two critics). The
+    actor step is :math:`\Psi_t \nabla_\theta \log\pi_\theta(a_t|s_t)`, :math:`\Psi_t` a constant.
+    """
+    if actor_weight == "q":
+        return q_sa
+    if actor_weight == "advantage":
+        return q_sa - v_s
+    return v_s
+
+
 # ----------------------------------------------------------------------------- update
 def update(config: Config, action_space, state: AgentState, batch: Transition, key):
-    """One QAC update on ``batch [T, B]``: the actor step weighted by ``Q_w``, the critic's SARSA step."""
+    """One QAC update on ``batch [T, B]``: the actor step weighted by ``Psi``, the critics' TD(0) steps."""
     policy, critic = networks(config, action_space, state.fmap)
     T, B = batch.reward.shape
     obs = batch.obs.reshape((T, B, -1))
     next_obs = batch.next_obs.reshape((T, B, -1))
     p_pi, p_q = state.params["policy"], state.params["critic"]
+    two = config.critics == "two"
 
     q_all = critic.apply(p_q, obs)  # [T, B, A]
     q_sa = _take(q_all, batch.action)
@@ -219,15 +269,18 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     a_next = next_actions(batch.action, batch.terminated, batch.truncated, sampled_next)
     next_q = _take(critic.apply(p_q, next_obs), a_next)
     targets = sarsa_targets(batch.reward, next_q, batch.terminated, config.gamma)
+    if two:  # V_v(s) and its TD(0) target y_v = r + gamma (1 - term) V_v(s'), with v as it was at collection
+        value = value_network(config, state.fmap)
+        p_v = state.params["value"]
+        v_two = value.apply(p_v, obs)
+        v_targets = td_target(batch.reward, value.apply(p_v, next_obs), batch.terminated, config.gamma)
 
-    # actor: -mean(log pi(a|s) Psi), Psi = Q_w(s, a) or Q_w(s, a) - V(s) a constant; its negative gradient is the
-    # slide's actor step Q_w(s, a) grad log pi(a|s)
+    # actor: -mean(log pi(a|s) Psi), Psi a constant (actor_weights); its negative gradient is the slide's actor
+    # step Psi grad log pi(a|s)
     def policy_objective(p):
         dist = policy.apply(p, obs)
-        if config.actor_weight == "q":
-            weights = q_sa
-        else:
-            weights = q_sa - jnp.sum(jnp.exp(dist.log_probs) * q_all, axis=-1)
+        v_s = v_two if two else jnp.sum(jnp.exp(dist.log_probs) * q_all, axis=-1)
+        weights = actor_weights(config.actor_weight, q_sa, v_s)
         entropy = jnp.mean(dist.entropy())
         pg_loss = losses.policy_gradient_loss(dist.log_prob(batch.action), weights)
         return pg_loss - config.ent_coef * entropy, (entropy, weights)
@@ -240,11 +293,25 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     (pi_loss, (entropy, weights)), g_pi = jax.value_and_grad(policy_objective, has_aux=True)(p_pi)
     q_loss, g_q = jax.value_and_grad(critic_objective)(p_q)
     u_pi, policy_opt = _optimizer(config, config.learning_rate).update(g_pi, state.policy_opt, p_pi)
-    u_q, critic_opt = _optimizer(config, config.critic_learning_rate).update(g_q, state.critic_opt, p_q)
+    critic_opt = _optimizer(config, config.critic_learning_rate)
+    u_q, q_opt = critic_opt.update(g_q, state.critic_opt[0] if two else state.critic_opt, p_q)
+    params = {"policy": optax.apply_updates(p_pi, u_pi), "critic": optax.apply_updates(p_q, u_q)}
+    new_critic_opt, metrics = q_opt, {}
+    if two:  # the second critic: semi-gradient TD(0) 1/2 mean (V_v(s) - y_v)^2, its own optimiser and clipping
+        v_loss, g_v = jax.value_and_grad(lambda p: losses.value_loss(value.apply(p, obs), v_targets))(p_v)
+        u_v, v_opt = critic_opt.update(g_v, state.critic_opt[1], p_v)
+        params["value"] = optax.apply_updates(p_v, u_v)
+        new_critic_opt = (q_opt, v_opt)
+        metrics = {
+            "loss/value_v": v_loss,
+            "value/mean_v": jnp.mean(v_two),
+            "value/explained_variance_v": losses.explained_variance(v_two, v_targets),  # NaN if y_v is constant
+            "grad/critic_v_norm": losses.global_norm(g_v),
+        }
     new_state = state.replace(
-        params={"policy": optax.apply_updates(p_pi, u_pi), "critic": optax.apply_updates(p_q, u_q)},
+        params=params,
         policy_opt=policy_opt,
-        critic_opt=critic_opt,
+        critic_opt=new_critic_opt,
         env_steps=state.env_steps + batch.reward.size,
     )
     metrics = {
@@ -259,6 +326,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
         "grad/critic_norm": losses.global_norm(g_q),
         "opt/learning_rate": jnp.asarray(config.learning_rate, jnp.float32),
         "adv/mean_abs": jnp.mean(jnp.abs(weights)),
+        **metrics,
     }
     return new_state, metrics
 

@@ -29,6 +29,7 @@ LABS: dict[str, str] = {
     "ppo-clip": "advantage.labs.ppo_clip",
     "vtrace-lag": "advantage.labs.vtrace_lag",
     "compatible-critic": "advantage.labs.compatible_critic",
+    "v-weighted-actor": "advantage.labs.v_weighted_actor",
 }
 
 
