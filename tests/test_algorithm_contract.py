@@ -39,6 +39,7 @@ SMALL: dict[str, dict] = {
     "ddpg": dict(learning_starts=16, batch_size=8, buffer_size=256, hidden_sizes=(16, 16)),
     "td3": dict(learning_starts=16, batch_size=8, buffer_size=256, hidden_sizes=(16, 16)),
     "sac": dict(learning_starts=16, batch_size=8, buffer_size=256, hidden_sizes=(16, 16)),
+    "dqn": dict(learning_starts=16, batch_size=8, buffer_size=256, hidden_sizes=(16, 16)),
     "cem": dict(population_size=4),
     "hill-climb": dict(population_size=2, episodes_per_candidate=1),
     "cma-es": dict(population_size=4),

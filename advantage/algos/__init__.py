@@ -27,6 +27,8 @@ ALGORITHMS: dict[str, str] = {
     "ddpg": "advantage.algos.ddpg",
     "td3": "advantage.algos.td3",
     "sac": "advantage.algos.sac",
+    # value-based baseline (the slides' comparison)
+    "dqn": "advantage.algos.dqn",
     # gradient-free policy search (driven by advantage/training/search.py)
     "cem": "advantage.algos.cem",
     "hill-climb": "advantage.algos.hill_climb",

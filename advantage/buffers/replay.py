@@ -15,7 +15,7 @@ truncation and never through a termination::
     y = r + gamma * (1 - terminated) * Q'(s', a')
 
 Functions (all pure, all jittable): ``init``, ``add``, ``sample``, ``size``,
-``capacity``, ``nbytes``. For the agents that keep one (DDPG, TD3, SAC): ``capacity_for``
+``capacity``, ``nbytes``. For the agents that keep one (DDPG, TD3, SAC, DQN): ``capacity_for``
 (the buffer's size for a run), ``check_config`` (the config checks they share),
 ``training_rounds`` (when they train: Stable-Baselines3's rule) and ``run_gradient_steps``
 (the gradient steps an update takes, as one ``scan``).
@@ -172,14 +172,16 @@ def capacity_for(buffer_size: int, total_steps: int) -> int:
     return max(1, min(int(buffer_size), int(total_steps)))
 
 
-def check_config(config, critics_hint: str) -> None:
-    """The checks every replay-buffer actor-critic config shares (DDPG, TD3, SAC)."""
+def check_config(config, critics_hint: str | None) -> None:
+    """The checks every replay-buffer config shares (DDPG, TD3, SAC; DQN, which has no critic ensemble, passes
+    ``critics_hint=None``)."""
     check(config, "n_envs", lambda v: v >= 1, "use at least one environment")
     check(config, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
     check(config, "buffer_size", lambda v: v >= 1, "the buffer needs at least one slot")
     check(config, "batch_size", lambda v: v >= 1, "a minibatch needs at least one transition")
     check_torso(config)
-    check(config, "n_critics", lambda v: v >= 1, critics_hint)
+    if critics_hint is not None:
+        check(config, "n_critics", lambda v: v >= 1, critics_hint)
     check(config, "gradient_steps", lambda v: v >= 1, "take at least one gradient step per training round")
     check(config, "train_freq", lambda v: v >= 1, "train every >= 1 steps")
     check(config, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
