@@ -43,6 +43,8 @@ SMALL: dict[str, dict] = {
     "cem": dict(population_size=4),
     "hill-climb": dict(population_size=2, episodes_per_candidate=1),
     "cma-es": dict(population_size=4),
+    "ga": dict(population_size=4),
+    "nelder-mead": dict(population_size=4, episodes_per_candidate=2),
 }
 
 

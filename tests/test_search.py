@@ -222,3 +222,198 @@ def test_tabular_cem_refuses_feature_observations():
     state = cem.init(jax.random.PRNGKey(0), Box(0.0, 1.0, (16,), one_hot=True), Discrete(4),
                      cem.Config(variant="tabular"))
     assert state.policy.shape == (16, 4)
+
+
+# ----------------------------------------------------------------------------- GA and Nelder–Mead
+
+
+def test_ga_finds_the_optimum_of_a_quadratic():
+    pytest.importorskip("evosax")
+    from jax.flatten_util import ravel_pytree
+
+    from advantage.algos import ga
+
+    cfg = ga.Config(population_size=32, mutation_std=0.05, init_std=1.0)
+    space = Discrete(2)
+    state = ga.init(jax.random.PRNGKey(0), Box(-1, 1, (3,)), space, cfg)  # 3*2 + 2 = 8 parameters
+    target = jnp.linspace(-1.0, 1.0, 8)
+    loss = lambda tree: jnp.sum((ravel_pytree(tree)[0] - target) ** 2)  # noqa: E731
+
+    @jax.jit
+    def generation(state, key):
+        k_ask, k_tell = jax.random.split(key)
+        cands, state = ga.ask(cfg, state, k_ask)
+        return ga.tell(cfg, space, state, cands, -jax.vmap(loss)(cands), None, k_tell)
+
+    state, m = generation(state, jax.random.PRNGKey(1))
+    start = float(loss(state.policy))
+    for key in jax.random.split(jax.random.PRNGKey(2), 150):
+        state, m = generation(state, key)
+    # the elite is never lost (candidate 0 is the unmutated elite): the best loss can only fall
+    assert float(loss(state.policy)) < 0.02 * start
+    cands, _ = ga.ask(cfg, state, jax.random.PRNGKey(3))
+    assert all(np.array_equal(c[0], p) for c, p in zip(jax.tree.leaves(cands), jax.tree.leaves(state.policy)))
+
+
+def _nm_objectives(n):
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(n, n))
+    h, c, w = a @ a.T + np.eye(n), rng.normal(size=n), rng.normal(size=n)
+    quad = (lambda x: 0.5 * (x - c) @ h @ (x - c), lambda x: 0.5 * (x - c) @ h @ (x - c))
+    # an oscillating landscape, where contractions fail and the simplex shrinks
+    osc = (lambda x: np.sin(50 * x @ w) + 0.1 * np.sum((x - c) ** 2),
+           lambda x: jnp.sin(50 * x @ w) + 0.1 * jnp.sum((x - c) ** 2))
+    return {"quadratic": quad, "oscillating": osc}, rng.normal(size=n)
+
+
+@pytest.mark.parametrize("objective", ["quadratic", "oscillating"])
+@pytest.mark.parametrize("population_size,adaptive", [(4, False), (7, False), (4, True)])
+def test_nelder_mead_ask_tell_reproduces_scipy(objective, population_size, adaptive):
+    """The ask/tell simplex (four trial points scored at once, shrunk vertices re-scored over fill generations)
+    goes through SciPy's sequence of simplices, to rounding (float64; SciPy's nit counts from 1, so maxiter=K
+    is K - 1 iterations)."""
+    scipy_optimize = pytest.importorskip("scipy.optimize")
+    from advantage.algos import nelder_mead as nm
+
+    n, K = 5, 80
+    (f_np, f_jax), x0 = _nm_objectives(n)[0][objective], _nm_objectives(n)[1]
+    with jax.enable_x64(True):
+        cfg = nm.Config(population_size=population_size, adaptive=adaptive)
+        state = nm.init_state(jnp.asarray(x0), 0.5)
+        first = np.asarray(state.simplex)
+        tell = jax.jit(lambda s, c: nm.tell(cfg, None, s, c, -jax.vmap(f_jax)(c), None, None))
+        shrinks = 0
+        while int(state.iterations) < K - 1 or int(state.fill) < n + 1:
+            cands, state = nm.ask(cfg, state, None)
+            state, m = tell(state, cands)
+            shrinks += int(m["search/shrink"])
+        simplex, values = np.asarray(state.simplex), np.asarray(state.values)
+    res = scipy_optimize.minimize(f_np, x0, method="Nelder-Mead", options=dict(
+        initial_simplex=first, maxiter=K, maxfev=10**6, xatol=0, fatol=0, adaptive=adaptive))
+    assert res.nit == K
+    np.testing.assert_allclose(simplex, res.final_simplex[0], atol=1e-10)
+    np.testing.assert_allclose(values, res.final_simplex[1], atol=1e-10)
+    if objective == "oscillating" and not adaptive:
+        assert shrinks >= 1  # the shrink path was exercised
+
+
+def test_nelder_mead_step_by_hand():
+    from advantage.algos import nelder_mead as nm
+
+    simplex = jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # sorted: f = 0, 1, 2
+    values = jnp.array([0.0, 1.0, 2.0])
+    coeffs = nm.coefficients(2, False)
+    trials = nm.trial_points(simplex, coeffs)  # centroid (0.5, 0): x_r = (1, -1), x_e = (1.5, -2), ...
+    np.testing.assert_allclose(trials, [[1.0, -1.0], [1.5, -2.0], [0.75, -0.5], [0.25, 0.5]])
+    # f_r < f_0 and f_e < f_r: expansion
+    s, v, shrink = nm.nelder_mead_step(simplex, values, trials, jnp.array([-1.0, -2.0, 5.0, 5.0]), coeffs)
+    np.testing.assert_allclose(s[-1], [1.5, -2.0]) and np.testing.assert_allclose(v[-1], -2.0)
+    assert not bool(shrink)
+    # f_0 <= f_r < f_1: reflection
+    s, v, _ = nm.nelder_mead_step(simplex, values, trials, jnp.array([0.5, -9.0, -9.0, -9.0]), coeffs)
+    np.testing.assert_allclose(s[-1], [1.0, -1.0])
+    # f_1 <= f_r < f_2, contraction no better than x_r: shrink towards x_0
+    s, v, shrink = nm.nelder_mead_step(simplex, values, trials, jnp.array([1.5, 9.0, 1.6, 9.0]), coeffs)
+    assert bool(shrink)
+    np.testing.assert_allclose(s, [[0.0, 0.0], [0.5, 0.0], [0.0, 0.5]])
+    # f_r >= f_2, inside contraction better than x_2: accepted
+    s, v, shrink = nm.nelder_mead_step(simplex, values, trials, jnp.array([3.0, 9.0, 9.0, 1.9]), coeffs)
+    np.testing.assert_allclose(s[-1], [0.25, 0.5]) and not bool(shrink)
+
+
+@pytest.mark.parametrize("name", ["ga", "nelder-mead"])
+def test_search_finds_the_contextual_bandit_optimum(tmp_path, name):
+    """Probe: a = obs is the optimum (return 1); a random linear policy gets 0.5 on average. One episode sees one
+    of the two observations, so Nelder–Mead (whose vertices are never scored again) averages 8."""
+    if name == "ga":
+        pytest.importorskip("evosax")
+    from advantage import algos
+
+    cfg = algos.get(name).Config(**(dict(population_size=8) if name == "ga" else dict(episodes_per_candidate=8)))
+    summary, _ = train_run(tmp_path, name, cfg, "probe/ContextualBandit-v0", seeds=(0, 1), total_steps=800,
+                           eval_episodes=20)
+    assert summary["eval_return"]["per_seed"] == [1.0, 1.0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ga", "nelder-mead"])
+def test_search_solves_cartpole(tmp_path, name):
+    """The CartPole-v1 presets (docs/algorithms/search.md: GA 20 of seeds 0-19, Nelder–Mead 18 of 20)."""
+    if name == "ga":
+        pytest.importorskip("evosax")
+    from advantage import algos
+
+    module = algos.get(name)
+    summary, _ = train_run(tmp_path, name, module.Config(**module.PRESETS["CartPole-v1"]), "CartPole-v1",
+                           seeds=(0, 1, 2), total_steps=module.DEFAULT_STEPS["CartPole-v1"], eval_episodes=100)
+    per_seed = summary["eval_return"]["per_seed"]
+    assert min(per_seed) >= 475, per_seed
+
+
+# ----------------------------------------------------------------------------- "lucky sessions"
+
+SEARCH_ALGOS = ["cem", "hill-climb", "cma-es", "ga", "nelder-mead"]
+
+
+@pytest.mark.parametrize("name", SEARCH_ALGOS)
+def test_every_search_averages_episodes_per_candidate(tmp_path, name):
+    """episodes_per_candidate is a field of every search algorithm, and the driver plays that many episodes."""
+    if name in ("cma-es", "ga"):
+        pytest.importorskip("evosax")
+    from advantage import algos
+
+    cfg = algos.get(name).Config(population_size=4, episodes_per_candidate=3)
+    _, run_dir = train_run(tmp_path, name, cfg, "probe/ActionReward-v0", seeds=(0,), total_steps=12)
+    with open(run_dir / "metrics.csv") as f:
+        row = next(csv.DictReader(f))
+    assert float(row["train/episodes"]) == 12.0 and float(row["search/generation_steps"]) == 12.0
+
+
+def _noisy_arms():
+    """A one-step bandit registered for the test: reward mu[a] + N(0, 1), mu = (0.5, 1.0)."""
+    from advantage.envs.probes import _Probe
+
+    class _NoisyArms(_Probe):
+        name = "test/NoisyArms-v0"
+        means = (0.5, 1.0)
+
+        def step(self, key, state, action, params):
+            reward = jnp.asarray(self.means)[action] + jax.random.normal(key)
+            obs, st = self._state(0.0, state.t + 1)
+            term, trunc = self._done(True)
+            return obs, st, reward.astype(jnp.float32), term, trunc, {}
+
+    registry.register("test/NoisyArms-v0", _NoisyArms, 1)
+    return "test/NoisyArms-v0"
+
+
+def test_averaging_episodes_selects_the_worse_candidate_less_often():
+    """The slides' "lucky sessions": two candidates, the worse arm (mean 0.5) and the better (1.0), rewards with
+    noise N(0, 1). Scored by one episode the driver ranks the worse one first with probability
+    Phi(-0.5 / sqrt(2)) = 0.362; by the mean of k = 8, Phi(-0.5 sqrt(8) / sqrt(2)) = 0.159. Over 4000 seeds
+    (standard error 0.008) each measured rate must lie within 0.03 of its value, and averaging must cut the
+    rate by at least 0.15 (expected: 0.20)."""
+    from math import erf, sqrt
+
+    from advantage.training.loading import make_backend
+    from advantage.training.run_config import RunConfig, Schedule
+    from advantage.training.search import JaxPopulation
+
+    env, algo = _noisy_arms(), hill_climb
+    phi = lambda z: 0.5 * (1 + erf(z / sqrt(2)))  # noqa: E731
+    rates = {}
+    for k in (1, 8):
+        cfg = hill_climb.Config(population_size=2, episodes_per_candidate=k, init_std=0.0)
+        run = RunConfig(env=env, total_steps=10, backend="jax", seeds=(0,))
+        backend, _ = make_backend(algo, cfg, run, "jax", Schedule(10, 1, 1))
+        population = JaxPopulation(backend, algo, cfg, 10)
+        agent = hill_climb.init(jax.random.PRNGKey(0), Box(-1, 1, (1,)), Discrete(2), cfg)
+        bias = agent.params["params"]["PolicyHead_0"]["Dense_0"]["bias"]
+        worse_better = jax.tree.map(lambda x: jnp.stack([x, x]), agent.params)  # candidate 0 plays arm 0
+        worse_better["params"]["PolicyHead_0"]["Dense_0"]["bias"] = jnp.stack(
+            [bias.at[0].set(1.0), bias.at[1].set(1.0)])
+        returns = jax.jit(jax.vmap(lambda key: population.score(worse_better, key)[0]))(
+            jax.random.split(jax.random.PRNGKey(k), 4000))
+        rates[k] = float(jnp.mean(returns[:, 0] > returns[:, 1]))
+        assert rates[k] == pytest.approx(phi(-0.5 * sqrt(k) / sqrt(2)), abs=0.03), rates
+    assert rates[1] - rates[8] >= 0.15, rates

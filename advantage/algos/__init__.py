@@ -33,6 +33,8 @@ ALGORITHMS: dict[str, str] = {
     "cem": "advantage.algos.cem",
     "hill-climb": "advantage.algos.hill_climb",
     "cma-es": "advantage.algos.cma_es",
+    "ga": "advantage.algos.ga",
+    "nelder-mead": "advantage.algos.nelder_mead",
 }
 
 

@@ -1,4 +1,4 @@
-"""The driver path of gradient-free policy search (CEM, hill climbing, CMA-ES).
+"""The driver path of gradient-free policy search (CEM, hill climbing, CMA-ES, GA, Nelder–Mead).
 
 A search algorithm scores whole episodes per candidate, which does not fit the on-policy
 driver's fixed ``[n_steps, n_envs]`` rollouts. This path runs *generations* instead:
@@ -115,15 +115,21 @@ class JaxPopulation:
         _, _, _, ret, _, length, traj = jax.lax.while_loop(cond, body, init)
         return ret, length, traj
 
+    def score(self, candidates, key):
+        """``(returns [N], episode_returns [N*e], lengths [N*e], trajectories)``: every candidate plays
+        ``e = episodes_per_candidate`` episodes (each from its own reset) and its return is their mean,
+        so one lucky episode does not decide a selection."""
+        n, e = self.config.population_size, getattr(self.config, "episodes_per_candidate", 1)
+        episodes = jax.tree.map(lambda x: jnp.repeat(x, e, axis=0), candidates) if e > 1 else candidates
+        ep_ret, ep_len, traj = jax.vmap(self.episode)(episodes, jax.random.split(key, n * e))
+        return ep_ret.reshape(n, e).mean(axis=1), ep_ret, ep_len, traj
+
     def generation_one(self, runner):
         """One generation of one seed (a no-op, with NaN metrics, once its budget is spent)."""
         algo, cfg = self.algo, self.config
         key, k_ask, k_roll, k_tell = jax.random.split(runner.key, 4)
         candidates, asked = algo.ask(cfg, runner.agent, k_ask)
-        n, e = cfg.population_size, getattr(cfg, "episodes_per_candidate", 1)
-        episodes = jax.tree.map(lambda x: jnp.repeat(x, e, axis=0), candidates) if e > 1 else candidates
-        ep_ret, ep_len, traj = jax.vmap(self.episode)(episodes, jax.random.split(k_roll, n * e))
-        returns = ep_ret.reshape(n, e).mean(axis=1)
+        returns, ep_ret, ep_len, traj = self.score(candidates, k_roll)
         agent, metrics = algo.tell(
             cfg, self.backend.action_space, asked, candidates, returns, traj if self.record else None, k_tell
         )
