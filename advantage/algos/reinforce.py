@@ -57,7 +57,7 @@ from advantage.config import ConfigError, check, static
 from advantage.core import losses, optim
 from advantage.core.losses import masked_mean
 from advantage.core.returns import discounted_returns, episode_returns
-from advantage.envs.spaces import action_dim, is_discrete
+from advantage.envs.spaces import action_dim, action_factors, is_discrete
 from advantage.nets.linear import Critic, FeatureMap, FeaturesConfig, Policy
 from advantage.nets.mlp import check_torso, flatten_obs
 from advantage.types import Transition
@@ -183,6 +183,7 @@ def networks(config: Config, action_space, fmap: FeatureMap | None) -> tuple[Pol
         config.hidden_sizes,
         config.activation,
         config.log_std_init,
+        factors=action_factors(action_space),
     )
     critic = Critic(1, fmap, config.hidden_sizes, config.activation)
     return policy, critic

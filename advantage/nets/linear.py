@@ -53,7 +53,7 @@ import numpy as np
 from flax import struct
 
 from advantage.config import ConfigError, check, static
-from advantage.core.distributions import Categorical, DiagGaussian
+from advantage.core.distributions import DiagGaussian, categorical
 from advantage.nets.mlp import MLP, PolicyHead, ortho
 
 FEATURES = ("mlp", "linear-raw", "linear-onehot", "linear-tiles")
@@ -248,16 +248,17 @@ class Policy(nn.Module):
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
     log_std_init: float = 0.0
+    factors: tuple[int, ...] = ()  # a MultiDiscrete action's nvec: a product of categoricals
 
     @nn.compact
     def __call__(self, obs):
         if self.fmap is None:
-            return PolicyHead(self.action_dim, self.discrete, self.log_std_init)(
+            return PolicyHead(self.action_dim, self.discrete, self.log_std_init, factors=self.factors)(
                 MLP(self.hidden_sizes, self.activation)(obs)
             )
         out = LinearHead(self.fmap, self.action_dim)(self.fmap(obs))
         if self.discrete:
-            return Categorical(out)
+            return categorical(out, self.factors)
         log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
         return DiagGaussian(out, jnp.broadcast_to(jnp.clip(log_std, -5.0, 2.0), out.shape))
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from advantage.config import check
-from advantage.core.distributions import Categorical, DiagGaussian
+from advantage.core.distributions import DiagGaussian, categorical
 
 ACTIVATIONS: dict[str, Callable] = {"tanh": nn.tanh, "relu": nn.relu, "elu": nn.elu, "gelu": nn.gelu}
 
@@ -45,20 +45,24 @@ class MLP(nn.Module):
 
 
 class PolicyHead(nn.Module):
-    """Categorical logits, or a Gaussian mean with a state-independent, bounded log-std."""
+    """Categorical logits, or a Gaussian mean with a state-independent, bounded log-std.
+
+    ``factors``: a ``MultiDiscrete`` action's ``nvec`` (``action_dim = sum(nvec)`` logits, a product of
+    categoricals); ``()`` for one categorical or a Gaussian."""
 
     action_dim: int
     discrete: bool
     log_std_init: float = 0.0
     log_std_min: float = -5.0
     log_std_max: float = 2.0
+    factors: tuple[int, ...] = ()
 
     @nn.compact
     def __call__(self, h):
         # A small last layer makes the initial policy nearly uniform / centred (Andrychowicz et al. 2021).
         out = nn.Dense(self.action_dim, kernel_init=ortho(0.01), bias_init=nn.initializers.zeros)(h)
         if self.discrete:
-            return Categorical(out)
+            return categorical(out, self.factors)
         log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
         log_std = jnp.clip(log_std, self.log_std_min, self.log_std_max)
         return DiagGaussian(out, jnp.broadcast_to(log_std, out.shape))
@@ -73,12 +77,13 @@ class ActorCritic(nn.Module):
     activation: str = "tanh"
     shared: bool = False
     log_std_init: float = 0.0
+    factors: tuple[int, ...] = ()  # a MultiDiscrete action's nvec (envs.spaces.action_factors)
 
     def setup(self):
         self.actor_torso = MLP(self.hidden_sizes, self.activation)
         if not self.shared:
             self.critic_torso = MLP(self.hidden_sizes, self.activation)
-        self.policy_head = PolicyHead(self.action_dim, self.discrete, self.log_std_init)
+        self.policy_head = PolicyHead(self.action_dim, self.discrete, self.log_std_init, factors=self.factors)
         self.value_head = nn.Dense(1, kernel_init=ortho(1.0), bias_init=nn.initializers.zeros)
 
     def __call__(self, obs):
