@@ -388,7 +388,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         sys.path.insert(0, os.getcwd())
     from advantage.errors import AdvantageError, NonFiniteError
 
-    commands = {"train": _train, "eval": _eval, "report": _report_cmd, "envs": _envs, "lab": _lab, "check-env": _check_env}
+    commands = {
+        "train": _train,
+        "eval": _eval,
+        "report": _report_cmd,
+        "envs": _envs,
+        "lab": _lab,
+        "check-env": _check_env,
+    }
     command, rest = argv[0], argv[1:]
     if command not in commands:
         import difflib

@@ -260,6 +260,7 @@ class InPlaceEnv(gymnasium.Env):
 
 # ---------------------------------------------------------------------------- for the training driver
 
+
 class MatrixObsEnv(gymnasium.Env):
     """A 2-D Box observation (3 x 4); reward 1 for action 1. Episodes last 5 steps."""
 
@@ -343,9 +344,7 @@ class FactoredBanditEnv(gymnasium.Env):
         self.binary = binary
         self.observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
         self.start = np.asarray(start)
-        self.action_space = (
-            spaces.MultiBinary(4) if binary else spaces.MultiDiscrete([3, 4, 2], start=self.start)
-        )
+        self.action_space = spaces.MultiBinary(4) if binary else spaces.MultiDiscrete([3, 4, 2], start=self.start)
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)

@@ -148,7 +148,9 @@ class PolicyNet(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        return PolicyHead(self.action_dim, self.discrete, factors=self.factors)(MLP(self.hidden_sizes, self.activation)(x))
+        return PolicyHead(self.action_dim, self.discrete, factors=self.factors)(
+            MLP(self.hidden_sizes, self.activation)(x)
+        )
 
 
 def network(config, action_space) -> PolicyNet:

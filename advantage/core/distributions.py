@@ -142,17 +142,17 @@ class MultiCategorical:
         return jnp.stack([f.sample(k) for f, k in zip(self.factors(), keys)], axis=-1)
 
     def log_prob(self, action: jax.Array) -> jax.Array:
-        return sum(f.log_prob(action[..., i]) for i, f in enumerate(self.factors()))
+        return jnp.sum(jnp.stack([f.log_prob(action[..., i]) for i, f in enumerate(self.factors())], -1), -1)
 
     def entropy(self) -> jax.Array:
-        return sum(f.entropy() for f in self.factors())
+        return jnp.sum(jnp.stack([f.entropy() for f in self.factors()], -1), -1)
 
     def mode(self) -> jax.Array:
         return jnp.stack([f.mode() for f in self.factors()], axis=-1)
 
     def kl(self, other: MultiCategorical) -> jax.Array:
         """KL(self || other), summed over the factors."""
-        return sum(p.kl(q) for p, q in zip(self.factors(), other.factors()))
+        return jnp.sum(jnp.stack([p.kl(q) for p, q in zip(self.factors(), other.factors())], -1), -1)
 
 
 def categorical(logits: jax.Array, factors: tuple[int, ...] = ()) -> Categorical | MultiCategorical:

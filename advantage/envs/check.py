@@ -76,7 +76,10 @@ def check_env(
         return report
     try:
         report.env = f"{env} ({_env_title(instance)})" if isinstance(env, str) else _env_title(instance)
-        report.env_spaces = (str(getattr(instance, "observation_space", None)), str(getattr(instance, "action_space", None)))
+        report.env_spaces = (
+            str(getattr(instance, "observation_space", None)),
+            str(getattr(instance, "action_space", None)),
+        )
         report.max_episode_steps = find_max_episode_steps(instance) if hasattr(instance, "spec") else None
         report.problems = collect_gymnasium_env_problems(instance, steps=steps, seed=seed)
     finally:
@@ -114,7 +117,7 @@ def _random_episodes(vec, report: EnvReport, episodes: int, seed: int) -> None:
     t0 = time.perf_counter()
     for i in range(episodes):
         vec.reset([seed + 1 + i])
-        for t in range(1, limit + 1):
+        for _ in range(limit):
             _, _, _, _, info = vec.step(random_actions(vec.action_space, rng, 1))
             n_steps += 1
             if info["episode_done"][0]:

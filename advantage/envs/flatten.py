@@ -108,7 +108,9 @@ def flatten(space: Any, x: Any) -> np.ndarray:
             v[int(np.asarray(value).reshape(())) - int(leaf.start)] = 1.0
         elif isinstance(leaf, gs.MultiDiscrete):
             idx = np.asarray(value, np.int64).reshape(-1) - np.asarray(leaf.start, np.int64).reshape(-1)
-            v = np.concatenate([np.eye(int(n), dtype=np.float32)[i] for i, n in zip(idx, np.asarray(leaf.nvec).reshape(-1))])
+            v = np.concatenate(
+                [np.eye(int(n), dtype=np.float32)[i] for i, n in zip(idx, np.asarray(leaf.nvec).reshape(-1))]
+            )
         else:
             with np.errstate(over="ignore"):
                 v = np.asarray(value, np.float64).astype(np.float32).reshape(-1)

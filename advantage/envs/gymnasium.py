@@ -615,6 +615,7 @@ class GymnasiumVecEnv:
 
     def _multi_discrete_actions(self, a: np.ndarray) -> np.ndarray:
         """Agent actions ``[N, k]`` -> the env's ``MultiDiscrete`` (``+ start``, its shape) or ``MultiBinary``."""
+        assert isinstance(self.action_space, MultiDiscrete)
         n, nvec = self.num_envs, np.asarray(self.action_space.nvec)
         k = len(nvec)
         integral = a.dtype.kind in "iub" or (a.dtype.kind == "f" and bool(np.all(a == np.round(a))))
@@ -626,7 +627,7 @@ class GymnasiumVecEnv:
                         Problem(
                             f"actions for a {type(self.env_action_space).__name__} action space must be {k} integers "
                             "per sub-env",
-                            expected=f"int array of shape ({n}, {k}), factor i in [0, nvec[i] - 1], nvec={nvec.tolist()}",
+                            expected=f"ints of shape ({n}, {k}), factor i in [0, nvec[i] - 1], nvec {nvec.tolist()}",
                             actual=f"shape {a.shape}, dtype {a.dtype}",
                             fix=f"pass np.asarray(actions, np.int32).reshape({n}, {k})",
                         )

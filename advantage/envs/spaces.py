@@ -37,7 +37,7 @@ class Discrete:
 
 @dataclass(frozen=True)
 class MultiDiscrete:
-    """``k`` discrete actions at once, ``0 <= a[i] < nvec[i]`` (a flat vector; ``MultiBinary(n)`` is ``nvec = [2]*n``)."""
+    """``k`` discrete actions at once, ``0 <= a[i] < nvec[i]``, as a flat vector (``MultiBinary(n)``: ``[2] * n``)."""
 
     nvec: tuple[int, ...]
     dtype: type = np.int32
@@ -138,7 +138,11 @@ def scale_action(action, low, high):
 def require_box(name: str, action_space) -> None:
     """Algorithm ``name`` acts in continuous spaces only (DDPG, TD3, SAC): a clear error otherwise."""
     if is_discrete(action_space):
-        got = f"Discrete({action_space.n})" if hasattr(action_space, "n") else f"MultiDiscrete({action_factors(action_space)})"
+        got = (
+            f"Discrete({action_space.n})"
+            if hasattr(action_space, "n")
+            else f"MultiDiscrete({action_factors(action_space)})"
+        )
         raise ConfigError(
             f"{name} needs a continuous (Box) action space; got {got}. "
             "Use ppo (or another on-policy algorithm) for discrete actions."
