@@ -49,3 +49,15 @@ def test_random_actions_of_each_agent_space():
     assert random_actions(Discrete(3), rng, 5).shape == (5,)
     a = random_actions(Box(-1.0, 1.0, (2,)), rng, 5)
     assert a.shape == (5, 2) and np.all(np.abs(a) <= 1)
+
+
+def test_jax_native_env_is_stepped_jitted(capsys):
+    assert main(["check-env", "probe/FactoredBandit-v0", "--episodes", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "(JAX-native)" in out and "MultiDiscrete([3, 4, 2])" in out and "time limit: 1 step " in out
+    report = check_env("probe/FactoredBandit-v0", episodes=20)
+    # reward = the fraction of the 3 factors equal to the target: multiples of 1/3
+    assert report.lengths == [1] * 20 and all(abs(3 * r - round(3 * r)) < 1e-6 for r in report.returns)
+    assert main(["check-env", "envs_for_tests:NanAfter50", "--episodes", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "a non-finite observation or reward" in out and "step 50 of random episode 0" in out

@@ -62,8 +62,13 @@ def check_env(
     ``steps``: random steps of the strict validation; ``episodes``: random-policy episodes run after
     it when it found no problem. Never raises for a broken env: every problem is in the report.
     """
-    from advantage.envs.gymnasium import GymnasiumVecEnv, find_max_episode_steps, resolve_env_factory
+    import gymnasium
 
+    from advantage.envs.gymnasium import GymnasiumVecEnv, find_max_episode_steps, resolve_env_factory
+    from advantage.envs.registry import is_jax_env
+
+    if isinstance(env, str) and env not in gymnasium.registry and is_jax_env(env):
+        return check_jax_env(env, env_kwargs, episodes=episodes, seed=seed)
     report = EnvReport(env if isinstance(env, str) else repr(env))
     try:
         factory = resolve_env_factory(env, env_kwargs)
@@ -108,6 +113,100 @@ def check_env(
             )
         )
     return report
+
+
+def check_jax_env(env_id: str, env_kwargs: dict | None = None, *, episodes: int = 5, seed: int = 0) -> EnvReport:
+    """A JAX-native env (a registered id or a ``module:Class`` path to an ``Environment``): its spaces, and
+    random-policy episodes stepped one jitted step at a time, checking each observation's shape and that
+    observations and rewards are finite."""
+    import jax
+    import jax.numpy as jnp
+
+    from advantage.envs.registry import make
+
+    report = EnvReport(f"{env_id} (JAX-native)")
+    try:
+        env, params = make(env_id, **(env_kwargs or {}))
+    except Exception as e:
+        report.error = f"building the environment raised {type(e).__name__}: {e}"
+        return report
+    obs_space, act_space = env.observation_space(params), env.action_space(params)
+    report.env_spaces = (_agent_space_str(obs_space), _agent_space_str(act_space))  # the agent sees them as is
+    report.max_episode_steps = getattr(env, "max_episode_steps", None)
+    rng, key = np.random.default_rng(seed), jax.random.PRNGKey(seed)
+    limit = report.max_episode_steps or MAX_EPISODE_STEPS
+
+    @jax.jit
+    def reset(key):
+        key, k = jax.random.split(key)
+        return (key,) + tuple(env.reset(k, params))
+
+    @jax.jit
+    def step(key, state, action):
+        key, k = jax.random.split(key)
+        obs, state, reward, term, trunc, _ = env.step(k, state, action, params)
+        finite = jnp.all(jnp.isfinite(obs)) & jnp.isfinite(reward)
+        return key, obs, state, reward, term | trunc, finite
+
+    def random_action():
+        if hasattr(act_space, "low"):  # a JAX env receives its Box actions already in [low, high]
+            return jnp.asarray(rng.uniform(act_space.low, act_space.high), jnp.float32)
+        return jnp.asarray(random_actions(act_space, rng, 1)[0])
+
+    try:  # compile first: the step rate is the env's, not XLA's
+        jax.block_until_ready(step(*reset(key)[::2], random_action()))
+    except Exception as e:
+        report.problems.append(_raised_problem(e))
+        return report
+    n_steps, t0 = 0, time.perf_counter()
+    for i in range(episodes):
+        key, obs, state = reset(key)
+        ret, done, t = 0.0, False, 0
+        for t in range(1, limit + 1):
+            key, obs, state, reward, ended, finite = step(key, state, random_action())
+            n_steps += 1
+            where = f"step {t} of random episode {i}"
+            if tuple(obs.shape) != tuple(obs_space.shape):
+                report.problems.append(
+                    Problem(
+                        "the observation does not match observation_space's shape",
+                        expected=f"shape {tuple(obs_space.shape)}",
+                        actual=f"shape {tuple(obs.shape)}",
+                        where=where,
+                        fix="return observations of the declared shape, or declare the shape step() returns",
+                    )
+                )
+                return report
+            if not bool(finite):
+                report.problems.append(
+                    Problem(
+                        "a non-finite observation or reward",
+                        actual=f"obs {np.asarray(obs)}, reward {float(reward)}",
+                        where=where,
+                        fix="guard the computation in step() (a division by zero, a log of 0, an overflow)",
+                    )
+                )
+                return report
+            ret += float(reward)
+            if bool(ended):
+                done = True
+                break
+        if done:
+            report.returns.append(ret)
+            report.lengths.append(t)
+        else:
+            report.cut += 1
+    report.steps_per_s = n_steps / max(time.perf_counter() - t0, 1e-9)
+    return report
+
+
+def _raised_problem(e: BaseException) -> Problem:
+    return Problem(
+        f"reset() or step() raised {type(e).__name__} under jax.jit",
+        actual=f"{type(e).__name__}: {e}",
+        fix="a JAX-native env must be pure and jittable: no Python control flow on array values (jnp.where, "
+        "lax.cond), the same state structure from reset() and step() (docs/environments.md)",
+    )
 
 
 def _random_episodes(vec, report: EnvReport, episodes: int, seed: int) -> None:
@@ -155,7 +254,7 @@ def format_report(report: EnvReport) -> str:
         ]
     limit = report.max_episode_steps
     lines.append(
-        f"  time limit: {limit} steps (truncation, bootstrapped)"
+        f"  time limit: {limit} step{'s' if limit != 1 else ''} (truncation, bootstrapped)"
         if limit
         else "  time limit: none (episodes end only when the env terminates them; add a TimeLimit wrapper or "
         "max_episode_steps= when registering if they may never end)"
@@ -173,7 +272,12 @@ def format_report(report: EnvReport) -> str:
                 f"    {report.cut} episode(s) did not end within {MAX_EPISODE_STEPS} random steps: with no time "
                 "limit, training sees no finished episode (no train/episode_return)"
             )
-    if report.steps_per_s:
+    if report.steps_per_s and report.env.endswith("(JAX-native)"):
+        lines.append(
+            f"  step rate: {report.steps_per_s:,.0f} env steps/s (one jitted step at a time from Python; training "
+            "compiles whole rollouts over many envs and is much faster)"
+        )
+    elif report.steps_per_s:
         lines.append(f"  step rate: {report.steps_per_s:,.0f} env steps/s (random actions, one sub-env, this process)")
     lines.append("")
     if report.usable:
