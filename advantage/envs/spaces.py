@@ -117,16 +117,6 @@ def action_dim(space) -> int:
     return int(space.n) if is_discrete(space) else int(np.prod(space.shape))
 
 
-def require_single_discrete(name: str, action_space, why: str) -> None:
-    """Algorithm ``name`` needs one ``Discrete`` action (``why``): a clear error for ``MultiDiscrete``."""
-    if hasattr(action_space, "nvec"):
-        raise ConfigError(
-            f"{name} needs a single Discrete action space ({why}); this environment's actions are "
-            f"MultiDiscrete({list(action_factors(action_space))}). Use ppo, a2c, reinforce, ac-lambda, trpo, "
-            "impala or cem (factored categorical policies), or wrap the env to expose one Discrete(prod(nvec))."
-        )
-
-
 def scale_action(action, low, high):
     """Map an agent action in ``[-1, 1]`` (clipped first) to the box ``[low, high]``."""
     import jax.numpy as jnp
