@@ -6,6 +6,7 @@
     advantage eval DIR [--episodes N] [--stochastic] [--video [PATH]]
     advantage report DIR [DIR ...] [--out OUT]
     advantage envs
+    advantage check-env ID_OR_PATH [--env-kwargs JSON]
 
 Options are generated from the ``RunConfig`` and algorithm ``Config`` dataclasses;
 their field docstrings are the help. Bad input (any ``advantage.errors.AdvantageError``)
@@ -36,6 +37,10 @@ commands:
   export DIR --format onnx|npz [--out FILE] [--seed N]
                                   write the trained policy as ONNX or npz, checked against the policy
   envs                            list the built-in JAX-native environments
+  check-env ID_OR_PATH [--env-kwargs JSON]
+                                  validate a Gymnasium env as training does: every problem with its
+                                  fix, the spaces, a random policy's returns, the step rate (exit 1
+                                  when it is not usable)
   lab NAME [--out DIR] [--quick]  run one of the slides' claims as an experiment: a figure, its numbers
                                   and the verdict (advantage lab --list shows them)
 """
@@ -325,6 +330,39 @@ def _envs(args: list[str]) -> int:
 
 
 @dataclasses.dataclass
+class CheckEnvArgs:
+    env: str
+    """A Gymnasium id, `module:Class` or `module:function` (the current folder is importable)."""
+    env_kwargs: Optional[str] = None
+    """Keyword arguments of the env, as JSON (e.g. '{"size": 5}')."""
+    episodes: int = 5
+    """Episodes of the uniformly random policy (its returns and the step rate)."""
+    seed: int = 0
+    """Seed of the checks and of the random policy."""
+    steps: int = 20
+    """Random steps of the strict validation (the checks training runs before it starts)."""
+
+
+def _check_env(args: list[str]) -> int:
+    import tyro
+
+    from advantage.envs.check import check_env, format_report
+
+    parsed = tyro.cli(tyro.conf.PositionalRequiredArgs[CheckEnvArgs], args=args, prog="advantage check-env")
+    try:
+        kwargs = json.loads(parsed.env_kwargs) if parsed.env_kwargs else None
+    except ValueError as e:
+        return _fail(f"--env-kwargs is not valid JSON ({e}); give an object, e.g. '{{\"size\": 5}}'")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        return _fail(f"--env-kwargs must be a JSON object, got {parsed.env_kwargs}")
+    if parsed.episodes < 1:
+        return _fail(f"--episodes {parsed.episodes}: run at least one episode")
+    report = check_env(parsed.env, kwargs, episodes=parsed.episodes, seed=parsed.seed, steps=parsed.steps)
+    print(format_report(report))
+    return 0 if report.usable else 1
+
+
+@dataclasses.dataclass
 class LabArgs:
     name: str
     """The lab to run (advantage lab --list shows them all)."""
@@ -384,7 +422,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         sys.path.insert(0, os.getcwd())
     from advantage.errors import AdvantageError, NonFiniteError
 
-    commands = {"train": _train, "eval": _eval, "report": _report_cmd, "envs": _envs, "lab": _lab, "export": _export}
+    commands = {
+        "train": _train,
+        "eval": _eval,
+        "report": _report_cmd,
+        "envs": _envs,
+        "lab": _lab,
+        "export": _export,
+        "check-env": _check_env,
+    }
     command, rest = argv[0], argv[1:]
     if command not in commands:
         import difflib

@@ -260,6 +260,7 @@ class InPlaceEnv(gymnasium.Env):
 
 # ---------------------------------------------------------------------------- for the training driver
 
+
 class MatrixObsEnv(gymnasium.Env):
     """A 2-D Box observation (3 x 4); reward 1 for action 1. Episodes last 5 steps."""
 
@@ -326,3 +327,90 @@ def _nan_jax_env():
 
 
 NanAfter50 = _nan_jax_env()
+
+
+# ---------------------------------------------------------------------------- structured spaces
+
+
+class FactoredBanditEnv(gymnasium.Env):
+    """The Gymnasium twin of ``probe/FactoredBandit-v0``: one step, observation +1 / -1, a ``MultiDiscrete``
+    action (``nvec (3, 4, 2)``, with ``start``); reward = fraction of factors equal to the context's target.
+    ``binary=True``: a ``MultiBinary(4)`` action instead, targets two bit patterns."""
+
+    TARGETS = ((0, 3, 0), (2, 1, 1))
+    BITS = ((1, 0, 1, 1), (0, 1, 1, 0))
+
+    def __init__(self, binary: bool = False, start=(0, 0, 0)):
+        self.binary = binary
+        self.observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.start = np.asarray(start)
+        self.action_space = spaces.MultiBinary(4) if binary else spaces.MultiDiscrete([3, 4, 2], start=self.start)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.context = int(self.np_random.integers(2))
+        return np.array([1.0 if self.context else -1.0], np.float32), {}
+
+    def step(self, action):
+        action = np.asarray(action)
+        target = np.asarray((self.BITS if self.binary else self.TARGETS)[self.context])
+        if not self.binary:
+            target = target + self.start
+        reward = float(np.mean(action.reshape(-1) == target))
+        return np.zeros(1, np.float32), reward, True, False, {}
+
+
+class DictCueEnv(gymnasium.Env):
+    """One step, a ``Dict`` observation ``{"noise": Box(2), "cue": Discrete(2), "pos": Box((2, 2))}`` (keys
+    declared out of order); reward 1 for the action equal to the cue. Only the flattened ``cue`` tells."""
+
+    def __init__(self):
+        self.observation_space = spaces.Dict(
+            {
+                "noise": spaces.Box(-1.0, 1.0, (2,), np.float32),
+                "cue": spaces.Discrete(2),
+                "pos": spaces.Box(-1.0, 1.0, (2, 2), np.float32),
+            }
+        )
+        self.action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.cue = int(self.np_random.integers(2))
+        obs = {
+            "noise": self.np_random.uniform(-1, 1, 2).astype(np.float32),
+            "cue": self.cue,
+            "pos": np.zeros((2, 2), np.float32),
+        }
+        return obs, {}
+
+    def step(self, action):
+        obs = {"noise": np.zeros(2, np.float32), "cue": 0, "pos": np.zeros((2, 2), np.float32)}
+        return obs, float(int(action) == self.cue), True, False, {}
+
+
+class NestedSequenceObsEnv(_Base):
+    """A ``Dict`` observation with a ``Sequence`` part: cannot be flattened into one vector."""
+
+    def __init__(self):
+        super().__init__()
+        self.observation_space = spaces.Dict(
+            {"pos": spaces.Box(-1.0, 1.0, (2,), np.float32), "path": spaces.Sequence(spaces.Discrete(4))}
+        )
+
+
+class DictCartPole(gymnasium.ObservationWrapper):
+    """CartPole-v1 with a ``Dict`` observation ``{"pole": (angle, angular velocity), "cart": (x, velocity)}``."""
+
+    def __init__(self):
+        super().__init__(gymnasium.make("CartPole-v1"))
+        box = self.env.observation_space
+        self.observation_space = spaces.Dict(
+            {
+                "pole": spaces.Box(box.low[2:], box.high[2:], (2,), np.float32),
+                "cart": spaces.Box(box.low[:2], box.high[:2], (2,), np.float32),
+            }
+        )
+
+    def observation(self, obs):
+        return {"pole": obs[2:].astype(np.float32), "cart": obs[:2].astype(np.float32)}

@@ -54,7 +54,8 @@ CASES = [
     (E.NanObsEnv, r"1 non-finite entry", r"obs\[1\]=nan.*\n.*step\(\) #4", "guard the computation"),
     (E.NanRewardEnv, r"the reward is not finite", r"reward=nan\n.*step\(\) #4", "guard the computation"),
     (E.InfiniteActionBoundsEnv, r"action space Box has non-finite bounds", r"low\[0\]=-inf", "RescaleAction"),
-    (E.DictObsEnv, r"observation space Dict is not supported", r"Box \(any shape\) or Discrete", "FlattenObservation"),
+    (E.NestedSequenceObsEnv, r"observation space Dict holds a part that cannot be flattened",
+     r"obs\['path'\] is a Sequence", "pad the sequence"),
     (E.UnseededEnv, r"reset\(seed=0\) twice gives different", "self.np_random", "super().reset(seed=seed)"),
 ]
 

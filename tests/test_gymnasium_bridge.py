@@ -228,8 +228,8 @@ def test_bad_inputs_give_clear_errors():
         resolve_env_factory(E.OldGymEnv)
     with pytest.raises(EnvError, match="env_kwargs"):
         resolve_env_factory(E.CountEnv, {"lenght": 3})
-    with pytest.raises(EnvError, match="FlattenObservation"):
-        GymnasiumVecEnv(E.DictObsEnv, 1, validate=False)  # unsupported spaces even without validation
+    with pytest.raises(EnvError, match="cannot be flattened"):
+        GymnasiumVecEnv(E.NestedSequenceObsEnv, 1, validate=False)  # unsupported spaces even without validation
     with GymnasiumVecEnv("Pendulum-v1", 2) as env:
         with pytest.raises(EnvError, match="before reset"):
             env.step(np.zeros((2, 1)))

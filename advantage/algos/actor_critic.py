@@ -40,7 +40,9 @@ when there is one in the same episode (SARSA). At the rollout's last step, and a
 (where no action was taken from the true final observation), :math:`a'` is sampled from
 :math:`\pi_\theta(\cdot|s')`. A termination has no next action: :math:`\delta = r - Q_w(s,a)`.
 
-Discrete actions only (``Q_w(s, .)`` has one output per action). Read top to bottom:
+Discrete actions only (``Q_w(s, .)`` has one output per action). With a ``MultiDiscrete(nvec)`` action the
+policy is a product of categoricals and the critic has one output per *joint* action,
+``prod(nvec)`` of them (index ``np.ravel_multi_index(a, nvec)``), so keep the product small. Read top to bottom:
 ``Config`` -> ``AgentState`` -> networks -> ``init`` / ``act`` -> the SARSA target -> ``update``
 with the actor's and the critic's losses.
 Details: ``docs/algorithms/actor_critic.md``.
@@ -50,13 +52,15 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
 from advantage.config import ConfigError, check, static
 from advantage.core import losses, optim
+from advantage.core.distributions import MultiCategorical
 from advantage.core.returns import td_target
-from advantage.envs.spaces import action_dim, is_discrete
+from advantage.envs.spaces import action_dim, action_factors, is_discrete
 from advantage.nets.linear import Critic, FeatureMap, FeaturesConfig, Policy
 from advantage.nets.mlp import PolicyConfig, check_torso, flatten_obs
 from advantage.types import Transition
@@ -146,8 +150,8 @@ class AgentState(struct.PyTreeNode):
 
 
 def networks(config: Config, action_space, fmap) -> tuple[Policy, Critic]:
-    """The softmax policy ``pi_theta`` and the critic ``Q_w(s, .)`` (one output per action)."""
-    n = action_dim(action_space)
+    """The softmax policy ``pi_theta`` and the critic ``Q_w(s, .)`` (one output per (joint) action)."""
+    n, nvec = action_dim(action_space), action_factors(action_space)
     return (
         Policy(
             n,
@@ -157,14 +161,15 @@ def networks(config: Config, action_space, fmap) -> tuple[Policy, Critic]:
             config.activation,
             layer_norm=config.layer_norm,
             temperature=config.temperature,
+            factors=nvec,
         ),
-        Critic(n, fmap, config.hidden_sizes, config.activation, config.layer_norm),
+        Critic(int(np.prod(nvec)) if nvec else n, fmap, config.hidden_sizes, config.activation, config.layer_norm),
     )
 
 
 def value_network(config: Config, fmap) -> Critic:
     """The second critic ``V_v(s)`` (``critics = "two"``): the same torso, one output."""
-    return Critic(1, fmap, config.hidden_sizes, config.activation)
+    return Critic(1, fmap, config.hidden_sizes, config.activation, config.layer_norm)
 
 
 def _optimizer(config: Config, lr) -> optax.GradientTransformation:
@@ -200,9 +205,31 @@ def init(key, obs_space, action_space, config: Config, total_steps: int) -> Agen
     )
 
 
-def _take(q, a):
-    """``Q(s, a)`` from ``Q(s, .) [..., A]`` and ``a [...]``."""
-    return jnp.take_along_axis(q, a[..., None].astype(jnp.int32), axis=-1)[..., 0]
+def _joint_index(a, nvec: tuple[int, ...]):
+    """A ``MultiDiscrete`` action ``a [..., k]`` -> its joint index ``[...]`` (C order, ``np.ravel_multi_index``);
+    a ``Discrete`` action (``nvec = ()``) is its own index."""
+    if not nvec:
+        return a
+    strides = np.cumprod((1,) + nvec[:0:-1])[::-1]
+    return jnp.sum(a.astype(jnp.int32) * jnp.asarray(strides, jnp.int32), axis=-1)
+
+
+def _joint_probs(dist):
+    """``pi(b|s)`` for every (joint) action ``b``, ``[..., prod(nvec)]``: the outer product of the factors'
+    probabilities, flattened in the order of :func:`_joint_index`."""
+    if not isinstance(dist, MultiCategorical):
+        return jnp.exp(dist.log_probs)
+    lead, k = dist.logits.shape[:-1], len(dist.nvec)
+    logp = sum(
+        f.log_probs.reshape(lead + (1,) * i + (n,) + (1,) * (k - i - 1))
+        for i, (f, n) in enumerate(zip(dist.factors(), dist.nvec))
+    )
+    return jnp.exp(logp).reshape(lead + (-1,))
+
+
+def _take(q, a, nvec: tuple[int, ...] = ()):
+    """``Q(s, a)`` from ``Q(s, .) [..., A]`` and ``a [...]`` (``[..., k]`` for a ``MultiDiscrete`` action)."""
+    return jnp.take_along_axis(q, _joint_index(a, nvec)[..., None].astype(jnp.int32), axis=-1)[..., 0]
 
 
 def act(config: Config, action_space, state: AgentState, obs, key, deterministic: bool = False):
@@ -211,7 +238,8 @@ def act(config: Config, action_space, state: AgentState, obs, key, deterministic
     obs = obs.reshape((obs.shape[0], -1))
     dist = policy.apply(state.params["policy"], obs)
     action = dist.mode() if deterministic else dist.sample(key)
-    return action, dist.log_prob(action), _take(critic.apply(state.params["critic"], obs), action)
+    q = critic.apply(state.params["critic"], obs)
+    return action, dist.log_prob(action), _take(q, action, action_factors(action_space))
 
 
 # ----------------------------------------------------------------------------- next actions and the target
@@ -224,6 +252,7 @@ def next_actions(actions, terminated, truncated, sampled_next):
     """
     done = jnp.logical_or(jnp.asarray(terminated, bool), jnp.asarray(truncated, bool))
     following = jnp.concatenate([actions[1:], sampled_next[-1:]], axis=0)
+    done = done.reshape(done.shape + (1,) * (actions.ndim - done.ndim))  # [T, B, 1] for MultiDiscrete actions
     return jnp.where(done, sampled_next, following)
 
 
@@ -257,6 +286,7 @@ def actor_weights(actor_weight: str, q_sa, v_s):
 def update(config: Config, action_space, state: AgentState, batch: Transition, key):
     """One QAC update on ``batch [T, B]``: the actor step weighted by ``Psi``, the critics' TD(0) steps."""
     policy, critic = networks(config, action_space, state.fmap)
+    nvec = action_factors(action_space)
     T, B = batch.reward.shape
     obs = batch.obs.reshape((T, B, -1))
     next_obs = batch.next_obs.reshape((T, B, -1))
@@ -264,10 +294,10 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     two = config.critics == "two"
 
     q_all = critic.apply(p_q, obs)  # [T, B, A]
-    q_sa = _take(q_all, batch.action)
+    q_sa = _take(q_all, batch.action, nvec)
     sampled_next = policy.apply(p_pi, next_obs).sample(key)
     a_next = next_actions(batch.action, batch.terminated, batch.truncated, sampled_next)
-    next_q = _take(critic.apply(p_q, next_obs), a_next)
+    next_q = _take(critic.apply(p_q, next_obs), a_next, nvec)
     targets = sarsa_targets(batch.reward, next_q, batch.terminated, config.gamma)
     if two:  # V_v(s) and its TD(0) target y_v = r + gamma (1 - term) V_v(s'), with v as it was at collection
         value = value_network(config, state.fmap)
@@ -279,7 +309,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     # step Psi grad log pi(a|s)
     def policy_objective(p):
         dist = policy.apply(p, obs)
-        v_s = v_two if two else jnp.sum(jnp.exp(dist.log_probs) * q_all, axis=-1)
+        v_s = v_two if two else jnp.sum(_joint_probs(dist) * q_all, axis=-1)
         weights = actor_weights(config.actor_weight, q_sa, v_s)
         entropy = jnp.mean(dist.entropy())
         pg_loss = losses.policy_gradient_loss(dist.log_prob(batch.action), weights)
@@ -288,7 +318,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     # critic: semi-gradient TD(0) 1/2 mean (Q_w(s, a) - y)^2, y a constant; its negative gradient is the slide's
     # critic step delta grad Q_w(s, a)
     def critic_objective(p):
-        return losses.value_loss(_take(critic.apply(p, obs), batch.action), targets)
+        return losses.value_loss(_take(critic.apply(p, obs), batch.action, nvec), targets)
 
     (pi_loss, (entropy, weights)), g_pi = jax.value_and_grad(policy_objective, has_aux=True)(p_pi)
     q_loss, g_q = jax.value_and_grad(critic_objective)(p_q)

@@ -39,7 +39,7 @@ from flax import struct
 from advantage.config import ConfigError, check, static
 from advantage.core import optim
 from advantage.core.losses import masked_mean
-from advantage.envs.spaces import action_dim, is_discrete
+from advantage.envs.spaces import action_dim, action_factors, is_discrete
 from advantage.nets.mlp import MLP, PolicyHead, check_torso
 
 NAME = "cem"
@@ -144,14 +144,23 @@ class PolicyNet(nn.Module):
     discrete: bool
     hidden_sizes: Sequence[int] = ()
     activation: str = "tanh"
+    factors: tuple[int, ...] = ()  # a MultiDiscrete action's nvec: a product of categoricals
 
     @nn.compact
     def __call__(self, x):
-        return PolicyHead(self.action_dim, self.discrete)(MLP(self.hidden_sizes, self.activation)(x))
+        return PolicyHead(self.action_dim, self.discrete, factors=self.factors)(
+            MLP(self.hidden_sizes, self.activation)(x)
+        )
 
 
 def network(config, action_space) -> PolicyNet:
-    return PolicyNet(action_dim(action_space), is_discrete(action_space), config.hidden_sizes, config.activation)
+    return PolicyNet(
+        action_dim(action_space),
+        is_discrete(action_space),
+        config.hidden_sizes,
+        config.activation,
+        factors=action_factors(action_space),
+    )
 
 
 def obs_features(obs, in_dim: int):
@@ -287,7 +296,7 @@ def init(key, obs_space, action_space, config: Config, total_steps=None) -> Agen
                 f"cem.variant='tabular' needs a Discrete observation space (got {obs_space}); "
                 "use --variant fit or --variant params for other observations (e.g. features)"
             )
-        if not is_discrete(action_space):
+        if not is_discrete(action_space) or action_factors(action_space):
             raise ConfigError("cem.variant='tabular' needs a Discrete action space; use --variant params")
         n_s, n_a = obs_dim(obs_space), action_dim(action_space)
         return AgentState(jnp.full((n_s, n_a), 1.0 / n_a, jnp.float32), (), (), jnp.zeros((), jnp.int32))

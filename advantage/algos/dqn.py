@@ -107,12 +107,13 @@ class Config:
         check(self, "max_grad_norm", lambda v: v > 0, "the clipping threshold must be positive")
 
 
-#: Per-environment defaults. CartPole-v1: the RL Baselines3 Zoo's ``hyperparams/dqn.yml`` entry (rl-baselines3-zoo@ce95481:
-#: lr 2.3e-3, batch 64, buffer 100k, learning_starts 1000, gamma 0.99, target_update_interval 10, exploration 0.16 ->
-#: 0.04, (256, 256), 50k steps) with three changes that made more seeds end solved (docs/algorithms/dqn.md, Results):
-#: Double DQN, the learning rate annealed to 0, and rounds of 64 gradient steps every 128 env steps instead of 128
-#: every 256 (the same update-to-data ratio, twice as many target updates). Collected in rollouts of
-#: n_steps = train_freq (the same schedule as one step per iteration; epsilon moves in steps of 128 env steps).
+#: Per-environment defaults. CartPole-v1: the RL Baselines3 Zoo's ``hyperparams/dqn.yml`` entry
+#: (rl-baselines3-zoo@ce95481: lr 2.3e-3, batch 64, buffer 100k, learning_starts 1000, gamma 0.99,
+#: target_update_interval 10, exploration 0.16 -> 0.04, (256, 256), 50k steps) with three changes that made more
+#: seeds end solved (docs/algorithms/dqn.md, Results): Double DQN, the learning rate annealed to 0, and rounds of
+#: 64 gradient steps every 128 env steps instead of 128 every 256 (the same update-to-data ratio, twice as many
+#: target updates). Collected in rollouts of n_steps = train_freq (the same schedule as one step per iteration;
+#: epsilon moves in steps of 128 env steps).
 PRESETS: dict[str, dict] = {
     "CartPole-v1": dict(
         n_steps=128,

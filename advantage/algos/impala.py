@@ -39,7 +39,7 @@ from advantage.config import check, static
 from advantage.core import losses, optim
 from advantage.core.normalization import RunningMeanStd
 from advantage.core.returns import vtrace
-from advantage.envs.spaces import action_dim, is_discrete
+from advantage.envs.spaces import action_dim, action_factors, is_discrete
 from advantage.nets.mlp import ActorCritic, PolicyConfig, flatten_obs
 from advantage.types import Transition
 
@@ -188,6 +188,7 @@ def network(config: Config, action_space) -> ActorCritic:
     return ActorCritic(
         action_dim=action_dim(action_space),
         discrete=is_discrete(action_space),
+        factors=action_factors(action_space),
         hidden_sizes=config.hidden_sizes,
         activation=config.activation,
         shared=config.shared_network,

@@ -42,7 +42,7 @@ from advantage.config import check, static
 from advantage.core import losses, optim
 from advantage.core.importance import IS_MODES, importance_weights, weight_statistics
 from advantage.core.returns import gae
-from advantage.envs.spaces import action_dim, is_discrete
+from advantage.envs.spaces import action_dim, action_factors, is_discrete
 from advantage.nets.mlp import ActorCritic, PolicyConfig, check_torso, flatten_obs
 from advantage.types import Transition
 
@@ -203,6 +203,7 @@ def network(config: Config, action_space) -> ActorCritic:
     return ActorCritic(
         action_dim=action_dim(action_space),
         discrete=is_discrete(action_space),
+        factors=action_factors(action_space),
         hidden_sizes=config.hidden_sizes,
         activation=config.activation,
         shared=False,
@@ -223,7 +224,8 @@ def optimizer(config: Config) -> optax.GradientTransformation:
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     net = network(config, action_space)
     params = net.init(key, flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape))
-    act_shape, act_dtype = ((), jnp.int32) if is_discrete(action_space) else (action_space.shape, jnp.float32)
+    act_dtype = jnp.int32 if is_discrete(action_space) else jnp.float32
+    act_shape = tuple(action_space.shape)  # () for Discrete, (k,) for MultiDiscrete
     return AgentState(
         params=params,
         opt_state=optimizer(config).init(params),

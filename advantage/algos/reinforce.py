@@ -57,7 +57,7 @@ from advantage.config import ConfigError, check, static
 from advantage.core import losses, optim
 from advantage.core.losses import masked_mean
 from advantage.core.returns import discounted_returns, episode_returns
-from advantage.envs.spaces import action_dim, is_discrete
+from advantage.envs.spaces import action_dim, action_factors, is_discrete
 from advantage.nets.linear import Critic, FeatureMap, FeaturesConfig, Policy
 from advantage.nets.mlp import PolicyConfig, check_torso, flatten_obs
 from advantage.types import Transition
@@ -187,6 +187,7 @@ def networks(config: Config, action_space, fmap: FeatureMap | None) -> tuple[Pol
         layer_norm=config.layer_norm,
         std=config.std,
         temperature=config.temperature,
+        factors=action_factors(action_space),
     )
     critic = Critic(1, fmap, config.hidden_sizes, config.activation, config.layer_norm)
     return policy, critic

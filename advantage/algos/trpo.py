@@ -28,7 +28,7 @@ from advantage.core import losses, optim
 from advantage.core.natural_gradient import natural_gradient_step
 from advantage.core.normalization import RunningMeanStd
 from advantage.core.returns import gae, td_errors
-from advantage.envs.spaces import action_dim, is_discrete
+from advantage.envs.spaces import action_dim, action_factors, is_discrete
 from advantage.nets.mlp import ActorCritic, PolicyConfig, check_torso, flatten_obs
 from advantage.types import Transition
 
@@ -174,6 +174,7 @@ def network(config: Config, action_space) -> ActorCritic:
     return ActorCritic(
         action_dim=action_dim(action_space),
         discrete=is_discrete(action_space),
+        factors=action_factors(action_space),
         hidden_sizes=config.hidden_sizes,
         activation=config.activation,
         shared=False,  # the KL constraint must only see the policy's parameters

@@ -1,5 +1,6 @@
 """Action distributions as small pytrees: categorical (softmax policy), diagonal
-Gaussian, and tanh-squashed Gaussian. Each has ``sample``, ``log_prob``,
+Gaussian, tanh-squashed Gaussian, and a product of categoricals for ``MultiDiscrete`` /
+``MultiBinary`` actions. Each has ``sample``, ``log_prob``,
 ``entropy``, ``mode`` (the deterministic action) and ``kl``."""
 
 from __future__ import annotations
@@ -109,3 +110,52 @@ class TanhGaussian:
 
     def mode(self) -> jax.Array:
         return jnp.tanh(self.mean)
+
+
+@struct.dataclass
+class MultiCategorical:
+    r"""Independent categoricals over ``k`` factors (``MultiDiscrete(nvec)``; ``MultiBinary`` is ``nvec = [2]*n``).
+
+    ``logits [..., sum(nvec)]`` hold factor ``i``'s logits in the slice ``offsets[i] : offsets[i] + nvec[i]``;
+    an action is ``a [..., k]`` (int). The factors are independent given the state, so
+
+    .. math:: \pi(a|s) = \prod_i \pi_i(a_i|s),\quad \log\pi(a|s) = \sum_i \log\pi_i(a_i|s),\quad
+              H[\pi] = \sum_i H[\pi_i],\quad \mathrm{KL}(\pi\|\pi') = \sum_i \mathrm{KL}(\pi_i\|\pi'_i)
+
+    (the action distribution of Stable-Baselines3's ``MultiCategoricalDistribution``). A factor with two
+    choices is a Bernoulli with logit :math:`z_1 - z_0`.
+    """
+
+    logits: jax.Array
+    nvec: tuple[int, ...] = struct.field(pytree_node=False)
+
+    def factors(self) -> list[Categorical]:
+        """The ``k`` factor distributions, each a :class:`Categorical` over its own slice of the logits."""
+        out, start = [], 0
+        for n in self.nvec:
+            out.append(Categorical(self.logits[..., start : start + n]))
+            start += n
+        return out
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        keys = jax.random.split(key, len(self.nvec))
+        return jnp.stack([f.sample(k) for f, k in zip(self.factors(), keys)], axis=-1)
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        return jnp.sum(jnp.stack([f.log_prob(action[..., i]) for i, f in enumerate(self.factors())], -1), -1)
+
+    def entropy(self) -> jax.Array:
+        return jnp.sum(jnp.stack([f.entropy() for f in self.factors()], -1), -1)
+
+    def mode(self) -> jax.Array:
+        return jnp.stack([f.mode() for f in self.factors()], axis=-1)
+
+    def kl(self, other: MultiCategorical) -> jax.Array:
+        """KL(self || other), summed over the factors."""
+        return jnp.sum(jnp.stack([p.kl(q) for p, q in zip(self.factors(), other.factors())], -1), -1)
+
+
+def categorical(logits: jax.Array, factors: tuple[int, ...] = ()) -> Categorical | MultiCategorical:
+    """The discrete policy over ``logits``: one :class:`Categorical`, or a :class:`MultiCategorical` over
+    ``factors`` (a ``MultiDiscrete`` action space's ``nvec``; see ``envs.spaces.action_factors``)."""
+    return MultiCategorical(logits, tuple(factors)) if factors else Categorical(logits)

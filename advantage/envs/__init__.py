@@ -2,7 +2,7 @@
 
 from advantage.envs.api import Environment
 from advantage.envs.registry import is_jax_env, is_registered, make, register, registered_ids, spec
-from advantage.envs.spaces import Box, Discrete
+from advantage.envs.spaces import Box, Discrete, MultiDiscrete
 from advantage.envs.wrappers import AutoReset, EpisodeStats, TimeLimit, Wrapper
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "Discrete",
     "Environment",
     "EpisodeStats",
+    "MultiDiscrete",
     "TimeLimit",
     "Wrapper",
     "is_jax_env",

@@ -6,10 +6,14 @@ process per copy) in *same-step* auto-reset mode, and presents them to the agent
 exactly like the JAX-native back end presents its environments:
 
 * observations are float32 ``[N, *obs_shape]`` (float64 and integer observations
-  are cast; a ``Discrete(n)`` observation is one-hot encoded into ``[N, n]``);
+  are cast; a ``Discrete(n)`` observation is one-hot encoded into ``[N, n]``; a ``Dict``,
+  ``Tuple``, ``MultiDiscrete`` or ``MultiBinary`` observation is flattened into one vector
+  ``[N, D]``, a Dict's keys in sorted order: :mod:`advantage.envs.flatten`);
 * a Box action space is seen by the agent as ``Box(-1, 1, shape)``; actions are
   clipped to ``[-1, 1]`` and rescaled linearly to the env's ``[low, high]``;
   a ``Discrete(n, start=k)`` action space is seen as ``Discrete(n)`` (``k`` is added);
+  ``MultiDiscrete(nvec, start)`` as a flat ``MultiDiscrete(nvec)`` (``start`` added, the env's
+  shape restored) and ``MultiBinary(n)`` as ``MultiDiscrete([2] * n)``;
 * when an episode ends, the returned observation is already the first one of the
   next episode, and ``info["final_obs"]`` holds the true last observation of the
   finished episode (equal to ``obs`` for sub-envs that did not end), so that a
@@ -35,7 +39,8 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces as gs
 
-from advantage.envs.spaces import Box, Discrete
+from advantage.envs.flatten import FlattenObservation, needs_flattening
+from advantage.envs.spaces import Box, Discrete, MultiDiscrete
 from advantage.envs.validation import (
     EnvError,
     Problem,
@@ -177,6 +182,19 @@ class _CopyObservations(gymnasium.ObservationWrapper):
 
     def observation(self, observation):
         return observation.copy() if isinstance(observation, np.ndarray) else observation
+
+
+class _FlatteningFactory:
+    """Builds the env wrapped in :class:`advantage.envs.flatten.FlattenObservation` (a structured observation)."""
+
+    def __init__(self, factory: Callable[[], gymnasium.Env]):
+        self.factory = factory
+
+    def __call__(self) -> gymnasium.Env:
+        return FlattenObservation(self.factory())
+
+    def __repr__(self):
+        return repr(self.factory)
 
 
 class _CopyingFactory:
@@ -400,6 +418,8 @@ def box_to_env(actions, low, high, dtype) -> np.ndarray:
 
 
 def _agent_observation_space(space: Any) -> Box:
+    if needs_flattening(space):
+        space = FlattenObservation.flat_space(space)
     if isinstance(space, gs.Discrete):
         return Box(np.asarray(0.0), np.asarray(1.0), (int(space.n),), one_hot=True)
     with np.errstate(over="ignore"):
@@ -408,9 +428,13 @@ def _agent_observation_space(space: Any) -> Box:
     return Box(low, high, tuple(space.shape))
 
 
-def _agent_action_space(space: Any) -> Discrete | Box:
+def _agent_action_space(space: Any) -> Discrete | MultiDiscrete | Box:
     if isinstance(space, gs.Discrete):
         return Discrete(int(space.n))
+    if isinstance(space, gs.MultiDiscrete):
+        return MultiDiscrete(tuple(np.asarray(space.nvec).reshape(-1)))
+    if isinstance(space, gs.MultiBinary):
+        return MultiDiscrete((2,) * int(np.prod(space.shape)))
     return Box(np.asarray(-1.0), np.asarray(1.0), tuple(space.shape))
 
 
@@ -435,7 +459,8 @@ class GymnasiumVecEnv:
     Attributes:
         observation_space: float32 ``Box`` seen by the agent (``Box(0, 1, (n,))`` for a
             one-hot encoded ``Discrete(n)`` observation).
-        action_space: ``Discrete(n)``, or ``Box(-1, 1, shape)`` for any Box action space.
+        action_space: ``Discrete(n)``, ``MultiDiscrete(nvec)`` (flat; also for ``MultiBinary(n)``: ``[2] * n``),
+            or ``Box(-1, 1, shape)`` for any Box action space.
         env_observation_space, env_action_space: the environment's own gymnasium spaces.
         max_episode_steps: the env's time limit, or None if it has none (no limit is added).
     """
@@ -478,11 +503,13 @@ class GymnasiumVecEnv:
         finally:
             probe.close()
 
+        if needs_flattening(self.env_observation_space):
+            self.env_factory = _FlatteningFactory(self.env_factory)
         self.observation_space = _agent_observation_space(self.env_observation_space)
         self.action_space = _agent_action_space(self.env_action_space)
         self._discrete_obs = isinstance(self.env_observation_space, gs.Discrete)
         self._discrete_act = isinstance(self.env_action_space, gs.Discrete)
-        if not self._discrete_act:
+        if isinstance(self.action_space, Box):
             self._act_low = np.asarray(self.env_action_space.low, np.float64)
             self._act_high = np.asarray(self.env_action_space.high, np.float64)
 
@@ -553,6 +580,8 @@ class GymnasiumVecEnv:
                     )
                 )
             return (a + int(self.env_action_space.start)).astype(self.env_action_space.dtype)
+        if isinstance(self.action_space, MultiDiscrete):
+            return self._multi_discrete_actions(a)
 
         shape = (n, *self.action_space.shape)
         if a.shape != shape:
@@ -588,6 +617,48 @@ class GymnasiumVecEnv:
                 )
             )
         return box_to_env(a, self._act_low, self._act_high, self.env_action_space.dtype)
+
+    def _multi_discrete_actions(self, a: np.ndarray) -> np.ndarray:
+        """Agent actions ``[N, k]`` -> the env's ``MultiDiscrete`` (``+ start``, its shape) or ``MultiBinary``."""
+        assert isinstance(self.action_space, MultiDiscrete)
+        n, nvec = self.num_envs, np.asarray(self.action_space.nvec)
+        k = len(nvec)
+        integral = a.dtype.kind in "iub" or (a.dtype.kind == "f" and bool(np.all(a == np.round(a))))
+        if a.shape != (n, k) or not integral:
+            raise EnvError(
+                format_problems(
+                    "Bad actions passed to GymnasiumVecEnv.step",
+                    [
+                        Problem(
+                            f"actions for a {type(self.env_action_space).__name__} action space must be {k} integers "
+                            "per sub-env",
+                            expected=f"ints of shape ({n}, {k}), factor i in [0, nvec[i] - 1], nvec {nvec.tolist()}",
+                            actual=f"shape {a.shape}, dtype {a.dtype}",
+                            fix=f"pass np.asarray(actions, np.int32).reshape({n}, {k})",
+                        )
+                    ],
+                )
+            )
+        a = a.astype(np.int64)
+        bad = (a < 0) | (a >= nvec)
+        if bad.any():
+            raise EnvError(
+                format_problems(
+                    "Bad actions passed to GymnasiumVecEnv.step",
+                    [
+                        Problem(
+                            "multi-discrete actions out of range",
+                            expected=f"0 <= action[:, i] < nvec[i], nvec={nvec.tolist()}",
+                            actual=list_entries("actions", a, bad),
+                            fix="sample actions from the policy's factored categorical distribution",
+                        )
+                    ],
+                )
+            )
+        space = self.env_action_space
+        if isinstance(space, gs.MultiDiscrete):
+            a = a + np.asarray(space.start, np.int64).reshape(-1)
+        return a.reshape((n, *space.shape)).astype(space.dtype)
 
     # ---------------------------------------------------------------- API
 

@@ -11,9 +11,11 @@ probe                      what it isolates                        known answer
 ``ActionReward``           the policy gradient's sign              pi(a=1) -> 1 (or a -> target)
 ``ContextualBandit``       policy depends on the observation      a = obs (or a -> obs)
 ``EndlessReward``          truncation bootstraps                   V = 1 / (1 - gamma)
+``FactoredBandit``         a MultiDiscrete (factored) policy       a = TARGETS[obs > 0]
 =========================  ======================================  ==========================
 
-Each has a discrete and (where it makes sense) a continuous action version.
+Each has a discrete and (where it makes sense) a continuous action version; ``FactoredBandit``
+has ``MultiDiscrete((3, 4, 2))`` actions.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from flax import struct
 
 from advantage.envs.api import Environment
 from advantage.envs.registry import register
-from advantage.envs.spaces import Box, Discrete
+from advantage.envs.spaces import Box, Discrete, MultiDiscrete
 
 
 @struct.dataclass
@@ -159,6 +161,30 @@ class EndlessReward(_Probe):
         return obs, st, jnp.float32(1.0), term, trunc, {}
 
 
+class FactoredBandit(_Probe):
+    """One step; observation +1 or -1 at random; a ``MultiDiscrete((3, 4, 2))`` action. The reward is the
+    fraction of the three factors equal to the observation's target, ``TARGETS[1]`` on +1 and ``TARGETS[0]``
+    on -1: 1 for the right joint action, about 0.36 for a uniformly random one ((1/3 + 1/4 + 1/2) / 3). Each
+    factor must be learned, and from the observation."""
+
+    name = "probe/FactoredBandit-v0"
+    nvec = (3, 4, 2)
+    TARGETS = ((0, 3, 0), (2, 1, 1))
+
+    def action_space(self, params):
+        return MultiDiscrete(self.nvec)
+
+    def reset(self, key, params):
+        return self._state(jnp.where(jax.random.bernoulli(key), 1.0, -1.0))
+
+    def step(self, key, state, action, params):
+        target = jnp.asarray(self.TARGETS, jnp.int32)[(state.obs[0] > 0).astype(jnp.int32)]
+        reward = jnp.mean((action == target).astype(jnp.float32))
+        obs, st = self._state(0.0, state.t + 1)
+        term, trunc = self._done(True)
+        return obs, st, reward, term, trunc, {}
+
+
 PROBES = {
     "probe/ConstantReward-v0": (ConstantReward, 1),
     "probe/ObsDependentReward-v0": (ObsDependentReward, 1),
@@ -171,3 +197,4 @@ PROBES = {
 for _id, (_cls, _limit) in PROBES.items():
     register(_id, _cls, _limit)
     register(_id.replace("-v0", "Continuous-v0"), lambda _cls=_cls: _cls(continuous=True), _limit)
+register(FactoredBandit.name, FactoredBandit, 1)

@@ -1,7 +1,10 @@
 """Minimal observation/action spaces for JAX-native environments.
 
-They mirror ``gymnasium.spaces.Discrete`` and ``gymnasium.spaces.Box`` closely
-enough that the agent code treats both back ends alike (see ``space_info``).
+They mirror ``gymnasium.spaces.Discrete``, ``Box`` and ``MultiDiscrete`` closely
+enough that the agent code treats both back ends alike. A ``MultiDiscrete(nvec)``
+action is ``k = len(nvec)`` integers, factor ``i`` in ``0 .. nvec[i]-1``; the policy is a
+product of categoricals (:class:`advantage.core.distributions.MultiCategorical`). A
+``MultiBinary(n)`` action is ``MultiDiscrete([2] * n)`` (each factor a Bernoulli).
 """
 
 from __future__ import annotations
@@ -30,6 +33,34 @@ class Discrete:
     def contains(self, x) -> bool:
         x = np.asarray(x)
         return x.shape == () and np.issubdtype(x.dtype, np.integer) and 0 <= int(x) < self.n
+
+
+@dataclass(frozen=True)
+class MultiDiscrete:
+    """``k`` discrete actions at once, ``0 <= a[i] < nvec[i]``, as a flat vector (``MultiBinary(n)``: ``[2] * n``)."""
+
+    nvec: tuple[int, ...]
+    dtype: type = np.int32
+
+    def __post_init__(self):
+        object.__setattr__(self, "nvec", tuple(int(k) for k in np.asarray(self.nvec).reshape(-1)))
+        if not self.nvec or min(self.nvec) < 1:
+            raise ConfigError(f"MultiDiscrete needs at least one factor, each with >= 1 choice; got nvec={self.nvec}")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.nvec),)
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        return np.asarray([rng.integers(k) for k in self.nvec], dtype=self.dtype)
+
+    def contains(self, x) -> bool:
+        x = np.asarray(x)
+        return (
+            x.shape == self.shape
+            and np.issubdtype(x.dtype, np.integer)
+            and bool(np.all((0 <= x) & (x < np.asarray(self.nvec))))
+        )
 
 
 @dataclass(frozen=True)
@@ -70,12 +101,19 @@ class Box:
 
 
 def is_discrete(space) -> bool:
-    """True for ``Discrete`` action spaces (ours or Gymnasium's)."""
+    """True for ``Discrete`` and ``MultiDiscrete`` action spaces (ours or Gymnasium's): integer actions."""
     return not hasattr(space, "low")
 
 
+def action_factors(space) -> tuple[int, ...]:
+    """``nvec`` of a ``MultiDiscrete`` action space (a factored categorical policy); ``()`` for any other."""
+    return tuple(int(k) for k in np.asarray(space.nvec).reshape(-1)) if hasattr(space, "nvec") else ()
+
+
 def action_dim(space) -> int:
-    """Number of logits (discrete) or of action dimensions (continuous)."""
+    """Number of logits (discrete: ``n``, or ``sum(nvec)`` for ``MultiDiscrete``) or of action dimensions."""
+    if hasattr(space, "nvec"):
+        return sum(action_factors(space))
     return int(space.n) if is_discrete(space) else int(np.prod(space.shape))
 
 
@@ -90,7 +128,11 @@ def scale_action(action, low, high):
 def require_box(name: str, action_space) -> None:
     """Algorithm ``name`` acts in continuous spaces only (DDPG, TD3, SAC): a clear error otherwise."""
     if is_discrete(action_space):
-        got = f"Discrete({action_space.n})" if hasattr(action_space, "n") else repr(action_space)
+        got = (
+            f"Discrete({action_space.n})"
+            if hasattr(action_space, "n")
+            else f"MultiDiscrete({action_factors(action_space)})"
+        )
         raise ConfigError(
             f"{name} needs a continuous (Box) action space; got {got}. "
             "Use ppo (or another on-policy algorithm) for discrete actions."

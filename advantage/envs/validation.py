@@ -134,15 +134,11 @@ def _exception_where(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- spaces
 
 _OBS_FIX = {
-    "Dict": "wrap the env in gymnasium.wrappers.FlattenObservation (flattens the Dict into one Box)",
-    "Tuple": "wrap the env in gymnasium.wrappers.FlattenObservation (flattens the Tuple into one Box)",
-    "MultiDiscrete": "wrap the env in gymnasium.wrappers.FlattenObservation (one-hot encodes each part into one Box)",
-    "MultiBinary": "wrap the env in gymnasium.wrappers.FlattenObservation, or declare a Box(0, 1, shape)",
+    "Sequence": "pad the sequence to a fixed length in a gymnasium.ObservationWrapper that returns a Box",
+    "Graph": "encode the graph as fixed-size arrays (e.g. a padded adjacency matrix) in a gymnasium.ObservationWrapper",
+    "Text": "encode the text as a fixed-size Box or MultiDiscrete in a gymnasium.ObservationWrapper",
 }
 _ACT_FIX = {
-    "MultiDiscrete": "map the action to a single Discrete(prod(nvec)) with a gymnasium.ActionWrapper, "
-    "or use a Box action space",
-    "MultiBinary": "use a Discrete(2**n) action with a gymnasium.ActionWrapper, or a Box action space",
     "Dict": "flatten the actions into one Box (gymnasium.spaces.flatten_space) with a gymnasium.ActionWrapper",
     "Tuple": "flatten the actions into one Box (gymnasium.spaces.flatten_space) with a gymnasium.ActionWrapper",
 }
@@ -161,8 +157,9 @@ def _is_old_gym(obj_or_type) -> bool:
 def space_problems(space: Any, role: str) -> list[Problem]:
     """Problems with the declared ``observation_space`` (``role="observation"``) or ``action_space``.
 
-    Supported: observations ``Box`` (any shape) and ``Discrete`` (one-hot encoded);
-    actions ``Discrete`` and ``Box`` with finite bounds.
+    Supported: observations ``Box`` (any shape), ``Discrete`` (one-hot encoded), and ``Dict``, ``Tuple``,
+    ``MultiDiscrete``, ``MultiBinary`` (flattened into one vector: :mod:`advantage.envs.flatten`);
+    actions ``Discrete``, ``MultiDiscrete``, ``MultiBinary`` and ``Box`` with finite bounds.
     """
     import gymnasium
     from gymnasium import spaces as gs
@@ -215,19 +212,36 @@ def space_problems(space: Any, role: str) -> list[Problem]:
 
     kind = type(space).__name__
     if role == "observation":
+        from advantage.envs.flatten import flatten_problems, needs_flattening
+
         if isinstance(space, (gs.Box, gs.Discrete)):
             return []
+        if needs_flattening(space):
+            parts = flatten_problems(space)
+            if not parts:
+                return []
+            leaf = parts[0].split(" is a ")[1].split(" ")[0]
+            return [
+                Problem(
+                    f"observation space {kind} holds a part that cannot be flattened into one vector",
+                    expected="Box, Discrete, MultiDiscrete or MultiBinary parts (Dict and Tuple may nest)",
+                    actual="; ".join(parts),
+                    where=where,
+                    fix=_OBS_FIX.get(leaf, "turn that part into a fixed-size Box in a gymnasium.ObservationWrapper"),
+                )
+            ]
         return [
             Problem(
                 f"observation space {kind} is not supported",
-                expected="Box (any shape) or Discrete (one-hot encoded)",
+                expected="Box (any shape), Discrete (one-hot encoded), or Dict / Tuple / MultiDiscrete / MultiBinary "
+                "(flattened into one vector)",
                 actual=_short(space, 160),
                 where=where,
                 fix=_OBS_FIX.get(kind, "wrap the env in a gymnasium.ObservationWrapper that returns a flat Box"),
             )
         ]
     # actions
-    if isinstance(space, gs.Discrete):
+    if isinstance(space, (gs.Discrete, gs.MultiDiscrete, gs.MultiBinary)):
         return []
     if isinstance(space, gs.Box):
         low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
@@ -259,7 +273,7 @@ def space_problems(space: Any, role: str) -> list[Problem]:
     return [
         Problem(
             f"action space {kind} is not supported",
-            expected="Discrete or Box (finite bounds)",
+            expected="Discrete, MultiDiscrete, MultiBinary or Box (finite bounds)",
             actual=_short(space, 160),
             where=where,
             fix=_ACT_FIX.get(kind, "wrap the env in a gymnasium.ActionWrapper that exposes a Discrete or Box"),
@@ -275,6 +289,19 @@ def observation_problems(obs: Any, space: Any, where: str) -> dict[str, Problem]
     from gymnasium import spaces as gs
 
     out: dict[str, Problem] = {}
+    if isinstance(space, (gs.Dict, gs.Tuple)):
+        return _structured_observation_problems(obs, space, where)
+    if isinstance(space, (gs.MultiDiscrete, gs.MultiBinary)):
+        ok = not isinstance(obs, (dict, tuple)) and _contains(space, obs)
+        if not ok:
+            out["element"] = Problem(
+                f"the observation is not an element of the {type(space).__name__} observation space",
+                expected=f"an integer array of shape {space.shape} within {space}",
+                actual=f"{type(obs).__name__} {_short(obs)}",
+                where=where,
+                fix="return np.asarray(obs, dtype=space.dtype) within the space, or fix observation_space",
+            )
+        return out
     if isinstance(space, gs.Discrete):
         arr = np.asarray(obs) if not isinstance(obs, (dict, tuple)) else None
         ok = (
@@ -375,6 +402,47 @@ def observation_problems(obs: Any, space: Any, where: str) -> dict[str, Problem]
             where=where,
             fix="widen the Box bounds (np.inf is allowed), or clip the observation in the env",
         )
+    return out
+
+
+def _contains(space: Any, x: Any) -> bool:
+    try:
+        return bool(space.contains(np.asarray(x)))
+    except Exception:
+        return False
+
+
+def _structured_observation_problems(obs: Any, space: Any, where: str) -> dict[str, Problem]:
+    """A ``Dict`` / ``Tuple`` observation: its structure, then each part as its own space (keys ``path:kind``)."""
+    from gymnasium import spaces as gs
+
+    out: dict[str, Problem] = {}
+    if isinstance(space, gs.Dict):
+        keys = sorted(space.spaces)
+        if not isinstance(obs, dict) or sorted(obs) != keys:
+            out["structure"] = Problem(
+                "the observation does not have the keys of the Dict observation space",
+                expected=f"a dict with keys {keys}",
+                actual=f"{type(obs).__name__} with keys {sorted(obs)}" if isinstance(obs, dict) else _short(obs),
+                where=where,
+                fix="return a dict with exactly the keys of observation_space, or declare the keys the env returns",
+            )
+            return out
+        items = [(repr(k), obs[k], space.spaces[k]) for k in keys]
+    else:
+        if not isinstance(obs, (tuple, list)) or len(obs) != len(space.spaces):
+            out["structure"] = Problem(
+                "the observation does not match the Tuple observation space",
+                expected=f"a tuple of {len(space.spaces)} items",
+                actual=f"{type(obs).__name__} {_short(obs)}",
+                where=where,
+                fix="return a tuple with one item per part of observation_space",
+            )
+            return out
+        items = [(str(i), obs[i], sub) for i, sub in enumerate(space.spaces)]
+    for name, value, sub in items:
+        for kind, p in observation_problems(value, sub, f"{where}[{name}]").items():
+            out[f"[{name}]{kind}"] = p
     return out
 
 
@@ -519,6 +587,7 @@ def collect_gymnasium_env_problems(env: Any, *, steps: int = 20, seed: int = 0) 
     first_obs = _check_reset_result(c, result, obs_space if obs_ok else None, where)
     if isinstance(first_obs, np.ndarray):
         first_obs = first_obs.copy()  # an env may update its observation buffer in place
+    first_obs = _comparable(first_obs, obs_space if obs_ok else None)
 
     # ---- a short random rollout
     sample = _action_sampler(act_space, seed)
@@ -597,6 +666,7 @@ def collect_gymnasium_env_problems(env: Any, *, steps: int = 20, seed: int = 0) 
         try:
             again = env.reset(seed=seed)
             again_obs = again[0] if isinstance(again, tuple) else again
+            again_obs = _comparable(again_obs, obs_space)
             a, b = np.asarray(first_obs, np.float64), np.asarray(again_obs, np.float64)
             if a.shape == b.shape and not np.array_equal(a, b, equal_nan=True):
                 differ = a != b
@@ -615,6 +685,18 @@ def collect_gymnasium_env_problems(env: Any, *, steps: int = 20, seed: int = 0) 
         except Exception:
             pass
     return c.problems
+
+
+def _comparable(obs: Any, space: Any) -> Any:
+    """A structured observation flattened into one vector (to compare two resets); anything else as is."""
+    from advantage.envs.flatten import flatten, needs_flattening
+
+    if obs is None or space is None or not needs_flattening(space):
+        return obs
+    try:
+        return flatten(space, obs)
+    except Exception:
+        return None  # its problems are reported by observation_problems
 
 
 def _truthy(x: Any) -> bool:
@@ -691,8 +773,9 @@ def _action_sampler(space: Any, seed: int):
 def check_gymnasium_env(env: Any, *, steps: int = 20, seed: int = 0) -> None:
     """Raise one :class:`EnvError` listing every problem of ``env``; return None if it passes.
 
-    Checks that the spaces are supported ``gymnasium.spaces`` (observations: Box or
-    Discrete; actions: Discrete or Box with finite bounds), that ``reset(seed=...)``
+    Checks that the spaces are supported ``gymnasium.spaces`` (observations: Box,
+    Discrete, or Dict / Tuple / MultiDiscrete / MultiBinary that can be flattened; actions:
+    Discrete, MultiDiscrete, MultiBinary or Box with finite bounds), that ``reset(seed=...)``
     returns ``(obs, info)``, that ``step`` returns five values, and, on the reset and
     on ``steps`` random steps: observation shape, type and bounds, a finite real
     scalar reward, bool ``terminated``/``truncated``, a dict ``info``, and that the

@@ -53,7 +53,7 @@ import numpy as np
 from flax import struct
 
 from advantage.config import ConfigError, check, static
-from advantage.core.distributions import Categorical, DiagGaussian
+from advantage.core.distributions import DiagGaussian, categorical
 from advantage.nets.mlp import LOG_STD_MAX, LOG_STD_MIN, MLP, PolicyHead, ortho, tempered
 
 FEATURES = ("mlp", "linear-raw", "linear-onehot", "linear-tiles")
@@ -253,18 +253,24 @@ class Policy(nn.Module):
     layer_norm: bool = False
     std: str = "learned"
     temperature: float = 1.0
+    factors: tuple[int, ...] = ()  # a MultiDiscrete action's nvec: a product of categoricals
 
     @nn.compact
     def __call__(self, obs):
         if self.fmap is None:
             head = PolicyHead(
-                self.action_dim, self.discrete, self.log_std_init, std=self.std, temperature=self.temperature
+                self.action_dim,
+                self.discrete,
+                self.log_std_init,
+                std=self.std,
+                temperature=self.temperature,
+                factors=self.factors,
             )
             return head(MLP(self.hidden_sizes, self.activation, self.layer_norm)(obs))
         f = self.fmap(obs)
         out = LinearHead(self.fmap, self.action_dim)(f)
         if self.discrete:
-            return Categorical(tempered(out, self.temperature))
+            return categorical(tempered(out, self.temperature), self.factors)
         if self.std == "fixed":  # sigma = exp(log_std_init), not a parameter
             return DiagGaussian(out, jnp.full(out.shape, self.log_std_init, out.dtype))
         if self.std == "state":  # log sigma(s) = log_std_init + w_sigma^T phi(s), w_sigma starting at 0

@@ -17,7 +17,7 @@ import numpy as np
 from flax import struct
 
 from advantage.config import check, is_concrete, static
-from advantage.core.distributions import Categorical, DiagGaussian
+from advantage.core.distributions import DiagGaussian, categorical
 
 ACTIVATIONS: dict[str, Callable] = {"tanh": nn.tanh, "relu": nn.relu, "elu": nn.elu, "gelu": nn.gelu}
 
@@ -104,6 +104,9 @@ class PolicyHead(nn.Module):
     * ``learned`` — a state-independent parameter ``log_std`` (starts at ``log_std_init``), bounded;
     * ``fixed`` — the constant ``log_std_init`` (no parameter: never trained);
     * ``state`` — a second linear output of the torso (gain 0.01, bias ``log_std_init``), bounded.
+
+    ``factors``: a ``MultiDiscrete`` action's ``nvec`` (``action_dim = sum(nvec)`` logits, a product of
+    categoricals); ``()`` for one categorical or a Gaussian.
     """
 
     action_dim: int
@@ -113,13 +116,14 @@ class PolicyHead(nn.Module):
     log_std_max: float = LOG_STD_MAX
     std: str = "learned"
     temperature: float = 1.0
+    factors: tuple[int, ...] = ()
 
     @nn.compact
     def __call__(self, h):
         # A small last layer makes the initial policy nearly uniform / centred (Andrychowicz et al. 2021).
         out = nn.Dense(self.action_dim, kernel_init=ortho(0.01), bias_init=nn.initializers.zeros)(h)
         if self.discrete:
-            return Categorical(tempered(out, self.temperature))
+            return categorical(tempered(out, self.temperature), self.factors)
         if self.std == "fixed":
             return DiagGaussian(out, jnp.full(out.shape, self.log_std_init, out.dtype))
         if self.std == "state":
@@ -147,13 +151,19 @@ class ActorCritic(nn.Module):
     layer_norm: bool = False
     std: str = "learned"
     temperature: float = 1.0
+    factors: tuple[int, ...] = ()  # a MultiDiscrete action's nvec (envs.spaces.action_factors)
 
     def setup(self):
         self.actor_torso = MLP(self.hidden_sizes, self.activation, self.layer_norm)
         if not self.shared:
             self.critic_torso = MLP(self.hidden_sizes, self.activation, self.layer_norm)
         self.policy_head = PolicyHead(
-            self.action_dim, self.discrete, self.log_std_init, std=self.std, temperature=self.temperature
+            self.action_dim,
+            self.discrete,
+            self.log_std_init,
+            std=self.std,
+            temperature=self.temperature,
+            factors=self.factors,
         )
         self.value_head = nn.Dense(1, kernel_init=ortho(1.0), bias_init=nn.initializers.zeros)
 
