@@ -148,3 +148,71 @@ def test_compatible_critic(tmp_path):
     assert fisher[-1]["mean"] < 0.5 * fisher[0]["mean"] and fisher[-1]["mean"] < ex["vanilla_vs_natural_angle_deg"] / 3
     assert len(n) == len(comp["angle_deg"]) >= 3
     assert r["claim_holds"]
+
+
+@pytest.mark.slow
+def test_gradient_free_efficiency(tmp_path):
+    r = _run("gradient-free-efficiency", tmp_path)
+    v = r["variants"]
+    pg = v["PPO, MLP (64, 64)"]
+    n = len(r["setup"]["seeds"])
+    for s in v.values():
+        assert len(s["steps_to_475_per_seed"]) == n and s["wall_s_all_seeds"] > 0
+        # a seed that reached 475 did so within its budget, plus at most one search generation (50 x 500 steps)
+        assert all(x is None or 0 < x < s["budget_per_seed"] + 25_000 for x in s["steps_to_475_per_seed"])
+    assert pg["seeds_reaching_475"] == n
+
+    def med(s):
+        return np.inf if s["median_steps_to_475"] is None else s["median_steps_to_475"]
+
+    # the verdict is exactly "PPO solves most seeds and needs fewer median env steps than every search" ...
+    expected = pg["seeds_reaching_475"] > n // 2 and all(med(pg) < med(s) for k, s in v.items() if s is not pg)
+    assert r["claim_holds"] == expected == all(r["checks"].values())
+    # ... and what this run found: the linear searches solve CartPole in fewer env steps than PPO (the claim does
+    # not hold for them); CEM searching PPO's (64, 64) network is slower than PPO
+    assert med(v["CMA-ES, linear"]) < med(pg) and med(v["CEM, linear"]) < med(pg)
+    assert med(v["CEM, MLP (64, 64)"]) > med(pg)
+    assert not r["claim_holds"]
+
+
+@pytest.mark.slow
+def test_replay_size(tmp_path):
+    r = _run("replay-size", tmp_path)
+    no, big = r["buffers"]["no replay (64)"], r["buffers"]["replay (100k)"]
+    assert no["buffer_size"] == 64 and big["buffer_size"] == 100_000
+    assert big["final_eval_return_mean"] > no["final_eval_return_mean"] + 100
+    assert big["mean_eval_return_second_half"] > no["mean_eval_return_second_half"]
+    assert big["seeds_reaching_475"] >= 1 and no["seeds_reaching_475"] == 0
+    expected = (
+        big["final_eval_return_mean"] > no["final_eval_return_mean"]
+        and big["mean_eval_return_second_half"] > no["mean_eval_return_second_half"]
+        and big["final_eval_return_cv"] < no["final_eval_return_cv"]
+        and big["max_q"] <= r["setup"]["q_bound"]
+    )
+    assert r["claim_holds"] == expected == all(r["checks"].values())
+
+
+@pytest.mark.slow
+def test_replay_recovery(tmp_path):
+    r = _run("replay-recovery", tmp_path)
+    off, on = r["learners"]["DQN (off-policy, replay)"], r["learners"]["PPO (on-policy)"]
+    n = len(r["setup"]["seeds"])
+    for s in (off, on):
+        assert len(s["steps_to_recover_per_seed"]) == len(s["return_before_per_seed"]) == n
+        # the reset was destructive: the greedy return fell below half its level
+        assert s["return_just_after_mean"] <= 0.5 * s["return_before_mean"]
+    # DQN, refitting its Q network on the buffer, gets part of its return back sooner ...
+    assert off["fraction_of_before_first_5k_after"] > on["fraction_of_before_first_5k_after"]
+    # ... but PPO, learning from the reset policy's own episodes, recovers too, on every seed within 20k steps
+    assert on["seeds_recovered"] == n
+
+    def med(s):
+        return np.inf if s["median_steps_to_recover"] is None else s["median_steps_to_recover"]
+
+    expected = (
+        min(off["return_before_mean"], on["return_before_mean"]) >= 100
+        and all(s["return_just_after_mean"] <= 0.5 * s["return_before_mean"] for s in (off, on))
+        and med(off) < med(on)
+        and off["fraction_of_before_first_5k_after"] > on["fraction_of_before_first_5k_after"]
+    )
+    assert r["claim_holds"] == expected == all(r["checks"].values())

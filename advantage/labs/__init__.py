@@ -30,6 +30,9 @@ LABS: dict[str, str] = {
     "vtrace-lag": "advantage.labs.vtrace_lag",
     "compatible-critic": "advantage.labs.compatible_critic",
     "v-weighted-actor": "advantage.labs.v_weighted_actor",
+    "gradient-free-efficiency": "advantage.labs.gradient_free_efficiency",
+    "replay-size": "advantage.labs.replay_size",
+    "replay-recovery": "advantage.labs.replay_recovery",
 }
 
 
