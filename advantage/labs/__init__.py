@@ -30,6 +30,9 @@ LABS: dict[str, str] = {
     "vtrace-lag": "advantage.labs.vtrace_lag",
     "compatible-critic": "advantage.labs.compatible_critic",
     "v-weighted-actor": "advantage.labs.v_weighted_actor",
+    "entropy-bonus": "advantage.labs.entropy_bonus",
+    "shared-vs-separate": "advantage.labs.shared_vs_separate",
+    "batch-vs-online": "advantage.labs.batch_vs_online",
 }
 
 
