@@ -33,6 +33,9 @@ LABS: dict[str, str] = {
     "gradient-free-efficiency": "advantage.labs.gradient_free_efficiency",
     "replay-size": "advantage.labs.replay_size",
     "replay-recovery": "advantage.labs.replay_recovery",
+    "entropy-bonus": "advantage.labs.entropy_bonus",
+    "shared-vs-separate": "advantage.labs.shared_vs_separate",
+    "batch-vs-online": "advantage.labs.batch_vs_online",
 }
 
 
