@@ -273,13 +273,16 @@ GRADIENT_BASED = {
     "ac-lambda": dict(features="mlp", hidden_sizes=(16,)),
     "npg": dict(n_envs=2, n_steps=16, n_critic_updates=2),
     "trpo": dict(n_envs=2, n_steps=16, n_critic_updates=2),
+    "nac": dict(n_envs=2, n_steps=16, n_critic_updates=2),
     "is-pg": dict(n_envs=2, n_steps=16),
     "impala": dict(n_envs=2, n_steps=8, policy_lag=2),
     "ddpg": dict(learning_starts=16, batch_size=8, buffer_size=256, hidden_sizes=(16, 16)),
     "td3": dict(learning_starts=16, batch_size=8, buffer_size=256, hidden_sizes=(16, 16)),
     "sac": dict(learning_starts=16, batch_size=8, buffer_size=256, hidden_sizes=(16, 16)),
+    "dqn": dict(learning_starts=16, batch_size=8, buffer_size=256, hidden_sizes=(16, 16), train_freq=1),
 }
-OFF_POLICY = ("ddpg", "td3", "sac")
+OFF_POLICY = ("ddpg", "td3", "sac", "dqn")
+CONTINUOUS_ONLY = ("ddpg", "td3", "sac")
 
 
 def test_every_gradient_based_algorithm_is_covered():
@@ -287,7 +290,8 @@ def test_every_gradient_based_algorithm_is_covered():
     assert set(GRADIENT_BASED) == set(algos.available()) - search
 
 
-#: name -> ``[(optimiser, scale)]`` of its networks for a config (TRPO/NPG: only the critic's; AC(lambda) has none):
+#: name -> ``[(optimiser, scale)]`` of its networks for a config (TRPO/NPG/NAC: only the critic's; AC(lambda) has
+#: none):
 #: ``scale`` is 1 where the caller takes the step (``optim.apply_gradients``), ``-lr`` where the chain ends with it.
 OPTIMIZERS = {
     "ppo": lambda m, c: [(m.optimizer(c), 1.0)],
@@ -297,6 +301,7 @@ OPTIMIZERS = {
     "is-pg": lambda m, c: [(m.optimizer(c), 1.0)],
     "npg": lambda m, c: [(algos.get("trpo").critic_optimizer(c), -c.learning_rate)],  # NPG is TRPO's code
     "trpo": lambda m, c: [(m.critic_optimizer(c), -c.learning_rate)],
+    "nac": lambda m, c: [(m.critic_optimizer(c), -c.critic_learning_rate)],  # the actor's step is natural
     "reinforce": lambda m, c: [
         (m._optimizer(c, c.learning_rate), -c.learning_rate),
         (m._optimizer(c, c.value_learning_rate), -c.value_learning_rate),
@@ -308,6 +313,7 @@ OPTIMIZERS = {
     "ddpg": lambda m, c: [(algos.get("td3").optimizer(c), 1.0)],  # DDPG is TD3's code
     "td3": lambda m, c: [(m.optimizer(c), 1.0)],
     "sac": lambda m, c: [(m.optimizer(c), 1.0)],
+    "dqn": lambda m, c: [(m.optimizer(c), 1.0)],
 }
 
 
@@ -358,15 +364,39 @@ def test_ac_lambda_decays_before_its_trace_step():
         np.testing.assert_allclose(with_decay, _leaves(out[0.0])[key] - decay, rtol=1e-5, atol=1e-7, err_msg=key)
 
 
+def test_nac_decays_the_baseline_and_not_the_natural_gradient_step():
+    """NAC's actor step theta + alpha w is the same with and without weight decay; its baseline's is not."""
+    nac = algos.get("nac")
+    space, obs_space = Discrete(2), Box(-1, 1, (3,))
+    T, B = 8, 2
+    obs = jax.random.normal(jax.random.PRNGKey(1), (T, B, 3))
+    out = {}
+    for wd in (0.0, 0.5):
+        cfg = nac.Config(n_envs=B, n_steps=T, n_critic_updates=1, n_minibatches=1, hidden_sizes=(8,), weight_decay=wd)
+        state = nac.init(jax.random.PRNGKey(0), obs_space, space, cfg, 100)
+        action, logp, value = nac.act(cfg, space, state, obs.reshape(T * B, 3), jax.random.PRNGKey(2))
+        action, logp, value = (x.reshape(T, B) for x in (action, logp, value))
+        batch = Transition(obs, action, action.astype(jnp.float32), jnp.zeros((T, B), bool), jnp.zeros((T, B), bool),
+                           obs, logp, value)  # fmt: skip
+        out[wd] = nac.update(cfg, space, state, batch, jax.random.PRNGKey(3))[0].params
+    for a, b in zip(jax.tree.leaves(out[0.0]["policy"]), jax.tree.leaves(out[0.5]["policy"])):
+        np.testing.assert_array_equal(a, b)
+    kernels = lambda p: [v for k, v in _leaves(p).items() if k.endswith("['kernel']")]  # noqa: E731
+    assert all(not np.allclose(a, b) for a, b in zip(kernels(out[0.0]["critic"]), kernels(out[0.5]["critic"])))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(GRADIENT_BASED))
 def test_smoke_with_layer_norm_and_weight_decay(tmp_path, name):
     module = algos.get(name)
     extra = {} if name in OFF_POLICY or name == "qac" else {"std": "state"}
     cfg = module.Config(**GRADIENT_BASED[name], layer_norm=True, weight_decay=1e-2, **extra)
-    continuous = name in OFF_POLICY
-    env = "probe/ActionRewardContinuous-v0" if continuous or extra else "probe/ActionReward-v0"
-    n = 200 if continuous else 3 * cfg.n_envs * cfg.n_steps
+    continuous = name in CONTINUOUS_ONLY
+    # NAC solves its least squares exactly (Cholesky, float32), which fails when every observation is 0 (ActionReward):
+    # LayerNorm of equal pre-activations has a gradient of 1/sqrt(eps) = 1e3 per layer. ContextualBandit's are +-1.
+    probe = "probe/ContextualBandit" if name == "nac" else "probe/ActionReward"
+    env = f"{probe}Continuous-v0" if continuous or extra else f"{probe}-v0"
+    n = 200 if name in OFF_POLICY else 3 * cfg.n_envs * cfg.n_steps
     pool = {"worker_pool": "local"} if getattr(module, "DEFAULT_WORKERS", None) else {}
     summary, run_dir = train_run(tmp_path, name, cfg, env, total_steps=n, **pool)
     assert summary["env_steps"] >= n

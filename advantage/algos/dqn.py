@@ -32,7 +32,7 @@ from advantage.core import optim
 from advantage.core.losses import global_norm
 from advantage.core.returns import td_target
 from advantage.envs.spaces import is_discrete
-from advantage.nets.mlp import flatten_obs
+from advantage.nets.mlp import NetworkConfig, flatten_obs
 from advantage.nets.offpolicy import Linear, Torso
 from advantage.types import Transition
 
@@ -48,8 +48,10 @@ LOSSES = ("huber", "mse")
 
 
 @struct.dataclass
-class Config:
+class Config(NetworkConfig):
     """DQN hyperparameters. Defaults are Stable-Baselines3's DQN defaults."""
+
+    # layer_norm (in the Q network's torso), weight_decay (decoupled, on Adam): the fields of nets.mlp.NetworkConfig
 
     n_envs: int = static(1)
     """Parallel environments per seed."""
@@ -98,6 +100,7 @@ class Config:
     """Adam epsilon."""
 
     def __post_init__(self):
+        self.check_network()  # layer_norm, weight_decay (nets.mlp.NetworkConfig)
         replay.check_config(self, None)
         check(self, "loss", lambda v: v in LOSSES, f"choose one of {', '.join(LOSSES)}")
         check(self, "target_update_interval", lambda v: v >= 1, "update the target every >= 1 env steps")
@@ -109,11 +112,11 @@ class Config:
 
 #: Per-environment defaults. CartPole-v1: the RL Baselines3 Zoo's ``hyperparams/dqn.yml`` entry
 #: (rl-baselines3-zoo@ce95481: lr 2.3e-3, batch 64, buffer 100k, learning_starts 1000, gamma 0.99,
-#: target_update_interval 10, exploration 0.16 -> 0.04, (256, 256), 50k steps) with three changes that made more
-#: seeds end solved (docs/algorithms/dqn.md, Results): Double DQN, the learning rate annealed to 0, and rounds of
-#: 64 gradient steps every 128 env steps instead of 128 every 256 (the same update-to-data ratio, twice as many
-#: target updates). Collected in rollouts of n_steps = train_freq (the same schedule as one step per iteration;
-#: epsilon moves in steps of 128 env steps).
+#: target_update_interval 10, exploration 0.16 -> 0.04, (256, 256), 50k steps) with three changes that made more seeds
+#: end solved (docs/algorithms/dqn.md, Results): Double DQN, the learning rate annealed to 0, and rounds of 64
+#: gradient steps every 128 env steps instead of 128 every 256 (the same update-to-data ratio, twice as many target
+#: updates). Collected in rollouts of n_steps = train_freq (the same schedule as one step per iteration; epsilon
+#: moves in steps of 128 env steps).
 PRESETS: dict[str, dict] = {
     "CartPole-v1": dict(
         n_steps=128,
@@ -151,19 +154,21 @@ class AgentState(struct.PyTreeNode):
 # ----------------------------------------------------------------------------- the Q network
 class QNetwork(nn.Module):
     """``s -> [Q(s, 0), ..., Q(s, n-1)]``: an MLP torso and one linear output per action, with PyTorch's default
-    initialisation (as SB3's and CleanRL's DQN; ``nets/offpolicy.py``)."""
+    initialisation (as SB3's and CleanRL's DQN; ``nets/offpolicy.py``); with ``layer_norm``, each hidden layer is
+    ``Linear -> LayerNorm -> activation``."""
 
     n_actions: int
     hidden_sizes: Sequence[int]
     activation: str = "relu"
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, obs):
-        return Linear(self.n_actions, name="out")(Torso(self.hidden_sizes, self.activation)(obs))
+        return Linear(self.n_actions, name="out")(Torso(self.hidden_sizes, self.activation, self.layer_norm)(obs))
 
 
 def q_net(config, action_space) -> QNetwork:
-    return QNetwork(int(action_space.n), config.hidden_sizes, config.activation)
+    return QNetwork(int(action_space.n), config.hidden_sizes, config.activation, config.layer_norm)
 
 
 def require_discrete(action_space) -> None:
@@ -176,9 +181,11 @@ def require_discrete(action_space) -> None:
 
 
 def optimizer(config) -> optax.GradientTransformation:
-    """Global-norm clipping, then Adam's scaling; the step ``-learning_rate * update`` is applied by
-    ``core.optim.apply_gradients``, so the rate can be a pytree leaf."""
-    return optim.optimizer("adam", max_grad_norm=config.max_grad_norm, eps=config.adam_eps)
+    """Global-norm clipping, then Adam's scaling and the decoupled ``weight_decay`` of the weight matrices; the step
+    ``-learning_rate * update`` is applied by ``core.optim.apply_gradients``, so the rate can be a pytree leaf."""
+    return optim.optimizer(
+        "adam", max_grad_norm=config.max_grad_norm, eps=config.adam_eps, weight_decay=config.weight_decay
+    )
 
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:

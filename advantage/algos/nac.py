@@ -50,7 +50,7 @@ from advantage.core.normalization import RunningMeanStd
 from advantage.core.returns import gae
 from advantage.envs.spaces import action_dim, is_discrete
 from advantage.nets.linear import Critic, FeatureMap, FeaturesConfig, Policy
-from advantage.nets.mlp import check_torso, flatten_obs
+from advantage.nets.mlp import PolicyConfig, check_torso, flatten_obs
 from advantage.types import Transition
 
 NAME = "nac"
@@ -59,10 +59,12 @@ NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 
 @struct.dataclass
-class Config(FeaturesConfig):
+class Config(FeaturesConfig, PolicyConfig):
     """Natural actor-critic hyperparameters. Defaults: the CartPole-v1 preset."""
 
     # features, tile_low, tile_high, n_tilings, tiles_per_dim: the fields of nets.linear.FeaturesConfig
+    # layer_norm, weight_decay (the baseline's only: the actor's step is the natural gradient), std, temperature:
+    # the fields of nets.mlp.PolicyConfig (docs/network-options.md)
     n_envs: int = static(2)
     """Parallel environments per seed."""
     n_steps: int = static(512)
@@ -101,6 +103,7 @@ class Config(FeaturesConfig):
 
     def __post_init__(self):
         self.check_features()
+        self.check_policy()  # layer_norm, weight_decay, std, temperature (nets.mlp.PolicyConfig)
         check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
         check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
         check(self, "n_critic_updates", lambda v: v >= 0, "use 0 or more baseline epochs")
@@ -173,14 +176,20 @@ def networks(config: Config, action_space, fmap) -> tuple[Policy, Critic]:
             config.hidden_sizes,
             config.activation,
             config.log_std_init,
+            layer_norm=config.layer_norm,
+            std=config.std,
+            temperature=config.temperature,
         ),
-        Critic(1, fmap, config.hidden_sizes, config.activation),
+        Critic(1, fmap, config.hidden_sizes, config.activation, config.layer_norm),
     )
 
 
 def critic_optimizer(config: Config) -> optax.GradientTransformation:
-    """Adam on the baseline's parameters."""
-    return optim.optimizer("adam", eps=config.adam_eps, learning_rate=config.critic_learning_rate)
+    """Adam on the baseline's parameters, with the decoupled ``weight_decay`` (``core.optim.optimizer``). The actor
+    has no optimiser and no decay: its step ``theta + alpha w`` is the natural gradient, as NPG's/TRPO's."""
+    return optim.optimizer(
+        "adam", eps=config.adam_eps, learning_rate=config.critic_learning_rate, weight_decay=config.weight_decay
+    )
 
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
