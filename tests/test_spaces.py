@@ -194,6 +194,9 @@ SESSION_CASES = [
     ("cem", "jax"),
     ("hill-climb", "gymnasium"),
     ("cma-es", "jax"),
+    ("nac", "jax"),  # the compatible features of a product of categoricals
+    ("ga", "gymnasium"),
+    ("nelder-mead", "jax"),
 ]
 ALSO_COVERED = {
     "ppo": "the learning tests below, on both back ends",
@@ -206,7 +209,19 @@ ALSO_COVERED = {
 def test_session_cases_cover_every_discrete_algorithm():
     from test_algorithm_contract import CONTINUOUS_ONLY
 
-    assert {n for n, _ in SESSION_CASES} | set(ALSO_COVERED) == set(algos.ALGORITHMS) - CONTINUOUS_ONLY
+    assert {n for n, _ in SESSION_CASES} | set(ALSO_COVERED) | set(REFUSED) == set(algos.ALGORITHMS) - CONTINUOUS_ONLY
+
+
+#: Discrete-action algorithms that refuse a MultiDiscrete action space, with a message that names the way out.
+REFUSED = {"dqn": "one Q output per action"}
+
+
+def test_dqn_refuses_a_multidiscrete_action_space():
+    from advantage.algos import dqn
+    from advantage.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="MultiDiscrete.*ppo, a2c"):
+        dqn.require_discrete(gymnasium.spaces.MultiDiscrete([2, 3]))
 
 
 @pytest.mark.slow

@@ -178,6 +178,12 @@ def require_discrete(action_space) -> None:
             f"dqn needs a discrete action space; got a continuous Box of shape {tuple(action_space.shape)}. "
             "Use sac or td3 (or ddpg) for continuous actions."
         )
+    if hasattr(action_space, "nvec"):
+        raise ConfigError(
+            f"dqn needs a Discrete action space; got a MultiDiscrete one with nvec {tuple(action_space.nvec)}, whose "
+            "joint actions DQN's one Q output per action does not cover. Use ppo, a2c or another on-policy algorithm "
+            "(a factored policy), or wrap the env so that it has one Discrete action per joint action."
+        )
 
 
 def optimizer(config) -> optax.GradientTransformation:

@@ -48,7 +48,7 @@ from advantage.core import losses, optim
 from advantage.core.natural_gradient import compatible_features, fit_compatible_critic
 from advantage.core.normalization import RunningMeanStd
 from advantage.core.returns import gae
-from advantage.envs.spaces import action_dim, is_discrete
+from advantage.envs.spaces import action_dim, action_factors, is_discrete
 from advantage.nets.linear import Critic, FeatureMap, FeaturesConfig, Policy
 from advantage.nets.mlp import PolicyConfig, check_torso, flatten_obs
 from advantage.types import Transition
@@ -179,6 +179,7 @@ def networks(config: Config, action_space, fmap) -> tuple[Policy, Critic]:
             layer_norm=config.layer_norm,
             std=config.std,
             temperature=config.temperature,
+            factors=action_factors(action_space),
         ),
         Critic(1, fmap, config.hidden_sizes, config.activation, config.layer_norm),
     )
