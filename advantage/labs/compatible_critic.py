@@ -151,7 +151,7 @@ def mean_ci(x, key: int = 0, n_boot: int = 2000) -> dict:
 def _draw(key, probs):
     """One index per row of ``probs [..., K]`` by the inverse CDF (cheaper to compile than ``categorical``)."""
     u = jax.random.uniform(key, probs.shape[:-1], probs.dtype)
-    return jnp.minimum(jnp.sum(jnp.cumsum(probs, -1) <= u[..., None], -1), probs.shape[-1] - 1).astype(jnp.int32)
+    return jnp.minimum(jnp.sum(jnp.cumsum(probs, axis=-1) <= u[..., None], -1), probs.shape[-1] - 1).astype(jnp.int32)
 
 
 @partial(jax.jit, static_argnames="shape")
