@@ -75,6 +75,92 @@ def test_ac_lambda_two_steps_by_hand(discount_actor, first_ends):
         assert float(state.discount_power[0]) == 1.0
 
 
+# ----------------------------------------------------------------------------- ac-lambda, average reward
+def test_differential_td_error_by_hand():
+    # delta = R - R_bar + (1 - term) v(S') - v(S)
+    d = ac_lambda.differential_td_error(jnp.asarray([2.0, 2.0]), 0.5, jnp.asarray([1.0, 1.0]), jnp.asarray([3.0, 3.0]),
+                                        jnp.asarray([False, True]))
+    np.testing.assert_allclose(d, [2.0 - 0.5 + 3.0 - 1.0, 2.0 - 0.5 - 1.0])
+
+
+def test_ac_lambda_average_reward_three_steps_by_hand():
+    """S&B sec. 13.6 as a plain loop: differential delta, R_bar <- R_bar + eta delta, traces decay by lambda only."""
+    lam_pi, lam_v, a_pi, a_v, eta = 0.8, 0.7, 0.1, 0.2, 0.3
+    rng = np.random.default_rng(1)
+    theta = rng.normal(size=(3, 2)).astype(np.float32)
+    w = rng.normal(size=(3, 1)).astype(np.float32)
+    s = rng.normal(size=(4, 2)).astype(np.float32)
+    acts, rews = [1, 0, 1], [1.0, 0.5, 2.0]
+    th, wh, z_pi, z_v, rbar = theta.copy(), w.copy(), np.zeros_like(theta), np.zeros_like(w), 0.0
+    rbars = []
+    for t in range(3):
+        x, x2 = np.append(s[t], 1.0), np.append(s[t + 1], 1.0)
+        delta = rews[t] - rbar + (x2 @ wh)[0] - (x @ wh)[0]
+        rbar += eta * delta
+        rbars.append(rbar)
+        z_v = lam_v * z_v + x[:, None]
+        pi = _softmax(x @ th)
+        z_pi = lam_pi * z_pi + np.outer(x, np.eye(2)[acts[t]] - pi)
+        wh, th = wh + a_v * delta * z_v, th + a_pi * delta * z_pi
+
+    space = Discrete(2)
+    cfg = ac_lambda.Config(n_steps=3, features="linear-raw", gamma=0.5, lambda_actor=lam_pi, lambda_critic=lam_v,
+                           learning_rate=a_pi, critic_learning_rate=a_v, objective="average-reward",
+                           avg_reward_step_size=eta)  # gamma is unused by this objective
+    state = ac_lambda.init(jax.random.PRNGKey(0), Box(-5, 5, (2,)), space, cfg, 3)
+    state = state.replace(params={"policy": {"params": {"LinearHead_0": {"w": jnp.asarray(theta)}}},
+                                  "critic": {"params": {"LinearHead_0": {"w": jnp.asarray(w)}}}})
+    no = jnp.zeros((3, 1), bool)
+    batch = Transition(obs=jnp.asarray(s[:3])[:, None], action=jnp.asarray(acts, jnp.int32)[:, None],
+                       reward=jnp.asarray(rews)[:, None], terminated=no, truncated=no,
+                       next_obs=jnp.asarray(s[1:])[:, None], log_prob=jnp.zeros((3, 1)), value=jnp.zeros((3, 1)))
+    state, metrics = ac_lambda.update(cfg, space, state, batch, None)
+    np.testing.assert_allclose(state.params["policy"]["params"]["LinearHead_0"]["w"], th, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(state.params["critic"]["params"]["LinearHead_0"]["w"], wh, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(float(state.avg_reward), rbars[-1], rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["value/avg_reward"]), rbars[-1], rtol=1e-5)
+    assert "value/avg_reward" not in ac_lambda.update(ac_lambda.Config(features="linear-raw"), space,
+                                                      ac_lambda.init(jax.random.PRNGKey(0), Box(-5, 5, (2,)), space,
+                                                                     ac_lambda.Config(features="linear-raw"), 1),
+                                                      jax.tree.map(lambda x: x[:1], batch), None)[1]
+
+
+def test_ac_lambda_average_reward_config_errors():
+    with pytest.raises(ConfigError, match="objective"):
+        ac_lambda.Config(objective="average")
+    with pytest.raises(ConfigError, match="discount_actor"):
+        ac_lambda.Config(objective="average-reward", discount_actor=True)
+
+
+def test_probe_average_reward_two_state_chain():
+    """A continuing 2-state chain: state 0 pays 1 and moves to 1; state 1 pays 0 and returns to 0 with prob 1/2.
+
+    Stationary d = (1/3, 2/3), so the average reward is rho = 1/3, and the differential values satisfy
+    v(0) = 1 - rho + v(1), i.e. v(0) - v(1) = 2/3. The actions do nothing here; R_bar and v must converge.
+    """
+    rng = np.random.default_rng(0)
+    T, s = 30_000, 0
+    states, rewards, nexts = [], [], []
+    for _ in range(T):
+        s2 = 1 if s == 0 else int(rng.random() < 0.5) ^ 1
+        states.append(s), rewards.append(1.0 if s == 0 else 0.0), nexts.append(s2)
+        s = s2
+    eye = np.eye(2, dtype=np.float32)
+    no = jnp.zeros((T, 1), bool)
+    batch = Transition(obs=jnp.asarray(eye[states])[:, None], action=jnp.asarray(rng.integers(0, 2, (T, 1))),
+                       reward=jnp.asarray(rewards, jnp.float32)[:, None], terminated=no, truncated=no,
+                       next_obs=jnp.asarray(eye[nexts])[:, None], log_prob=jnp.zeros((T, 1)), value=jnp.zeros((T, 1)))
+    space = Discrete(2)
+    cfg = ac_lambda.Config(n_steps=T, features="linear-onehot", objective="average-reward", lambda_actor=0.0,
+                           lambda_critic=0.0, learning_rate=0.01, critic_learning_rate=0.05,
+                           avg_reward_step_size=0.005)
+    state = ac_lambda.init(jax.random.PRNGKey(0), Box(0, 1, (2,)), space, cfg, T)
+    state, _ = jax.jit(lambda st, b: ac_lambda.update(cfg, space, st, b, None))(state, batch)
+    assert abs(float(state.avg_reward) - 1 / 3) < 0.03
+    v = ac_lambda.act(cfg, space, state, jnp.asarray(eye), jax.random.PRNGKey(1), True)[2].reshape(-1)
+    assert abs(float(v[0] - v[1]) - 2 / 3) < 0.1
+
+
 # ----------------------------------------------------------------------------- a2c by hand
 def test_a2c_one_step_is_the_td_actor_critic_and_gae_is_gae():
     k = jax.random.split(jax.random.PRNGKey(0), 4)

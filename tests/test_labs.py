@@ -138,6 +138,7 @@ def test_labs_listed():
         "entropy-bonus",
         "batch-vs-online",
         "shared-vs-separate",
+        "average-reward",
     ):
         assert name in labs.available()
 
@@ -276,3 +277,17 @@ def test_shared_vs_separate(tmp_path):
     assert sep["train_return_auc"] > 2 * sh["train_return_auc"]
     assert r["checks"]["separate final IQM >= shared final IQM"] == (sep["final_eval_iqm"] >= sh["final_eval_iqm"])
     assert r["claim_holds"] == all(r["checks"].values())
+
+
+@pytest.mark.slow
+def test_average_reward(tmp_path):
+    r = _run("average-reward", tmp_path)
+    avg, g9 = r["variants"]["average-reward"], r["variants"]["discounted, γ = 0.9"]
+    rho = r["optimum"]["rho_star"]
+    assert rho > r["optimum"]["always accept"] > r["optimum"]["uniform random"]
+    # the differential actor-critic's policies come close to the optimal reward per step ...
+    assert avg["fraction_of_optimum"] >= 0.95 and max(avg["exact_avg_reward_per_seed"]) <= rho + 1e-6
+    # ... and every one beats every policy of the shortsighted discounted agent
+    assert min(avg["exact_avg_reward_per_seed"]) > max(g9["exact_avg_reward_per_seed"])
+    assert avg["last_window_reward_per_step_mean"] > avg["reward_per_step_curve"][0]  # it learned online
+    assert r["claim_holds"]

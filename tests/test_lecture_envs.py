@@ -8,6 +8,14 @@ import numpy as np
 import pytest
 
 from advantage.envs import make, registered_ids
+from advantage.envs.lectures.access_control import (
+    AccessControl,
+    AccessState,
+    average_reward_of,
+    optimal_average_reward,
+    state_index,
+    transition_model,
+)
 from advantage.envs.lectures.aliased_gridworld import AliasedGridworld, AliasedState, features
 from advantage.envs.lectures.one_state import OneStateContinuous, OneStateDiscrete
 from advantage.envs.lectures.rock_paper_scissors import RockPaperScissors, RPSState, best_response
@@ -16,7 +24,7 @@ from advantage.envs.validation import observation_problems, reward_problems
 N, E, S, W = 0, 1, 2, 3
 KEY = jax.random.PRNGKey(0)
 IDS = {"AliasedGridworld-v0": 100, "RockPaperScissors-v0": 100, "OneStateContinuous-v0": 1,
-       "OneStateDiscrete-v0": 1}
+       "OneStateDiscrete-v0": 1, "AccessControl-v0": 1000}
 
 
 @pytest.mark.parametrize("env_id", list(IDS))
@@ -197,4 +205,75 @@ def test_jit_vmap_and_valid_outputs(env_id):
         assert space.contains(o)
     assert not reward_problems(np.asarray(r[0, 0]), "step 0")
     assert np.all(np.isfinite(np.asarray(r)))
-    assert np.any(np.asarray(term) | np.asarray(trunc))  # episodes end (and AutoReset restarts them)
+    if env_id == "AccessControl-v0":  # a continuing task: no episode ends within its 1000-step time limit
+        assert not np.any(np.asarray(term) | np.asarray(trunc))
+    else:
+        assert np.any(np.asarray(term) | np.asarray(trunc))  # episodes end (and AutoReset restarts them)
+
+
+# ----------------------------------------------------------------------------- access control (S&B Example 10.2)
+def _queue(free, priority):
+    return AccessState(jnp.asarray(free, jnp.int32), jnp.asarray(priority, jnp.int32))
+
+
+@pytest.mark.parametrize("priority,reward", [(0, 1.0), (1, 2.0), (2, 4.0), (3, 8.0)])
+def test_access_control_accept_pays_priority(priority, reward):
+    env = AccessControl()
+    p = env.default_params().replace(p_free=0.0)  # no server frees: the step's own effect only
+    obs, st, r, term, trunc, _ = env.step(KEY, _queue(5, priority), 1, p)
+    assert float(r) == reward and int(st.free) == 4 and not bool(term) and not bool(trunc)
+    assert obs.shape == (44,) and float(obs.sum()) == 1.0 and int(obs.argmax()) == state_index(4, int(st.priority))
+    obs, st, r, *_ = env.step(KEY, _queue(5, priority), 0, p)  # reject: reward 0, servers unchanged
+    assert float(r) == 0.0 and int(st.free) == 5
+
+
+def test_access_control_accept_without_free_server_is_impossible():
+    env = AccessControl()
+    p = env.default_params().replace(p_free=0.0)
+    for priority in range(4):
+        _, st, r, term, _, _ = env.step(KEY, _queue(0, priority), 1, p)
+        assert float(r) == 0.0 and int(st.free) == 0 and not bool(term)
+    P, R = transition_model()
+    assert np.all(R[[state_index(0, k) for k in range(4)]] == 0.0)
+
+
+def test_access_control_servers_free_with_probability_p():
+    """All 10 servers busy, reject every customer: the number freed in one step is Binomial(10, 0.06)."""
+    env = AccessControl()
+    p = env.default_params()
+    keys = jax.random.split(KEY, 20_000)
+    _, st, r, term, _, _ = jax.vmap(lambda k: env.step(k, _queue(0, 3), 0, p))(keys)
+    freed = np.asarray(st.free, np.float64)
+    assert np.all(np.asarray(r) == 0.0) and not np.any(np.asarray(term))
+    assert abs(freed.mean() - 10 * 0.06) < 4 * np.sqrt(10 * 0.06 * 0.94 / 20_000)  # mean of Binomial(10, 0.06)
+    assert abs(np.mean(freed == 0) - 0.94**10) < 0.015
+    # with every server free there is nothing to free, and a free server never becomes busy by itself
+    _, st, *_ = jax.vmap(lambda k: env.step(k, _queue(10, 0), 0, p))(keys[:100])
+    assert np.all(np.asarray(st.free) == 10)
+
+
+def test_access_control_never_terminates_and_matches_its_model():
+    env = AccessControl()
+    p = env.default_params()
+    obs, st = env.reset(KEY, p)
+
+    def body(carry, k):
+        (st,) = carry
+        ka, ks = jax.random.split(k)
+        obs, st2, r, term, trunc, _ = env.step(ks, st, jax.random.randint(ka, (), 0, 2), p)
+        return (st2,), (term, r)
+
+    _, (term, r) = jax.lax.scan(body, (st,), jax.random.split(KEY, 5_000))
+    assert not np.any(np.asarray(term))
+    # uniformly random policy: its long-run reward per step matches the exact stationary rate of the model
+    assert abs(float(np.mean(np.asarray(r))) - average_reward_of(np.full((44, 2), 0.5))) < 0.15
+    P, _ = transition_model()
+    np.testing.assert_allclose(P.sum(axis=-1), 1.0)
+
+
+def test_access_control_optimal_rate_beats_simple_policies():
+    rho, policy = optimal_average_reward()
+    always_accept = average_reward_of(np.tile([0.0, 1.0], (44, 1)))
+    assert rho > always_accept > average_reward_of(np.full((44, 2), 0.5))
+    assert abs(average_reward_of(np.eye(2)[policy]) - rho) < 1e-6  # the greedy policy attains rho*
+    assert policy[state_index(10, 3)] == 1 and policy[state_index(1, 0)] == 0  # accept an 8, reject a 1 when busy

@@ -37,6 +37,22 @@ bootstraps from :math:`\hat v(S')` of the true final observation (``next_obs``),
 time limit is not mistaken for a terminal state. Either one resets the traces and ``I`` after
 the update, since the next observation starts a new episode.
 
+**Average reward** (``objective='average-reward'``; S&B sec. 13.6, "Actor-Critic with Eligibility
+Traces (continuing)"). For a continuing task the objective is the reward per step,
+:math:`J_{avR}(\theta) = \sum_s d^{\pi_\theta}(s) \sum_a \pi_\theta(a|s) R(s, a)`, the critic learns
+the *differential* value and the agent keeps an estimate :math:`\bar R` of :math:`J_{avR}`:
+
+.. math::
+    \delta &\leftarrow R - \bar R + \hat v(S', w) - \hat v(S, w) \\
+    \bar R &\leftarrow \bar R + \eta\,\delta \\
+    z^w &\leftarrow \lambda^w z^w + \nabla_w \hat v(S, w), \qquad
+    z^\theta \leftarrow \lambda^\theta z^\theta + \nabla_\theta \log\pi(A|S, \theta)
+
+then the same :math:`w, \theta` steps: no :math:`\gamma` and no :math:`I` (``gamma`` and
+``discount_actor`` are unused). :math:`\bar R` (``avg_reward_step_size`` :math:`= \eta`) lives in
+the agent state, one estimate shared by all environments (stepped by the mean :math:`\delta`), and is
+logged as ``value/avg_reward``.
+
 **The** :math:`I = \gamma^t` **factor** of the book makes the actor follow the gradient of the
 discounted start-state objective. Practical implementations usually drop it (it shrinks the
 actor's steps late in long episodes); ``discount_actor`` turns it on (default off).
@@ -62,6 +78,7 @@ from advantage.types import Transition
 NAME = "ac-lambda"
 SEARCH = False  # trained by updates (advantage.training.stepper.UpdateStepper)
 NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
+OBJECTIVES = ("discounted", "average-reward")
 
 
 @struct.dataclass
@@ -82,6 +99,8 @@ class Config(FeaturesConfig, PolicyConfig):
     """Hidden layer sizes (features='mlp')."""
     activation: str = static("tanh")
     """Hidden activation (features='mlp'): tanh, relu, elu or gelu."""
+    objective: str = static("discounted")
+    """'discounted' (S&B sec. 13.5) or 'average-reward' (sec. 13.6, continuing tasks: differential TD error)."""
     discount_actor: bool = static(False)
     """Multiply the actor's trace input by I = gamma^t (t: steps since the episode start), as in S&B's pseudocode."""
 
@@ -95,6 +114,8 @@ class Config(FeaturesConfig, PolicyConfig):
     """Trace decay lambda^theta of the actor."""
     lambda_critic: float = 0.9
     """Trace decay lambda^w of the critic."""
+    avg_reward_step_size: float = 0.01
+    """Step size eta of the average-reward estimate R_bar <- R_bar + eta delta (objective='average-reward')."""
     log_std_init: float = 0.0
     """Initial log standard deviation of the Gaussian policy (continuous actions)."""
 
@@ -109,6 +130,14 @@ class Config(FeaturesConfig, PolicyConfig):
         check(self, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
         check(self, "lambda_actor", lambda v: 0 <= v <= 1, "lambda must lie in [0, 1]")
         check(self, "lambda_critic", lambda v: 0 <= v <= 1, "lambda must lie in [0, 1]")
+        check(self, "objective", lambda v: v in OBJECTIVES, f"choose one of {', '.join(OBJECTIVES)}")
+        check(self, "avg_reward_step_size", lambda v: v > 0, "the step size must be positive")
+        check(
+            self,
+            "discount_actor",
+            lambda v: not (v and self.objective == "average-reward"),
+            "the average-reward objective has no discount: set discount_actor=False",
+        )
 
 
 #: CartPole-v1: tile coding over the ranges a balancing policy visits (the velocities are unbounded), and
@@ -140,6 +169,7 @@ class AgentState(struct.PyTreeNode):
     params: dict  # {"policy": theta, "critic": w}
     traces: dict  # {"policy": z^theta, "critic": z^w}, each like params with a leading [n_envs] axis
     discount_power: jax.Array  # I = gamma^t per environment, [n_envs]
+    avg_reward: jax.Array  # R_bar, the estimate of the reward per step (objective='average-reward'; else 0)
     env_steps: jax.Array  # env steps of the batches updated on so far
     total_steps: jax.Array  # env steps of the run (per seed)
     fmap: FeatureMap | None = struct.field(pytree_node=False, default=None)
@@ -175,6 +205,7 @@ def init(key, obs_space, action_space, config: Config, total_steps: int) -> Agen
         params=params,
         traces=zeros,
         discount_power=jnp.ones(config.n_envs),
+        avg_reward=jnp.zeros((), jnp.float32),
         env_steps=jnp.zeros((), jnp.int32),
         total_steps=jnp.asarray(total_steps, jnp.int32),
         fmap=fmap,
@@ -211,6 +242,19 @@ def trace_step(params, traces, grads, delta, decay, step_size):
     return params, traces
 
 
+def differential_td_error(reward, avg_reward, value, next_value, terminated):
+    r"""The differential TD error of the average-reward setting (S&B eq. 10.10 / sec. 13.6).
+
+    .. math::
+        \delta = R - \bar R + (1 - \text{term})\,\hat v(S') - \hat v(S)
+
+    No discount: :math:`\hat v` is the differential value, :math:`\bar R` the estimate of the reward
+    per step. A continuing task never terminates; ``terminated`` only guards an env that does.
+    All arguments broadcast (``[B]`` and a scalar ``avg_reward``).
+    """
+    return reward - avg_reward + (1.0 - terminated.astype(jnp.float32)) * next_value - value
+
+
 # ----------------------------------------------------------------------------- update
 def online_step(config: Config, action_space, state: AgentState, tr: Transition):
     """The book's per-step update for one transition of every environment (``tr`` fields ``[B, ...]``):
@@ -223,7 +267,14 @@ def online_step(config: Config, action_space, state: AgentState, tr: Transition)
 
     v = critic.apply(p_v, s)
     v_next = critic.apply(p_v, s_next)
-    delta = td_errors(r, v, v_next, term, config.gamma)  # R + gamma (1 - term) v(S') - v(S)
+    average = config.objective == "average-reward"
+    if average:
+        delta = differential_td_error(r, state.avg_reward, v, v_next, term)  # R - R_bar + v(S') - v(S)
+        avg_reward = state.avg_reward + config.avg_reward_step_size * jnp.mean(delta)  # R_bar <- R_bar + eta delta
+        gamma = 1.0  # traces decay by lambda alone
+    else:
+        delta = td_errors(r, v, v_next, term, config.gamma)  # R + gamma (1 - term) v(S') - v(S)
+        avg_reward, gamma = state.avg_reward, config.gamma
 
     # per-environment gradients: grad_w v(S_b, w) and grad_theta log pi(A_b|S_b, theta)
     grad_v = jax.vmap(jax.grad(lambda p, x: critic.apply(p, x[None])[0]), in_axes=(None, 0))(p_v, s)
@@ -242,7 +293,7 @@ def online_step(config: Config, action_space, state: AgentState, tr: Transition)
         state.traces["critic"],
         grad_v,
         delta,
-        jnp.full_like(delta, config.gamma * config.lambda_critic),
+        jnp.full_like(delta, gamma * config.lambda_critic),
         config.critic_learning_rate,
     )
     p_pi, z_pi = trace_step(
@@ -250,7 +301,7 @@ def online_step(config: Config, action_space, state: AgentState, tr: Transition)
         state.traces["policy"],
         grad_logp,
         delta,
-        jnp.full_like(delta, config.gamma * config.lambda_actor),
+        jnp.full_like(delta, gamma * config.lambda_actor),
         config.learning_rate,
     )
 
@@ -261,7 +312,9 @@ def online_step(config: Config, action_space, state: AgentState, tr: Transition)
     discount_power = jnp.where(done, 1.0, config.gamma * state.discount_power)
 
     entropy = jnp.mean(policy.apply(state.params["policy"], s).entropy())
-    new_state = state.replace(params={"policy": p_pi, "critic": p_v}, traces=traces, discount_power=discount_power)
+    new_state = state.replace(
+        params={"policy": p_pi, "critic": p_v}, traces=traces, discount_power=discount_power, avg_reward=avg_reward
+    )
     b = s.shape[0]
     metrics = {
         "loss/value": 0.5 * jnp.mean(delta**2),
@@ -273,6 +326,8 @@ def online_step(config: Config, action_space, state: AgentState, tr: Transition)
         "trace/actor_norm": losses.global_norm(z_pi) / jnp.sqrt(b),
         "trace/critic_norm": losses.global_norm(z_v) / jnp.sqrt(b),
     }
+    if average:
+        metrics["value/avg_reward"] = avg_reward
     return new_state, metrics
 
 
@@ -284,7 +339,8 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     as it was at the rollout's start (see the module docstring). Metrics are means over the steps.
     """
     state, m = jax.lax.scan(lambda st, tr: online_step(config, action_space, st, tr), state, batch)
-    metrics = {k: (jnp.max(v) if k == "value/max" else jnp.mean(v)) for k, v in m.items()}
+    last = ("value/avg_reward",)  # the estimate after the block's last step
+    metrics = {k: (jnp.max(v) if k == "value/max" else v[-1] if k in last else jnp.mean(v)) for k, v in m.items()}
     metrics["opt/learning_rate"] = jnp.asarray(config.learning_rate, jnp.float32)
     return state.replace(env_steps=state.env_steps + batch.reward.size), metrics
 

@@ -36,6 +36,7 @@ LABS: dict[str, str] = {
     "entropy-bonus": "advantage.labs.entropy_bonus",
     "shared-vs-separate": "advantage.labs.shared_vs_separate",
     "batch-vs-online": "advantage.labs.batch_vs_online",
+    "average-reward": "advantage.labs.average_reward",
 }
 
 

@@ -4,4 +4,10 @@ Importing this package registers them (``advantage envs`` lists them). Keep this
 plain list of imports: each module registers its environments when imported.
 """
 
-from advantage.envs.lectures import aliased_gridworld, gridworld, one_state, rock_paper_scissors  # noqa: F401
+from advantage.envs.lectures import (  # noqa: F401
+    access_control,
+    aliased_gridworld,
+    gridworld,
+    one_state,
+    rock_paper_scissors,
+)
