@@ -120,8 +120,19 @@ PRESETS: dict[str, dict] = {
         hidden_sizes=(64, 64),
     ),
 }
+#: The Zoo's MuJoCo entries (written for the ``-v3`` tasks; here for Gymnasium's ``-v4`` and ``-v5``): the
+#: defaults with 10,000 random steps first; Swimmer also discounts with gamma = 0.9999.
+MUJOCO = ("HalfCheetah", "Ant", "Hopper", "Walker2d", "Humanoid", "Swimmer")
+MUJOCO_IDS = tuple(f"{task}-{version}" for task in MUJOCO for version in ("v4", "v5"))
+PRESETS |= {
+    env_id: dict(learning_starts=10_000, **({"gamma": 0.9999} if env_id.startswith("Swimmer") else {}))
+    for env_id in MUJOCO_IDS
+}
+
 #: Default budget (env steps per seed): the Zoo's ``n_timesteps``.
-DEFAULT_STEPS: dict[str, int] = {"Pendulum-v1": 20_000, "MountainCarContinuous-v0": 50_000}
+DEFAULT_STEPS: dict[str, int] = {"Pendulum-v1": 20_000, "MountainCarContinuous-v0": 50_000} | {
+    env_id: 2_000_000 if env_id.startswith("Humanoid") else 1_000_000 for env_id in MUJOCO_IDS
+}
 
 
 class AgentState(struct.PyTreeNode):
