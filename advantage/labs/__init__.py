@@ -45,6 +45,27 @@ def header(module, seed: int, quick: bool) -> dict:
     return {"lab": module.NAME, "slide": module.SLIDE, "claim": module.CLAIM, "seed": seed, "quick": quick}
 
 
+def quiet_run_config(
+    env: str, seeds, total_steps: int, run_dir, *, eval_episodes: int, evals: int | None = None, **overrides
+):
+    """The ``RunConfig`` of a lab's training run: no progress bar, no video, ``eval_episodes`` per evaluation (at
+    the end). With ``evals``, also ``evals`` evaluations during the run (``eval_every = total_steps // evals``, one
+    compiled chunk each), whose episodes are not kept (``eval_record=0``). ``overrides``: other RunConfig fields."""
+    from advantage.training.run_config import RunConfig
+
+    during = {} if evals is None else {"eval_every": total_steps // evals, "eval_record": 0, "n_chunks": evals}
+    return RunConfig(
+        env=env,
+        seeds=tuple(seeds),
+        total_steps=total_steps,
+        run_dir=str(run_dir),
+        progress=False,
+        eval_episodes=eval_episodes,
+        video=False,
+        **{**during, **overrides},
+    )
+
+
 def available() -> list[str]:
     """The labs whose module exists."""
     out = []

@@ -38,7 +38,7 @@ import numpy as np
 
 from advantage.core.returns import gae
 from advantage.envs.registry import make
-from advantage.labs import header
+from advantage.labs import header, quiet_run_config
 from advantage.labs.reinforce_variance import _quiet_console, collect_episodes, fit_value, trained_policy
 
 NAME = "gae-lambda"
@@ -197,7 +197,6 @@ def learning_curves(seeds, total_steps: int, lambdas) -> dict:
     ``{lambda: (steps, [seed, step] returns)}``."""
     from advantage.algos import ppo
     from advantage.training.driver import train
-    from advantage.training.run_config import RunConfig
 
     curves = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -207,16 +206,8 @@ def learning_curves(seeds, total_steps: int, lambdas) -> dict:
             train(
                 "ppo",
                 cfg,
-                RunConfig(
-                    env=ENV,
-                    seeds=tuple(seeds),
-                    total_steps=total_steps,
-                    run_dir=str(run_dir),
-                    progress=False,
-                    eval_episodes=0,
-                    video=False,
-                    n_chunks=4,
-                    log_every=total_steps // 40,
+                quiet_run_config(
+                    ENV, seeds, total_steps, run_dir, eval_episodes=0, n_chunks=4, log_every=total_steps // 40
                 ),
                 console=_quiet_console(),
             )

@@ -39,7 +39,7 @@ from advantage.algos import ppo
 from advantage.core import optim
 from advantage.core.returns import gae
 from advantage.envs.registry import make
-from advantage.labs import header
+from advantage.labs import header, quiet_run_config
 from advantage.labs.gae_lambda import read_curve
 from advantage.labs.reinforce_variance import _quiet_console
 from advantage.training.jax_backend import JaxBackend
@@ -130,7 +130,6 @@ def epoch_ratios(config, action_space, agent, batch, key, n_epochs: int):
 
 def learning_curves(seeds, total_steps: int) -> dict:
     from advantage.training.driver import train
-    from advantage.training.run_config import RunConfig
 
     curves = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,16 +139,8 @@ def learning_curves(seeds, total_steps: int) -> dict:
             train(
                 "ppo",
                 cfg,
-                RunConfig(
-                    env=ENV,
-                    seeds=tuple(seeds),
-                    total_steps=total_steps,
-                    run_dir=str(run_dir),
-                    progress=False,
-                    eval_episodes=0,
-                    video=False,
-                    n_chunks=4,
-                    log_every=total_steps // 40,
+                quiet_run_config(
+                    ENV, seeds, total_steps, run_dir, eval_episodes=0, n_chunks=4, log_every=total_steps // 40
                 ),
                 console=_quiet_console(),
             )

@@ -34,7 +34,7 @@ from advantage.algos import reinforce
 from advantage.core import losses
 from advantage.core.returns import discounted_returns, episode_returns, gae
 from advantage.envs.registry import make
-from advantage.labs import header
+from advantage.labs import header, quiet_run_config
 
 NAME = "reinforce-variance"
 SLIDE = (
@@ -63,7 +63,6 @@ def _write(out_dir: Path, fig, results: dict) -> dict:
 def trained_policy(seed: int, total_steps: int):
     """``(config, policy net, critic net, agent)`` of REINFORCE after ``total_steps`` on CartPole (0: untrained)."""
     from advantage.training.driver import load_agents, train
-    from advantage.training.run_config import RunConfig
 
     cfg = reinforce.Config(**reinforce.PRESETS[ENV])
     env, params = make(ENV)
@@ -74,16 +73,7 @@ def trained_policy(seed: int, total_steps: int):
         )
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            run = RunConfig(
-                env=ENV,
-                seeds=(seed,),
-                total_steps=total_steps,
-                run_dir=str(Path(tmp) / "run"),
-                progress=False,
-                eval_episodes=0,
-                video=False,
-                n_chunks=1,
-            )
+            run = quiet_run_config(ENV, (seed,), total_steps, Path(tmp) / "run", eval_episodes=0, n_chunks=1)
             train("reinforce", cfg, run, console=_quiet_console())
             _, cfg, space, agents = load_agents(Path(tmp) / "run")
             agent = jax.tree.map(lambda x: x[0], agents)

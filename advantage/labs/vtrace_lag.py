@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from advantage.algos import impala
-from advantage.labs import header
+from advantage.labs import header, quiet_run_config
 from advantage.labs.gae_lambda import read_curve
 from advantage.labs.reinforce_variance import _quiet_console
 
@@ -78,7 +78,6 @@ def label(lag: int, correction: bool) -> str:
 def train_setting(lag: int, correction: bool, seeds, total_steps: int, tmp: Path) -> dict:
     """Train IMPALA (CartPole preset, ``policy_lag=lag``, ``correction``) on ``seeds`` in one driver run."""
     from advantage.training.driver import train
-    from advantage.training.run_config import RunConfig
 
     cfg = impala.Config(**dict(impala.PRESETS[ENV], policy_lag=lag, correction=correction))
     run_dir = tmp / f"lag{lag}-{'vtrace' if correction else 'none'}"
@@ -86,16 +85,8 @@ def train_setting(lag: int, correction: bool, seeds, total_steps: int, tmp: Path
     summary = train(
         "impala",
         cfg,
-        RunConfig(
-            env=ENV,
-            seeds=tuple(seeds),
-            total_steps=total_steps,
-            run_dir=str(run_dir),
-            progress=False,
-            eval_episodes=EVAL_EPISODES,
-            video=False,
-            n_chunks=1,
-            log_every=LOG_EVERY,
+        quiet_run_config(
+            ENV, seeds, total_steps, run_dir, eval_episodes=EVAL_EPISODES, n_chunks=1, log_every=LOG_EVERY
         ),
         console=_quiet_console(),
     )
