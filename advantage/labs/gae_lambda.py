@@ -26,7 +26,6 @@ and plots the learning curves.
 from __future__ import annotations
 
 import csv
-import json
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ import numpy as np
 
 from advantage.core.returns import gae
 from advantage.envs.registry import make
-from advantage.labs import header, quiet_run_config
+from advantage.labs import header, quiet_run_config, write_results
 from advantage.labs.reinforce_variance import _quiet_console, collect_episodes, fit_value, trained_policy
 
 NAME = "gae-lambda"
@@ -56,13 +55,6 @@ ENV = "CartPole-v1"
 GAMMA = 0.99
 LAMBDAS = (0.0, 0.5, 0.9, 0.95, 1.0)
 CURVE_LAMBDAS = (0.0, 0.5, 0.95, 1.0)
-
-
-def _write(out_dir: Path, fig, results: dict) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_dir / "figure.png", dpi=110, bbox_inches="tight")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    return results
 
 
 def sample_states(env, env_params, policy, pparams, key, n_episodes: int, n_states: int, max_steps: int):
@@ -338,6 +330,4 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         ),
         "wall_time_s": time.perf_counter() - t0,
     }
-    _write(out_dir, fig, results)
-    plt.close(fig)
-    return results
+    return write_results(out_dir, fig, results)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from advantage.labs import header, quiet_run_config
+from advantage.labs import header, quiet_run_config, write_results
 from advantage.labs.gae_lambda import read_curve
 from advantage.labs.reinforce_variance import _quiet_console
 
@@ -240,8 +240,4 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         ),
         "wall_time_s": time.perf_counter() - t0,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_dir / "figure.png", dpi=110, bbox_inches="tight")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    plt.close(fig)
-    return results
+    return write_results(out_dir, fig, results)

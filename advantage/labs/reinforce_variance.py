@@ -18,7 +18,6 @@ episodes, and their mean cosine to that reference.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from advantage.algos import reinforce
 from advantage.core import losses
 from advantage.core.returns import discounted_returns, episode_returns, gae
 from advantage.envs.registry import make
-from advantage.labs import header, quiet_run_config
+from advantage.labs import header, quiet_run_config, write_results
 
 NAME = "reinforce-variance"
 SLIDE = (
@@ -51,13 +50,6 @@ GAMMA = 0.99
 GAE_LAMBDA = 0.95
 #: the estimators, in the slides' order
 ESTIMATORS = ("R(tau)", "reward-to-go", "reward-to-go - mean", "reward-to-go - V(s)", "GAE advantage")
-
-
-def _write(out_dir: Path, fig, results: dict) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_dir / "figure.png", dpi=110, bbox_inches="tight")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    return results
 
 
 def trained_policy(seed: int, total_steps: int):
@@ -309,6 +301,4 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         ),
         "wall_time_s": time.perf_counter() - t0,
     }
-    _write(out_dir, fig, results)
-    plt.close(fig)
-    return results
+    return write_results(out_dir, fig, results)

@@ -24,7 +24,6 @@ forgets what it had learned).
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from advantage.labs import header, quiet_run_config
+from advantage.labs import header, quiet_run_config, write_results
 from advantage.labs.gae_lambda import read_curve
 from advantage.labs.reinforce_variance import _quiet_console
 
@@ -209,8 +208,4 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         + (". The claim holds here." if claim_holds else ". The claim does not hold here."),
         "wall_time_s": time.perf_counter() - t0,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_dir / "figure.png", dpi=110, bbox_inches="tight")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    plt.close(fig)
-    return results
+    return write_results(out_dir, fig, results)

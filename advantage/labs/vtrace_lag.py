@@ -19,7 +19,6 @@ the ratios is visibly worse (its mean final return at least 100 lower).
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from advantage.algos import impala
-from advantage.labs import header, quiet_run_config
+from advantage.labs import header, quiet_run_config, write_results
 from advantage.labs.gae_lambda import read_curve
 from advantage.labs.reinforce_variance import _quiet_console
 
@@ -54,13 +53,6 @@ MIN_CORRECTED = 400.0
 MIN_GAP = 100.0
 #: mode -> (lags, seeds per setting)
 MODES = {"full": ((0, 4, 8, 12), 10), "quick": ((12,), 8)}
-
-
-def _write(out_dir: Path, fig, results: dict) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_dir / "figure.png", dpi=110, bbox_inches="tight")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    return results
 
 
 def settings(lags) -> list[tuple[int, bool]]:
@@ -237,6 +229,4 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         ),
         "wall_time_s": time.perf_counter() - t0,
     }
-    _write(out_dir, fig, results)
-    plt.close(fig)
-    return results
+    return write_results(out_dir, fig, results)
