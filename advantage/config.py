@@ -32,6 +32,18 @@ def check(cfg, field: str, ok, requirement: str) -> None:
         raise ConfigError(f"{type(cfg).__module__.split('.')[-1]}.{field}={value!r} is invalid: {requirement}.")
 
 
+def check_minibatches(cfg, kind: str = "") -> None:
+    """Raise ``ConfigError`` unless a rollout of ``n_envs * n_steps`` samples splits into ``n_minibatches`` equal
+    minibatches (``kind``: what they train, e.g. "critic", as the message calls them), listing the counts that do."""
+    batch = cfg.n_envs * cfg.n_steps
+    if batch % cfg.n_minibatches != 0:
+        raise ConfigError(
+            f"{type(cfg).__module__.split('.')[-1]}: n_envs * n_steps = {cfg.n_envs} * {cfg.n_steps} = {batch} samples "
+            f"cannot be split into n_minibatches={cfg.n_minibatches} equal {kind + ' ' if kind else ''}minibatches; "
+            f"choose n_minibatches from {[m for m in range(1, min(batch, 64) + 1) if batch % m == 0]}."
+        )
+
+
 def to_dict(cfg) -> dict:
     return {f.name: (list(v) if isinstance(v := getattr(cfg, f.name), tuple) else v) for f in dataclasses.fields(cfg)}
 

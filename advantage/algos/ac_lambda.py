@@ -70,8 +70,7 @@ from flax import struct
 from advantage.config import check, static
 from advantage.core import losses, optim
 from advantage.core.returns import td_errors
-from advantage.envs.spaces import action_dim, action_factors, is_discrete
-from advantage.nets.linear import Critic, FeatureMap, FeaturesConfig, Policy
+from advantage.nets.linear import Critic, FeatureMap, FeaturesConfig, Policy, policy_and_value
 from advantage.nets.mlp import PolicyConfig, check_torso, flatten_obs
 from advantage.types import Transition
 
@@ -177,21 +176,7 @@ class AgentState(struct.PyTreeNode):
 
 def networks(config: Config, action_space, fmap) -> tuple[Policy, Critic]:
     """The policy ``pi_theta`` (softmax or Gaussian) and the state value ``v_w``."""
-    return (
-        Policy(
-            action_dim(action_space),
-            is_discrete(action_space),
-            fmap,
-            config.hidden_sizes,
-            config.activation,
-            config.log_std_init,
-            layer_norm=config.layer_norm,
-            std=config.std,
-            temperature=config.temperature,
-            factors=action_factors(action_space),
-        ),
-        Critic(1, fmap, config.hidden_sizes, config.activation, config.layer_norm),
-    )
+    return policy_and_value(config, action_space, fmap)
 
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:

@@ -49,8 +49,21 @@ SEARCH = True
 VARIANTS = ("tabular", "fit", "params")
 
 
+class SearchSchedule:
+    """``n_envs = n_steps = 1``, which the generic driver's Schedule reads: a search algorithm steps whole episodes
+    instead. Every search ``Config`` derives from it."""
+
+    @property
+    def n_envs(self) -> int:
+        return 1
+
+    @property
+    def n_steps(self) -> int:
+        return 1
+
+
 @struct.dataclass
-class Config:
+class Config(SearchSchedule):
     """Cross-entropy method hyperparameters (defaults: parameter-space CEM with a linear policy)."""
 
     variant: str = static("params")
@@ -108,14 +121,32 @@ class Config:
         """M = ceil(elite_frac * population_size), at least 1."""
         return max(1, math.ceil(self.elite_frac * self.population_size - 1e-9))
 
-    # The generic driver's Schedule reads these; a search algorithm steps whole episodes instead.
-    @property
-    def n_envs(self) -> int:
-        return 1
 
-    @property
-    def n_steps(self) -> int:
-        return 1
+@struct.dataclass
+class PolicySearchConfig(SearchSchedule):
+    """The ``Config`` fields and checks of a search over the parameters of a :class:`PolicyNet` acting
+    deterministically (hill-climb, cma-es, ga and nelder-mead derive from it; CEM's own ``Config`` puts
+    ``variant`` first). A ``Config`` re-declares a field whose default or help differs: the field keeps its
+    place, first here, and the CLI shows the re-declared default and help. Its ``__post_init__`` checks
+    ``population_size`` (each search needs its own minimum), then calls :meth:`check_search`."""
+
+    population_size: int = static(16)
+    """Candidates per generation N."""
+    episodes_per_candidate: int = static(1)
+    """Episodes averaged into each candidate's return."""
+    max_episode_steps: int | None = static(None)
+    """Cut roll-outs after this many steps (default: the env's time limit, else 1000)."""
+    hidden_sizes: tuple[int, ...] = static(())
+    """Hidden layers of the policy network; () is a linear policy."""
+    activation: str = static("tanh")
+    """Hidden activation: tanh, relu, elu or gelu."""
+
+    def check_search(self) -> None:
+        """The checks of ``episodes_per_candidate``, ``max_episode_steps`` and the network's torso."""
+        check(self, "episodes_per_candidate", lambda v: v >= 1, "run at least one episode per candidate")
+        if self.max_episode_steps is not None:
+            check(self, "max_episode_steps", lambda v: v >= 1, "use a positive step cap (or None)")
+        check_torso(self)
 
 
 #: Per-environment defaults (see docs/algorithms/cem.md for the measured results).

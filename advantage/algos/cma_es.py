@@ -22,7 +22,6 @@ from jax.flatten_util import ravel_pytree
 from advantage.algos import cem
 from advantage.config import check, static
 from advantage.errors import MissingExtraError
-from advantage.nets.mlp import check_torso
 
 NAME = "cma-es"
 NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
@@ -40,38 +39,20 @@ def _evosax():
 
 
 @struct.dataclass
-class Config:
+class Config(cem.PolicySearchConfig):
     """CMA-ES hyperparameters (evosax's defaults for everything not listed)."""
 
+    # episodes_per_candidate, max_episode_steps, hidden_sizes, activation: the fields of cem.PolicySearchConfig
     population_size: int = static(16)
     """Candidates per generation (lambda); evosax uses the best half, with log-rank weights."""
-    episodes_per_candidate: int = static(1)
-    """Episodes averaged into each candidate's return."""
-    max_episode_steps: int | None = static(None)
-    """Cut roll-outs after this many steps (default: the env's time limit, else 1000)."""
-    hidden_sizes: tuple[int, ...] = static(())
-    """Hidden layers of the policy network; () is a linear policy."""
-    activation: str = static("tanh")
-    """Hidden activation: tanh, relu, elu or gelu."""
 
     init_std: float = 0.5
     """Initial step size sigma_0 (the mean starts at 0)."""
 
     def __post_init__(self):
         check(self, "population_size", lambda v: v >= 4, "use at least 4 candidates")
-        check(self, "episodes_per_candidate", lambda v: v >= 1, "run at least one episode per candidate")
-        if self.max_episode_steps is not None:
-            check(self, "max_episode_steps", lambda v: v >= 1, "use a positive step cap (or None)")
-        check_torso(self)
+        self.check_search()  # episodes_per_candidate, max_episode_steps, hidden_sizes, activation
         check(self, "init_std", lambda v: v > 0, "the initial step size must be positive")
-
-    @property
-    def n_envs(self) -> int:
-        return 1
-
-    @property
-    def n_steps(self) -> int:
-        return 1
 
 
 PRESETS: dict[str, dict] = {"CartPole-v1": dict(population_size=16, init_std=0.5)}

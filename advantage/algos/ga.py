@@ -32,7 +32,6 @@ from jax.flatten_util import ravel_pytree
 from advantage.algos import cem
 from advantage.config import check, static
 from advantage.errors import MissingExtraError
-from advantage.nets.mlp import check_torso
 
 NAME = "ga"
 NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
@@ -50,19 +49,14 @@ def _evosax():
 
 
 @struct.dataclass
-class Config:
+class Config(cem.PolicySearchConfig):
     """Genetic-algorithm hyperparameters (evosax's SimpleGA: the better half are the parents)."""
 
+    # max_episode_steps, hidden_sizes, activation: the fields of cem.PolicySearchConfig
     population_size: int = static(16)
     """Candidates per generation N; the best N // 2 are the parents of the next one."""
     episodes_per_candidate: int = static(1)
     """Episodes averaged into each candidate's return (against "lucky" candidates in noisy envs)."""
-    max_episode_steps: int | None = static(None)
-    """Cut roll-outs after this many steps (default: the env's time limit, else 1000)."""
-    hidden_sizes: tuple[int, ...] = static(())
-    """Hidden layers of the policy network; () is a linear policy."""
-    activation: str = static("tanh")
-    """Hidden activation: tanh, relu, elu or gelu."""
     elitism: bool = static(True)
     """Carry the best candidate of a generation into the next one unmutated (as candidate 0)."""
 
@@ -75,21 +69,10 @@ class Config:
 
     def __post_init__(self):
         check(self, "population_size", lambda v: v >= 4, "use at least 4 candidates (2 parents)")
-        check(self, "episodes_per_candidate", lambda v: v >= 1, "run at least one episode per candidate")
-        if self.max_episode_steps is not None:
-            check(self, "max_episode_steps", lambda v: v >= 1, "use a positive step cap (or None)")
-        check_torso(self)
+        self.check_search()  # episodes_per_candidate, max_episode_steps, hidden_sizes, activation
         check(self, "init_std", lambda v: v > 0, "the initial std must be positive")
         check(self, "mutation_std", lambda v: v > 0, "the mutation scale must be positive")
         check(self, "crossover_rate", lambda v: 0 <= v <= 1, "the crossover rate must lie in [0, 1]")
-
-    @property
-    def n_envs(self) -> int:
-        return 1
-
-    @property
-    def n_steps(self) -> int:
-        return 1
 
 
 PRESETS: dict[str, dict] = {"CartPole-v1": dict(population_size=32, mutation_std=0.3, init_std=1.0)}

@@ -27,7 +27,6 @@ from flax import struct
 
 from advantage.algos import cem
 from advantage.config import check, static
-from advantage.nets.mlp import check_torso
 
 NAME = "hill-climb"
 NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
@@ -35,19 +34,14 @@ SEARCH = True
 
 
 @struct.dataclass
-class Config:
+class Config(cem.PolicySearchConfig):
     """Hill-climbing hyperparameters (defaults: a linear policy, 8 candidates per generation)."""
 
+    # max_episode_steps, hidden_sizes, activation: the fields of cem.PolicySearchConfig
     population_size: int = static(8)
     """Candidates per generation: with reevaluate, the incumbent plus population_size - 1 perturbations."""
     episodes_per_candidate: int = static(3)
     """Episodes averaged into each candidate's return."""
-    max_episode_steps: int | None = static(None)
-    """Cut roll-outs after this many steps (default: the env's time limit, else 1000)."""
-    hidden_sizes: tuple[int, ...] = static(())
-    """Hidden layers of the policy network; () is a linear policy."""
-    activation: str = static("tanh")
-    """Hidden activation: tanh, relu, elu or gelu."""
     reevaluate: bool = static(False)
     """Score the incumbent again every generation (candidate 0) instead of trusting its first score."""
     adaptive_noise: bool = static(True)
@@ -68,10 +62,7 @@ class Config:
 
     def __post_init__(self):
         check(self, "population_size", lambda v: v >= 2, "use at least 2 candidates")
-        check(self, "episodes_per_candidate", lambda v: v >= 1, "run at least one episode per candidate")
-        if self.max_episode_steps is not None:
-            check(self, "max_episode_steps", lambda v: v >= 1, "use a positive step cap (or None)")
-        check_torso(self)
+        self.check_search()  # episodes_per_candidate, max_episode_steps, hidden_sizes, activation
         check(self, "init_std", lambda v: v >= 0, "the initial std must be >= 0")
         check(self, "noise_std", lambda v: v > 0, "the noise scale must be positive")
         check(self, "noise_shrink", lambda v: 0 < v <= 1, "the shrink factor must lie in (0, 1]")
@@ -83,14 +74,6 @@ class Config:
             lambda v: v >= self.noise_min if isinstance(self.noise_min, float) else True,
             "the upper bound must be >= noise_min",
         )
-
-    @property
-    def n_envs(self) -> int:
-        return 1
-
-    @property
-    def n_steps(self) -> int:
-        return 1
 
 
 PRESETS: dict[str, dict] = {"CartPole-v1": dict(population_size=8, episodes_per_candidate=3, noise_std=0.5)}

@@ -43,13 +43,12 @@ import optax
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
-from advantage.config import ConfigError, check, static
+from advantage.config import check, check_minibatches, static
 from advantage.core import losses, optim
 from advantage.core.natural_gradient import compatible_features, fit_compatible_critic
 from advantage.core.normalization import RunningMeanStd
 from advantage.core.returns import gae
-from advantage.envs.spaces import action_dim, action_factors, is_discrete
-from advantage.nets.linear import Critic, FeatureMap, FeaturesConfig, Policy
+from advantage.nets.linear import Critic, FeatureMap, FeaturesConfig, Policy, policy_and_value
 from advantage.nets.mlp import PolicyConfig, check_torso, flatten_obs
 from advantage.types import Transition
 
@@ -116,13 +115,7 @@ class Config(FeaturesConfig, PolicyConfig):
         check(self, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
         check(self, "gae_lambda", lambda v: 0 <= v <= 1, "gae_lambda must lie in [0, 1]")
         check(self, "reward_scale", lambda v: v > 0, "the reward scale must be positive")
-        batch = self.n_envs * self.n_steps
-        if batch % self.n_minibatches != 0:
-            raise ConfigError(
-                f"nac: n_envs * n_steps = {self.n_envs} * {self.n_steps} = {batch} samples cannot be split "
-                f"into n_minibatches={self.n_minibatches} equal baseline minibatches; choose n_minibatches from "
-                f"{[m for m in range(1, min(batch, 64) + 1) if batch % m == 0]}."
-            )
+        check_minibatches(self, "baseline")
 
 
 #: Per-environment defaults (docs/algorithms/nac.md): NPG's CartPole-v1 preset (rollouts of 2 x 512, GAE 0.98,
@@ -168,21 +161,7 @@ class CriticBatch(struct.PyTreeNode):
 
 def networks(config: Config, action_space, fmap) -> tuple[Policy, Critic]:
     """The policy ``pi_theta`` (softmax or Gaussian) and the state baseline ``V_v`` (one output)."""
-    return (
-        Policy(
-            action_dim(action_space),
-            is_discrete(action_space),
-            fmap,
-            config.hidden_sizes,
-            config.activation,
-            config.log_std_init,
-            layer_norm=config.layer_norm,
-            std=config.std,
-            temperature=config.temperature,
-            factors=action_factors(action_space),
-        ),
-        Critic(1, fmap, config.hidden_sizes, config.activation, config.layer_norm),
-    )
+    return policy_and_value(config, action_space, fmap)
 
 
 def critic_optimizer(config: Config) -> optax.GradientTransformation:

@@ -56,7 +56,6 @@ from jax.flatten_util import ravel_pytree
 
 from advantage.algos import cem
 from advantage.config import check, static
-from advantage.nets.mlp import check_torso
 
 NAME = "nelder-mead"
 NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
@@ -67,20 +66,17 @@ N_TRIALS = 4
 
 
 @struct.dataclass
-class Config:
+class Config(cem.PolicySearchConfig):
     """Nelder–Mead hyperparameters (defaults: a linear policy, the four trial points per generation)."""
 
+    # max_episode_steps, activation: the fields of cem.PolicySearchConfig
     population_size: int = static(4)
     """Points scored per generation (>= 4): the four trial points (repeated and averaged when larger), or the
     next vertices of the simplex to score (initial simplex, after a shrink)."""
     episodes_per_candidate: int = static(1)
     """Episodes averaged into each point's return (against "lucky" vertices in noisy envs)."""
-    max_episode_steps: int | None = static(None)
-    """Cut roll-outs after this many steps (default: the env's time limit, else 1000)."""
     hidden_sizes: tuple[int, ...] = static(())
     """Hidden layers of the policy network; () is a linear policy (recommended: a simplex has n + 1 vertices)."""
-    activation: str = static("tanh")
-    """Hidden activation: tanh, relu, elu or gelu."""
     adaptive: bool = static(False)
     """Gao & Han's dimension-dependent coefficients (SciPy's adaptive=True), better for larger n."""
 
@@ -91,20 +87,9 @@ class Config:
 
     def __post_init__(self):
         check(self, "population_size", lambda v: v >= N_TRIALS, f"use at least {N_TRIALS} (the trial points)")
-        check(self, "episodes_per_candidate", lambda v: v >= 1, "run at least one episode per candidate")
-        if self.max_episode_steps is not None:
-            check(self, "max_episode_steps", lambda v: v >= 1, "use a positive step cap (or None)")
-        check_torso(self)
+        self.check_search()  # episodes_per_candidate, max_episode_steps, hidden_sizes, activation
         check(self, "init_std", lambda v: v >= 0, "the initial std must be >= 0")
         check(self, "initial_step", lambda v: v > 0, "the simplex needs a positive initial step")
-
-    @property
-    def n_envs(self) -> int:
-        return 1
-
-    @property
-    def n_steps(self) -> int:
-        return 1
 
 
 PRESETS: dict[str, dict] = {"CartPole-v1": dict(population_size=4, episodes_per_candidate=3, initial_step=1.0)}

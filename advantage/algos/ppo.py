@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from advantage.config import ConfigError, check, static
+from advantage.config import check, check_minibatches, static
 from advantage.core import losses, optim
 from advantage.core.normalization import RunningMeanStd
 from advantage.core.returns import gae, td_errors
@@ -114,13 +114,7 @@ class Config(PolicyConfig):
         check(self, "reward_scale", lambda v: v > 0, "the reward scale must be positive")
         if self.target_kl is not None:
             check(self, "target_kl", lambda v: v > 0, "use a positive KL (e.g. 0.01), or None for no early stopping")
-        batch = self.n_envs * self.n_steps
-        if batch % self.n_minibatches != 0:
-            raise ConfigError(
-                f"ppo: n_envs * n_steps = {self.n_envs} * {self.n_steps} = {batch} samples cannot be split "
-                f"into n_minibatches={self.n_minibatches} equal minibatches; choose n_minibatches from "
-                f"{[m for m in range(1, min(batch, 64) + 1) if batch % m == 0]}."
-            )
+        check_minibatches(self)
 
     @property
     def batch_size(self) -> int:

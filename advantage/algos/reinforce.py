@@ -57,8 +57,7 @@ from advantage.config import ConfigError, check, static
 from advantage.core import losses, optim
 from advantage.core.losses import masked_mean
 from advantage.core.returns import discounted_returns, episode_returns
-from advantage.envs.spaces import action_dim, action_factors, is_discrete
-from advantage.nets.linear import Critic, FeatureMap, FeaturesConfig, Policy
+from advantage.nets.linear import Critic, FeatureMap, FeaturesConfig, Policy, policy_and_value
 from advantage.nets.mlp import PolicyConfig, check_torso, flatten_obs
 from advantage.types import Transition
 
@@ -177,20 +176,7 @@ class AgentState(struct.PyTreeNode):
 # ----------------------------------------------------------------------------- networks
 def networks(config: Config, action_space, fmap: FeatureMap | None) -> tuple[Policy, Critic]:
     """The policy ``pi_theta`` and the value ``V_w`` (separate networks, or linear in the same features)."""
-    policy = Policy(
-        action_dim(action_space),
-        is_discrete(action_space),
-        fmap,
-        config.hidden_sizes,
-        config.activation,
-        config.log_std_init,
-        layer_norm=config.layer_norm,
-        std=config.std,
-        temperature=config.temperature,
-        factors=action_factors(action_space),
-    )
-    critic = Critic(1, fmap, config.hidden_sizes, config.activation, config.layer_norm)
-    return policy, critic
+    return policy_and_value(config, action_space, fmap)
 
 
 def _optimizer(config: Config, lr) -> optax.GradientTransformation:

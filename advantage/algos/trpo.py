@@ -23,7 +23,7 @@ import optax
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
-from advantage.config import ConfigError, check, static
+from advantage.config import check, check_minibatches, static
 from advantage.core import losses, optim
 from advantage.core.natural_gradient import natural_gradient_step
 from advantage.core.normalization import RunningMeanStd
@@ -87,7 +87,6 @@ class Config(PolicyConfig):
 
     def __post_init__(self):
         self.check_policy()  # layer_norm, weight_decay, std, temperature (nets.mlp.PolicyConfig)
-        name = type(self).__module__.split(".")[-1]
         check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
         check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
         check(self, "cg_iters", lambda v: v >= 1, "run at least one conjugate-gradient iteration")
@@ -103,13 +102,7 @@ class Config(PolicyConfig):
         check(self, "learning_rate", lambda v: v > 0, "the learning rate must be positive")
         check(self, "gamma", lambda v: 0 <= v <= 1, "gamma must lie in [0, 1]")
         check(self, "gae_lambda", lambda v: 0 <= v <= 1, "gae_lambda must lie in [0, 1]")
-        batch = self.n_envs * self.n_steps
-        if batch % self.n_minibatches != 0:
-            raise ConfigError(
-                f"{name}: n_envs * n_steps = {self.n_envs} * {self.n_steps} = {batch} samples cannot be split "
-                f"into n_minibatches={self.n_minibatches} equal critic minibatches; choose n_minibatches from "
-                f"{[m for m in range(1, min(batch, 64) + 1) if batch % m == 0]}."
-            )
+        check_minibatches(self, "critic")
 
     @property
     def batch_size(self) -> int:

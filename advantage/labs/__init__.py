@@ -9,6 +9,8 @@ Each lab is one module exposing
   smaller version for the tests (same claim, fewer repetitions).
 
 A lab runs in a few minutes at most on 2 CPU cores. ``docs/lectures.md`` shows each figure with its slide.
+What the labs share is here: :func:`header` (the first fields of ``results.json``), :func:`quiet_run_config` (the
+``RunConfig`` of a training run inside a lab) and :func:`write_results`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,41 @@ LABS: dict[str, str] = {
 def header(module, seed: int, quick: bool) -> dict:
     """The first fields of every lab's ``results.json``: which lab, which slide and claim, and how it was run."""
     return {"lab": module.NAME, "slide": module.SLIDE, "claim": module.CLAIM, "seed": seed, "quick": quick}
+
+
+def write_results(out_dir, fig, results: dict) -> dict:
+    """Write a lab's ``out_dir/figure.png`` (``fig``, which is closed then) and ``out_dir/results.json``; returns
+    ``results``."""
+    import json
+
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_dir / "figure.png", dpi=110, bbox_inches="tight")
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    plt.close(fig)
+    return results
+
+
+def quiet_run_config(
+    env: str, seeds, total_steps: int, run_dir, *, eval_episodes: int, evals: int | None = None, **overrides
+):
+    """The ``RunConfig`` of a lab's training run: no progress bar, no video, ``eval_episodes`` per evaluation (at
+    the end). With ``evals``, also ``evals`` evaluations during the run (``eval_every = total_steps // evals``, one
+    compiled chunk each), whose episodes are not kept (``eval_record=0``). ``overrides``: other RunConfig fields."""
+    from advantage.training.run_config import RunConfig
+
+    during = {} if evals is None else {"eval_every": total_steps // evals, "eval_record": 0, "n_chunks": evals}
+    return RunConfig(
+        env=env,
+        seeds=tuple(seeds),
+        total_steps=total_steps,
+        run_dir=str(run_dir),
+        progress=False,
+        eval_episodes=eval_episodes,
+        video=False,
+        **{**during, **overrides},
+    )
 
 
 def available() -> list[str]:

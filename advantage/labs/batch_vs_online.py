@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from advantage.algos import a2c
-from advantage.labs import header
+from advantage.labs import header, quiet_run_config
 from advantage.labs.gae_lambda import read_curve
 from advantage.labs.reinforce_variance import _quiet_console
 from advantage.report.stats import iqm, stratified_bootstrap_ci
@@ -62,22 +62,13 @@ MODES = {  # total steps, n seeds, online learning rates
 def train_setting(label: str, cfg, seeds, total_steps: int, tmp: Path, extra_keys=()) -> dict[str, Any]:
     """Train ``a2c`` with ``cfg`` on ``ENV`` for ``seeds`` in one driver run; curves, final eval, timings."""
     from advantage.training.driver import train
-    from advantage.training.run_config import RunConfig
 
     run_dir = tmp / label.replace(" ", "_").replace("/", "-")
     summary = train(
         "a2c",
         cfg,
-        RunConfig(
-            env=ENV,
-            seeds=tuple(seeds),
-            total_steps=total_steps,
-            run_dir=str(run_dir),
-            progress=False,
-            eval_episodes=EVAL_EPISODES,
-            video=False,
-            n_chunks=10,
-            log_every=total_steps // 40,
+        quiet_run_config(
+            ENV, seeds, total_steps, run_dir, eval_episodes=EVAL_EPISODES, n_chunks=10, log_every=total_steps // 40
         ),
         console=_quiet_console(),
     )

@@ -44,7 +44,6 @@ directions.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from functools import partial
@@ -56,7 +55,7 @@ import numpy as np
 
 from advantage.core.natural_gradient import compatible_features, fit_compatible_critic
 from advantage.envs.lectures.gridworld import GridState, Gridworld
-from advantage.labs import header
+from advantage.labs import header, write_results
 
 NAME = "compatible-critic"
 SLIDE = (
@@ -75,13 +74,6 @@ HORIZON = 100  # Monte-Carlo returns are cut here: gamma^100 < 3e-5
 RIDGE = 1e-9  # the compatible Gram matrix is singular (a softmax ignores a constant per state): a tiny ridge
 EXACT_RIDGE = 1e-12  # the same for the exact-expectation fit (float64; its bias is below 1e-5 degrees)
 CRITICS = ("compatible + baseline", "compatible alone", "arbitrary")
-
-
-def _write(out_dir: Path, fig, results: dict) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_dir / "figure.png", dpi=110, bbox_inches="tight")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    return results
 
 
 # ----------------------------------------------------------------------------- the MDP in closed form
@@ -446,6 +438,4 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         ),
         "wall_time_s": time.perf_counter() - t0,
     }
-    _write(out_dir, fig, results)
-    plt.close(fig)
-    return results
+    return write_results(out_dir, fig, results)

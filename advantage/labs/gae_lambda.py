@@ -26,7 +26,6 @@ and plots the learning curves.
 from __future__ import annotations
 
 import csv
-import json
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ import numpy as np
 
 from advantage.core.returns import gae
 from advantage.envs.registry import make
-from advantage.labs import header
+from advantage.labs import header, quiet_run_config, write_results
 from advantage.labs.reinforce_variance import _quiet_console, collect_episodes, fit_value, trained_policy
 
 NAME = "gae-lambda"
@@ -56,13 +55,6 @@ ENV = "CartPole-v1"
 GAMMA = 0.99
 LAMBDAS = (0.0, 0.5, 0.9, 0.95, 1.0)
 CURVE_LAMBDAS = (0.0, 0.5, 0.95, 1.0)
-
-
-def _write(out_dir: Path, fig, results: dict) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_dir / "figure.png", dpi=110, bbox_inches="tight")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    return results
 
 
 def sample_states(env, env_params, policy, pparams, key, n_episodes: int, n_states: int, max_steps: int):
@@ -197,7 +189,6 @@ def learning_curves(seeds, total_steps: int, lambdas) -> dict:
     ``{lambda: (steps, [seed, step] returns)}``."""
     from advantage.algos import ppo
     from advantage.training.driver import train
-    from advantage.training.run_config import RunConfig
 
     curves = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -207,16 +198,8 @@ def learning_curves(seeds, total_steps: int, lambdas) -> dict:
             train(
                 "ppo",
                 cfg,
-                RunConfig(
-                    env=ENV,
-                    seeds=tuple(seeds),
-                    total_steps=total_steps,
-                    run_dir=str(run_dir),
-                    progress=False,
-                    eval_episodes=0,
-                    video=False,
-                    n_chunks=4,
-                    log_every=total_steps // 40,
+                quiet_run_config(
+                    ENV, seeds, total_steps, run_dir, eval_episodes=0, n_chunks=4, log_every=total_steps // 40
                 ),
                 console=_quiet_console(),
             )
@@ -347,6 +330,4 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         ),
         "wall_time_s": time.perf_counter() - t0,
     }
-    _write(out_dir, fig, results)
-    plt.close(fig)
-    return results
+    return write_results(out_dir, fig, results)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from advantage.labs import header
+from advantage.labs import header, quiet_run_config, write_results
 from advantage.labs.gae_lambda import read_curve
 from advantage.labs.reinforce_variance import _quiet_console
 
@@ -77,7 +77,6 @@ def train_variant(label: str, seeds, total_steps: int, tmp: Path) -> dict:
     """One driver run of ``label`` over ``seeds``: its curves (``steps``, ``[seed, step]`` mean and best
     training return) and its wall time."""
     from advantage.training.driver import train
-    from advantage.training.run_config import RunConfig
 
     algo, overrides, _, _ = VARIANTS[label]
     run_dir = tmp / label.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
@@ -85,18 +84,8 @@ def train_variant(label: str, seeds, total_steps: int, tmp: Path) -> dict:
     train(
         algo,
         _config(algo, overrides),
-        RunConfig(
-            env=ENV,
-            seeds=tuple(seeds),
-            total_steps=total_steps,
-            run_dir=str(run_dir),
-            progress=False,
-            eval_episodes=EVAL_EPISODES,
-            eval_every=total_steps // EVALS,
-            eval_record=0,
-            video=False,
-            seed_batching="map",
-            n_chunks=EVALS,
+        quiet_run_config(
+            ENV, seeds, total_steps, run_dir, eval_episodes=EVAL_EPISODES, evals=EVALS, seed_batching="map"
         ),
         console=_quiet_console(),
     )
@@ -251,8 +240,4 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         ),
         "wall_time_s": time.perf_counter() - t0,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_dir / "figure.png", dpi=110, bbox_inches="tight")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    plt.close(fig)
-    return results
+    return write_results(out_dir, fig, results)

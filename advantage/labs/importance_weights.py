@@ -24,7 +24,6 @@ For i.i.d. steps the expected ESS/N of the full product is about :math:`1/\mathb
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from advantage.core.importance import importance_weights, weight_statistics
-from advantage.labs import header
+from advantage.labs import header, write_results
 
 NAME = "importance-weights"
 SLIDE = (
@@ -50,13 +49,6 @@ CLAIM = (
 BEHAVIOUR = (0.5, 0.5)
 TARGET = (0.6, 0.4)
 HORIZONS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
-
-
-def _write(out_dir: Path, fig, results: dict) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_dir / "figure.png", dpi=110, bbox_inches="tight")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    return results
 
 
 def ess_by_horizon(log_rho, horizon: int) -> dict:
@@ -178,6 +170,4 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         ),
         "wall_time_s": time.perf_counter() - t0,
     }
-    _write(out_dir, fig, results)
-    plt.close(fig)
-    return results
+    return write_results(out_dir, fig, results)

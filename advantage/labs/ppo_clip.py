@@ -24,7 +24,6 @@ through the library's driver, a few seeds each, and plots the learning curves.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ from advantage.algos import ppo
 from advantage.core import optim
 from advantage.core.returns import gae
 from advantage.envs.registry import make
-from advantage.labs import header
+from advantage.labs import header, quiet_run_config, write_results
 from advantage.labs.gae_lambda import read_curve
 from advantage.labs.reinforce_variance import _quiet_console
 from advantage.training.jax_backend import JaxBackend
@@ -65,13 +64,6 @@ VARIANTS = {  # name -> Config overrides
     "no clip": dict(objective="clip", clip_eps=UNCLIPPED),
 }
 CHECK_EPOCH = 10
-
-
-def _write(out_dir: Path, fig, results: dict) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_dir / "figure.png", dpi=110, bbox_inches="tight")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    return results
 
 
 def collect_rollout(config, seed: int):
@@ -130,7 +122,6 @@ def epoch_ratios(config, action_space, agent, batch, key, n_epochs: int):
 
 def learning_curves(seeds, total_steps: int) -> dict:
     from advantage.training.driver import train
-    from advantage.training.run_config import RunConfig
 
     curves = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,16 +131,8 @@ def learning_curves(seeds, total_steps: int) -> dict:
             train(
                 "ppo",
                 cfg,
-                RunConfig(
-                    env=ENV,
-                    seeds=tuple(seeds),
-                    total_steps=total_steps,
-                    run_dir=str(run_dir),
-                    progress=False,
-                    eval_episodes=0,
-                    video=False,
-                    n_chunks=4,
-                    log_every=total_steps // 40,
+                quiet_run_config(
+                    ENV, seeds, total_steps, run_dir, eval_episodes=0, n_chunks=4, log_every=total_steps // 40
                 ),
                 console=_quiet_console(),
             )
@@ -275,6 +258,4 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         ),
         "wall_time_s": time.perf_counter() - t0,
     }
-    _write(out_dir, fig, results)
-    plt.close(fig)
-    return results
+    return write_results(out_dir, fig, results)

@@ -18,7 +18,6 @@ episodes, and their mean cosine to that reference.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from advantage.algos import reinforce
 from advantage.core import losses
 from advantage.core.returns import discounted_returns, episode_returns, gae
 from advantage.envs.registry import make
-from advantage.labs import header
+from advantage.labs import header, quiet_run_config, write_results
 
 NAME = "reinforce-variance"
 SLIDE = (
@@ -53,17 +52,9 @@ GAE_LAMBDA = 0.95
 ESTIMATORS = ("R(tau)", "reward-to-go", "reward-to-go - mean", "reward-to-go - V(s)", "GAE advantage")
 
 
-def _write(out_dir: Path, fig, results: dict) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_dir / "figure.png", dpi=110, bbox_inches="tight")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    return results
-
-
 def trained_policy(seed: int, total_steps: int):
     """``(config, policy net, critic net, agent)`` of REINFORCE after ``total_steps`` on CartPole (0: untrained)."""
     from advantage.training.driver import load_agents, train
-    from advantage.training.run_config import RunConfig
 
     cfg = reinforce.Config(**reinforce.PRESETS[ENV])
     env, params = make(ENV)
@@ -74,16 +65,7 @@ def trained_policy(seed: int, total_steps: int):
         )
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            run = RunConfig(
-                env=ENV,
-                seeds=(seed,),
-                total_steps=total_steps,
-                run_dir=str(Path(tmp) / "run"),
-                progress=False,
-                eval_episodes=0,
-                video=False,
-                n_chunks=1,
-            )
+            run = quiet_run_config(ENV, (seed,), total_steps, Path(tmp) / "run", eval_episodes=0, n_chunks=1)
             train("reinforce", cfg, run, console=_quiet_console())
             _, cfg, space, agents = load_agents(Path(tmp) / "run")
             agent = jax.tree.map(lambda x: x[0], agents)
@@ -319,6 +301,4 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         ),
         "wall_time_s": time.perf_counter() - t0,
     }
-    _write(out_dir, fig, results)
-    plt.close(fig)
-    return results
+    return write_results(out_dir, fig, results)

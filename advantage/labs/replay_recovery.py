@@ -27,7 +27,6 @@ until the evaluation first returns to ``RECOVERED`` x the return before (never: 
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ import jax
 import numpy as np
 
 from advantage.envs.registry import make
-from advantage.labs import header
+from advantage.labs import header, write_results
 from advantage.training.jax_backend import JaxBackend
 from advantage.training.run_config import Schedule
 
@@ -249,8 +248,4 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         + (". The claim holds here." if claim_holds else ". The claim does not hold here."),
         "wall_time_s": time.perf_counter() - t0,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_dir / "figure.png", dpi=110, bbox_inches="tight")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    plt.close(fig)
-    return results
+    return write_results(out_dir, fig, results)

@@ -24,7 +24,6 @@ forgets what it had learned).
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from advantage.labs import header
+from advantage.labs import header, quiet_run_config, write_results
 from advantage.labs.gae_lambda import read_curve
 from advantage.labs.reinforce_variance import _quiet_console
 
@@ -64,25 +63,14 @@ def train_buffer(buffer_size: int, seeds, total_steps: int, tmp: Path) -> dict:
     """DQN's CartPole preset with ``buffer_size`` through the driver: greedy evaluation curves and max Q."""
     from advantage.algos import dqn
     from advantage.training.driver import train
-    from advantage.training.run_config import RunConfig
 
     run_dir = tmp / f"buffer{buffer_size}"
     t0 = time.perf_counter()
     train(
         "dqn",
         dqn.Config(**{**dqn.PRESETS[ENV], **LAB_OVERRIDES, "buffer_size": buffer_size}),
-        RunConfig(
-            env=ENV,
-            seeds=tuple(seeds),
-            total_steps=total_steps,
-            run_dir=str(run_dir),
-            progress=False,
-            eval_episodes=EVAL_EPISODES,
-            eval_every=total_steps // EVALS,
-            eval_record=0,
-            video=False,
-            n_chunks=EVALS,
-            seed_batching="vmap",
+        quiet_run_config(
+            ENV, seeds, total_steps, run_dir, eval_episodes=EVAL_EPISODES, evals=EVALS, seed_batching="vmap"
         ),
         console=_quiet_console(),
     )
@@ -220,8 +208,4 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         + (". The claim holds here." if claim_holds else ". The claim does not hold here."),
         "wall_time_s": time.perf_counter() - t0,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_dir / "figure.png", dpi=110, bbox_inches="tight")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    plt.close(fig)
-    return results
+    return write_results(out_dir, fig, results)

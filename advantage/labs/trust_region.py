@@ -29,7 +29,6 @@ it until the KL is at most :math:`\delta`. A third run (parameter steps, no bad 
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import types
@@ -46,7 +45,7 @@ from advantage.core.distributions import Categorical
 from advantage.core.natural_gradient import backtracking_line_search, natural_gradient_step
 from advantage.core.returns import gae
 from advantage.envs.registry import make
-from advantage.labs import header
+from advantage.labs import header, write_results
 from advantage.training.jax_backend import JaxBackend
 from advantage.training.run_config import Schedule
 
@@ -65,13 +64,6 @@ MAX_KL = 0.01
 FEATURE_SCALE = 50.0
 BAD_FACTOR = 30.0
 KL_TOL = 1.05  # the line search checks the exact batch KL <= delta; 5% covers float32 round-off
-
-
-def _write(out_dir: Path, fig, results: dict) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_dir / "figure.png", dpi=110, bbox_inches="tight")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    return results
 
 
 # ----------------------------------------------------------------------------- part 1: one state, two actions
@@ -343,6 +335,4 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         ),
         "wall_time_s": time.perf_counter() - t0,
     }
-    _write(out_dir, fig, results)
-    plt.close(fig)
-    return results
+    return write_results(out_dir, fig, results)

@@ -19,7 +19,6 @@ the ratios is visibly worse (its mean final return at least 100 lower).
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from advantage.algos import impala
-from advantage.labs import header
+from advantage.labs import header, quiet_run_config, write_results
 from advantage.labs.gae_lambda import read_curve
 from advantage.labs.reinforce_variance import _quiet_console
 
@@ -56,13 +55,6 @@ MIN_GAP = 100.0
 MODES = {"full": ((0, 4, 8, 12), 10), "quick": ((12,), 8)}
 
 
-def _write(out_dir: Path, fig, results: dict) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_dir / "figure.png", dpi=110, bbox_inches="tight")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    return results
-
-
 def settings(lags) -> list[tuple[int, bool]]:
     """``(lag, correction)`` pairs: lag 0 once (its ratios are 1, the correction changes nothing), every
     other lag with and without V-trace."""
@@ -78,7 +70,6 @@ def label(lag: int, correction: bool) -> str:
 def train_setting(lag: int, correction: bool, seeds, total_steps: int, tmp: Path) -> dict:
     """Train IMPALA (CartPole preset, ``policy_lag=lag``, ``correction``) on ``seeds`` in one driver run."""
     from advantage.training.driver import train
-    from advantage.training.run_config import RunConfig
 
     cfg = impala.Config(**dict(impala.PRESETS[ENV], policy_lag=lag, correction=correction))
     run_dir = tmp / f"lag{lag}-{'vtrace' if correction else 'none'}"
@@ -86,16 +77,8 @@ def train_setting(lag: int, correction: bool, seeds, total_steps: int, tmp: Path
     summary = train(
         "impala",
         cfg,
-        RunConfig(
-            env=ENV,
-            seeds=tuple(seeds),
-            total_steps=total_steps,
-            run_dir=str(run_dir),
-            progress=False,
-            eval_episodes=EVAL_EPISODES,
-            video=False,
-            n_chunks=1,
-            log_every=LOG_EVERY,
+        quiet_run_config(
+            ENV, seeds, total_steps, run_dir, eval_episodes=EVAL_EPISODES, n_chunks=1, log_every=LOG_EVERY
         ),
         console=_quiet_console(),
     )
@@ -246,6 +229,4 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
         ),
         "wall_time_s": time.perf_counter() - t0,
     }
-    _write(out_dir, fig, results)
-    plt.close(fig)
-    return results
+    return write_results(out_dir, fig, results)

@@ -54,6 +54,7 @@ from flax import struct
 
 from advantage.config import ConfigError, check, static
 from advantage.core.distributions import DiagGaussian, categorical
+from advantage.envs.spaces import action_dim, action_factors, is_discrete
 from advantage.nets.mlp import LOG_STD_MAX, LOG_STD_MIN, MLP, PolicyHead, ortho, tempered
 
 FEATURES = ("mlp", "linear-raw", "linear-onehot", "linear-tiles")
@@ -301,3 +302,24 @@ class Critic(nn.Module):
         else:
             out = LinearHead(self.fmap, self.n_outputs)(self.fmap(obs))
         return out[..., 0] if self.n_outputs == 1 else out
+
+
+def policy_and_value(config, action_space, fmap: FeatureMap | None) -> tuple[Policy, Critic]:
+    """The policy ``pi_theta`` (softmax or Gaussian) and a state value (one output) over the same features ``fmap``
+    (``None``: separate MLP torsos), as ``config``'s ``hidden_sizes``, ``activation``, ``layer_norm``,
+    ``log_std_init``, ``std`` and ``temperature`` make them: the networks of REINFORCE, AC(lambda) and NAC."""
+    return (
+        Policy(
+            action_dim(action_space),
+            is_discrete(action_space),
+            fmap,
+            config.hidden_sizes,
+            config.activation,
+            config.log_std_init,
+            layer_norm=config.layer_norm,
+            std=config.std,
+            temperature=config.temperature,
+            factors=action_factors(action_space),
+        ),
+        Critic(1, fmap, config.hidden_sizes, config.activation, config.layer_norm),
+    )
