@@ -127,13 +127,12 @@ def check_image(obs_shape: tuple[int, ...], high=None) -> None:
         )
 
 
-def init_input(config, obs_space):
+def init_input(config: PolicyConfig, obs_space):
     """A zero observation ``[*obs_shape]`` as the torso takes it, for ``net.init``; with ``config.torso='cnn'``
     the observation space is checked first (:func:`check_image`)."""
-    torso = getattr(config, "torso", "mlp")
-    if torso == "cnn":
+    if config.torso == "cnn":
         check_image(tuple(obs_space.shape), getattr(obs_space, "high", None))
-    return network_input(jnp.zeros(obs_space.shape, jnp.float32), tuple(obs_space.shape), torso)
+    return network_input(jnp.zeros(obs_space.shape, jnp.float32), tuple(obs_space.shape), config.torso)
 
 
 def ortho(scale: float):
