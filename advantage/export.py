@@ -188,6 +188,12 @@ def describe(policy: Policy) -> tuple[dict, dict[str, np.ndarray]]:
         f"npz export reads MLP and linear (raw or one-hot features) policies; {algo.NAME}'s policy in "
         f"{policy.run_dir} is not one of them: use --format onnx"
     )
+    if getattr(cfg, "torso", "mlp") != "mlp":
+        raise RunError(
+            f"npz export reads MLP and linear policies; {algo.NAME}'s policy in {policy.run_dir} has a "
+            f"{cfg.torso.upper()} torso (--torso {cfg.torso}), whose convolutions the npz format does not describe: "
+            "use --format onnx"
+        )
     params = algo.policy_params(agent)
     net = None
     for outer in ("params", "actor", "policy"):

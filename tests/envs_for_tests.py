@@ -414,3 +414,32 @@ class DictCartPole(gymnasium.ObservationWrapper):
 
     def observation(self, obs):
         return {"pole": obs[2:].astype(np.float32), "cart": obs[:2].astype(np.float32)}
+
+
+class ImageBanditEnv(gymnasium.Env):
+    """``probe/ImageBandit-v0`` as a Gymnasium env with a ``uint8`` image observation: ``Box(0, 255, (8, 8, 1),
+    uint8)``, one pixel lit at 255; reward 1 for the quadrant of the lit pixel (``2 * (row >= 4) + (col >= 4)``),
+    one step per episode. For the CNN torso on the Gymnasium back end (tests/test_cnn.py)."""
+
+    size = 8
+
+    def __init__(self):
+        self.observation_space = spaces.Box(0, 255, (self.size, self.size, 1), np.uint8)
+        self.action_space = spaces.Discrete(4)
+        self.cell = 0
+
+    def _image(self, cell):
+        img = np.zeros((self.size, self.size, 1), np.uint8)
+        img[cell // self.size, cell % self.size, 0] = 255
+        return img
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.cell = int(self.np_random.integers(self.size * self.size))
+        return self._image(self.cell), {}
+
+    def step(self, action):
+        half = self.size // 2
+        row, col = divmod(self.cell, self.size)
+        reward = float(int(action) == 2 * (row >= half) + (col >= half))
+        return np.zeros((self.size, self.size, 1), np.uint8), reward, True, False, {}

@@ -121,6 +121,7 @@ class Config(FeaturesConfig, PolicyConfig):
     def __post_init__(self):
         self.check_features()
         self.check_policy()  # layer_norm, weight_decay, std, temperature (nets.mlp.PolicyConfig)
+        self.require_mlp_torso()  # no CNN torso in the linear-feature family's networks
         check(self, "n_envs", lambda v: v >= 1, "use at least one environment")
         check(self, "n_steps", lambda v: v >= 1, "collect at least one step per environment")
         check_torso(self)

@@ -40,7 +40,7 @@ from advantage.core import losses, optim
 from advantage.core.normalization import RunningMeanStd
 from advantage.core.returns import vtrace
 from advantage.envs.spaces import action_dim, action_factors, is_discrete
-from advantage.nets.mlp import ActorCritic, PolicyConfig, flatten_obs
+from advantage.nets.mlp import ActorCritic, PolicyConfig, init_input, network_input
 from advantage.types import Transition
 
 NAME = "impala"
@@ -196,6 +196,7 @@ def network(config: Config, action_space) -> ActorCritic:
         layer_norm=config.layer_norm,
         std=config.std,
         temperature=config.temperature,
+        torso=config.torso,
     )
 
 
@@ -212,9 +213,7 @@ def optimizer(config: Config) -> optax.GradientTransformation:
 
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
-    params = network(config, action_space).init(
-        key, flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape)
-    )
+    params = network(config, action_space).init(key, init_input(config, obs_space))
     obs_rms = RunningMeanStd.create(obs_space.shape)
     return AgentState(
         params=params,
@@ -229,7 +228,7 @@ def init(key, obs_space, action_space, config: Config, total_steps: int) -> Agen
 
 def _preprocess(config: Config, obs_rms: RunningMeanStd, obs):
     obs = obs_rms.normalize(obs) if config.normalize_obs else obs
-    return flatten_obs(obs, obs_rms.mean.shape)
+    return network_input(obs, obs_rms.mean.shape, config.torso)
 
 
 def act(config: Config, action_space, state: AgentState, obs, key, deterministic: bool = False):

@@ -43,7 +43,7 @@ from advantage.core import losses, optim
 from advantage.core.importance import IS_MODES, importance_weights, weight_statistics
 from advantage.core.returns import gae
 from advantage.envs.spaces import action_dim, action_factors, is_discrete
-from advantage.nets.mlp import ActorCritic, PolicyConfig, check_torso, flatten_obs
+from advantage.nets.mlp import ActorCritic, PolicyConfig, check_torso, init_input, network_input
 from advantage.types import Transition
 
 NAME = "is-pg"
@@ -211,6 +211,7 @@ def network(config: Config, action_space) -> ActorCritic:
         layer_norm=config.layer_norm,
         std=config.std,
         temperature=config.temperature,
+        torso=config.torso,
     )
 
 
@@ -223,7 +224,7 @@ def optimizer(config: Config) -> optax.GradientTransformation:
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     net = network(config, action_space)
-    params = net.init(key, flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape))
+    params = net.init(key, init_input(config, obs_space))
     act_dtype = jnp.int32 if is_discrete(action_space) else jnp.float32
     act_shape = tuple(action_space.shape)  # () for Discrete, (k,) for MultiDiscrete
     return AgentState(
@@ -241,7 +242,8 @@ def init(key, obs_space, action_space, config: Config, total_steps: int) -> Agen
 def act(config: Config, action_space, state: AgentState, obs, key, deterministic: bool = False):
     """Sample (or take the mode of) ``pi(.|obs)``: ``(action, log_prob, value)``; ``log_prob`` becomes
     the behaviour log-probability ``log mu`` of the stored rollout."""
-    dist, value = network(config, action_space).apply(state.params, flatten_obs(obs, state.buffer.obs.shape[3:]))
+    obs = network_input(obs, state.buffer.obs.shape[3:], config.torso)
+    dist, value = network(config, action_space).apply(state.params, obs)
     action = dist.mode() if deterministic else dist.sample(key)
     return action, dist.log_prob(action), value
 
@@ -285,7 +287,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     buf = state.buffer.insert(slot, batch)
     net = network(config, action_space)
     obs_shape = buf.obs.shape[3:]
-    obs, next_obs = flatten_obs(buf.obs, obs_shape), flatten_obs(buf.next_obs, obs_shape)
+    obs, next_obs = (network_input(o, obs_shape, config.torso) for o in (buf.obs, buf.next_obs))
 
     values = net.apply(state.params, obs, method=net.value)  # [K, T, B], current critic
     next_values = net.apply(state.params, next_obs, method=net.value)

@@ -27,7 +27,7 @@ from advantage.core import losses, optim
 from advantage.core.normalization import RunningMeanStd
 from advantage.core.returns import gae, td_errors
 from advantage.envs.spaces import action_dim, action_factors, is_discrete
-from advantage.nets.mlp import ActorCritic, PolicyConfig, check_torso, flatten_obs
+from advantage.nets.mlp import ActorCritic, PolicyConfig, check_torso, init_input, network_input
 from advantage.types import Transition
 
 NAME = "ppo"
@@ -220,6 +220,7 @@ def network(config: Config, action_space) -> ActorCritic:
         layer_norm=config.layer_norm,
         std=config.std,
         temperature=config.temperature,
+        torso=config.torso,
     )
 
 
@@ -232,7 +233,7 @@ def optimizer(config: Config) -> optax.GradientTransformation:
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     net = network(config, action_space)
-    params = net.init(key, flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape))
+    params = net.init(key, init_input(config, obs_space))
     return AgentState(
         params=params,
         opt_state=optimizer(config).init(params),
@@ -246,7 +247,7 @@ def init(key, obs_space, action_space, config: Config, total_steps: int) -> Agen
 def _preprocess(config: Config, state: AgentState, obs):
     """Normalise (if configured) and flatten observations ``[..., *obs_shape] -> [..., obs_dim]``."""
     obs = state.obs_rms.normalize(obs) if config.normalize_obs else obs
-    return flatten_obs(obs, state.obs_rms.mean.shape)
+    return network_input(obs, state.obs_rms.mean.shape, config.torso)
 
 
 def act(config: Config, action_space, state: AgentState, obs, key, deterministic: bool = False):

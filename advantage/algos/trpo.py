@@ -29,7 +29,7 @@ from advantage.core.natural_gradient import natural_gradient_step
 from advantage.core.normalization import RunningMeanStd
 from advantage.core.returns import gae, td_errors
 from advantage.envs.spaces import action_dim, action_factors, is_discrete
-from advantage.nets.mlp import ActorCritic, PolicyConfig, check_torso, flatten_obs
+from advantage.nets.mlp import ActorCritic, PolicyConfig, check_torso, init_input, network_input
 from advantage.types import Transition
 
 NAME = "trpo"
@@ -175,6 +175,7 @@ def network(config: Config, action_space) -> ActorCritic:
         layer_norm=config.layer_norm,
         std=config.std,
         temperature=config.temperature,
+        torso=config.torso,
     )
 
 
@@ -202,7 +203,7 @@ def critic_optimizer(config: Config) -> optax.GradientTransformation:
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
     net = network(config, action_space)
-    params = net.init(key, flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape))
+    params = net.init(key, init_input(config, obs_space))
     return AgentState(
         params=params,
         critic_opt_state=critic_optimizer(config).init(split_params(params)[1]),
@@ -214,7 +215,7 @@ def init(key, obs_space, action_space, config: Config, total_steps: int) -> Agen
 
 def _preprocess(config: Config, state: AgentState, obs):
     obs = state.obs_rms.normalize(obs) if config.normalize_obs else obs
-    return flatten_obs(obs, state.obs_rms.mean.shape)
+    return network_input(obs, state.obs_rms.mean.shape, config.torso)
 
 
 def act(config: Config, action_space, state: AgentState, obs, key, deterministic: bool = False):
@@ -242,7 +243,7 @@ def update(config: Config, action_space, state: AgentState, batch: Transition, k
     deltas = td_errors(rewards, batch.value, next_values, batch.terminated, config.gamma)
 
     n = batch.reward.size
-    flat_obs = obs.reshape((n, -1))
+    flat_obs = obs.reshape((n,) + obs.shape[2:])
     actions = batch.action.reshape((n,) + batch.action.shape[2:])
     old_log_prob = batch.log_prob.reshape(n)
     adv = advantages.reshape(n)

@@ -22,5 +22,5 @@ __all__ = [
     "spec",
 ]
 
-# Importing them registers the lectures' and the probe/... environments.
-from advantage.envs import lectures, probes  # noqa: E402,F401
+# Importing them registers the lectures', the probe/... and the pixels/... environments.
+from advantage.envs import lectures, pixels, probes  # noqa: E402,F401

@@ -12,10 +12,12 @@ probe                      what it isolates                        known answer
 ``ContextualBandit``       policy depends on the observation      a = obs (or a -> obs)
 ``EndlessReward``          truncation bootstraps                   V = 1 / (1 - gamma)
 ``FactoredBandit``         a MultiDiscrete (factored) policy       a = TARGETS[obs > 0]
+``ImageBandit``            a policy over pixels (``--torso cnn``)  a = the lit pixel's quadrant
 =========================  ======================================  ==========================
 
 Each has a discrete and (where it makes sense) a continuous action version; ``FactoredBandit``
-has ``MultiDiscrete((3, 4, 2))`` actions.
+has ``MultiDiscrete((3, 4, 2))`` actions, ``ImageBandit`` an ``8 x 8 x 1`` image observation and
+``Discrete(4)`` actions.
 """
 
 from __future__ import annotations
@@ -185,6 +187,47 @@ class FactoredBandit(_Probe):
         return obs, st, reward, term, trunc, {}
 
 
+class ImageBandit(_Probe):
+    """One step; the observation is an ``8 x 8 x 1`` image, black (0) but for one pixel lit at 255, drawn
+    uniformly; four actions, reward 1 for the index of the quadrant the pixel lies in (``2 * (row >= 4) +
+    (col >= 4)``), else 0. The optimal policy scores 1 (so V = 1 on every image), a uniformly random one 1/4. The
+    answer is in the pixels' positions, which a network must tell apart: a CNN (``--torso cnn``) or the MLP over
+    the 64 raveled pixels."""
+
+    name = "probe/ImageBandit-v0"
+    size = 8
+
+    def observation_space(self, params):
+        return Box(0.0, 255.0, (self.size, self.size, 1))
+
+    def action_space(self, params):
+        return Discrete(4)
+
+    @classmethod
+    def image(cls, cell):
+        """The image with pixel ``cell`` (row-major index) lit: ``[size, size, 1]`` float32."""
+        return (jnp.arange(cls.size * cls.size) == cell).astype(jnp.float32).reshape(cls.size, cls.size, 1) * 255.0
+
+    @classmethod
+    def quadrant(cls, cell):
+        """The rewarded action for the image with pixel ``cell`` lit."""
+        half = cls.size // 2
+        return 2 * (cell // cls.size >= half).astype(jnp.int32) + (cell % cls.size >= half).astype(jnp.int32)
+
+    def _image_state(self, obs, t):
+        return obs, ProbeState(obs, jnp.asarray(t, jnp.int32))
+
+    def reset(self, key, params):
+        return self._image_state(self.image(jax.random.randint(key, (), 0, self.size * self.size)), 0)
+
+    def step(self, key, state, action, params):
+        cell = jnp.argmax(state.obs.reshape(-1))
+        reward = (action == self.quadrant(cell)).astype(jnp.float32)
+        obs, st = self._image_state(jnp.zeros_like(state.obs), state.t + 1)
+        term, trunc = self._done(True)
+        return obs, st, reward, term, trunc, {}
+
+
 PROBES = {
     "probe/ConstantReward-v0": (ConstantReward, 1),
     "probe/ObsDependentReward-v0": (ObsDependentReward, 1),
@@ -198,3 +241,4 @@ for _id, (_cls, _limit) in PROBES.items():
     register(_id, _cls, _limit)
     register(_id.replace("-v0", "Continuous-v0"), lambda _cls=_cls: _cls(continuous=True), _limit)
 register(FactoredBandit.name, FactoredBandit, 1)
+register(ImageBandit.name, ImageBandit, 1)
