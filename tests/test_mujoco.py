@@ -37,13 +37,14 @@ def test_without_mujoco_the_error_names_the_package(tmp_path, capsys, monkeypatc
 
 @needs_mujoco
 @pytest.mark.slow
-def test_sac_trains_on_half_cheetah(tmp_path):
+def test_sac_trains_on_half_cheetah(tmp_path, monkeypatch):
     """1,500 steps of SAC (500 of them random) on HalfCheetah-v5: 17 observations, 6 actions in [-1, 1]. The
     run must finish with finite losses and Q values, a 1,000-step evaluation episode, and a policy that acts in
     the env's action space outside the library."""
     import advantage
     from advantage.cli import main
 
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes its warnings to MUJOCO_LOG.TXT in the working directory
     run_dir = tmp_path / "cheetah"
     main(["train", "sac", "--env", "HalfCheetah-v5", "--seeds", "0", "--total-steps", "1500",
           "--learning-starts", "500", "--eval-episodes", "1", "--no-video", "--no-progress",
