@@ -94,6 +94,7 @@ class PoolStepper:
         self.updates = np.zeros(len(self.seeds), np.int64)  # in this session (a resumed run: since it resumed)
         self.lag_sum = 0.0
         self.restarts_before = 0
+        self.nodes: set[str] = set()  # where the workers' results came from (Ray node ids, or host names)
 
     # ------------------------------------------------------------------ the Stepper contract
     @property
@@ -147,6 +148,7 @@ class PoolStepper:
             "workers": self.n_workers,
             "worker_pool": self.run.worker_pool,
             "worker_restarts": self.restarts,
+            "worker_nodes": len(self.nodes),  # of this session: machines (Ray nodes) whose workers sent results
             "updates_per_seed": self.updates.tolist(),  # of this session
             "mean_policy_lag": self.lag_sum / max(1, int(self.updates.sum())),  # of this session
         }
@@ -241,6 +243,7 @@ class PoolStepper:
             self.updates[s] += 1
             self.lag_sum += lag
             steps[s] += result["env_steps"]
+            self.nodes.add(result["node"])
             self._submit(i, jax.device_get(agents[s]))
             metrics.update(result.get("metrics", {}))
             metrics.update(result["stats"])

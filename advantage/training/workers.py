@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
+import sys
 import time
 from collections import deque
 from typing import Any
@@ -66,9 +68,18 @@ class Worker:
             )
         )
         self.key = jax.random.PRNGKey(own_seed)
+        self.node_id = self.node()
 
     def pid(self) -> int:
         return os.getpid()
+
+    @staticmethod
+    def node() -> str:
+        """Where this worker runs: its Ray node's id inside a Ray worker process, else this machine's host name."""
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():
+            return ray.get_runtime_context().get_node_id()
+        return socket.gethostname()
 
     def rollout(self, agent, version: int) -> dict:
         """``n_steps`` from each of the worker's envs with ``agent`` (the learner's parameters of update
@@ -87,6 +98,7 @@ class Worker:
             "version": version,
             "env_steps": int(batch.reward.size),
             "seconds": time.perf_counter() - t0,
+            "node": self.node_id,
         }
 
     def gradients(self, agent, version: int) -> dict:
