@@ -1,4 +1,5 @@
-"""Exporting a trained policy for programs without JAX: ONNX (any algorithm) and npz (MLP and linear policies).
+"""Exporting a trained policy for programs without JAX: ONNX (any algorithm) and npz (MLP and linear policies,
+tile coding included).
 
 ``advantage export RUN_DIR --format onnx|npz [--out FILE] [--seed N]`` writes one file and checks it first:
 the exported model is run on ``N_CHECK`` observations of evaluation episodes (the env played with the
@@ -185,7 +186,7 @@ def describe(policy: Policy) -> tuple[dict, dict[str, np.ndarray]]:
     (``argmax`` + ``offset``, or ``squash`` (``tanh`` or ``clip``) and the affine map to ``[low, high]``)."""
     algo, cfg, agent = policy.algo, policy.config, policy.agent
     unsupported = RunError(
-        f"npz export reads MLP and linear (raw or one-hot features) policies; {algo.NAME}'s policy in "
+        f"npz export reads MLP and linear (raw, one-hot or tile-coded features) policies; {algo.NAME}'s policy in "
         f"{policy.run_dir} is not one of them: use --format onnx"
     )
     if getattr(cfg, "torso", "mlp") != "mlp":
@@ -206,7 +207,7 @@ def describe(policy: Policy) -> tuple[dict, dict[str, np.ndarray]]:
     act_name = getattr(cfg, "activation", "tanh")
     torso: dict = next((net[k] for k in ("actor_torso", "MLP_0", "Torso_0") if k in net), {})
     layers = [(layer["kernel"], layer["bias"], act_name) for layer in _sorted_layers(torso)]
-    features, squash = "identity", "clip"
+    features, squash, tiles = "identity", "clip", None
     head = next((net[k] for k in ("policy_head", "PolicyHead_0") if k in net), None)
     if head is not None:
         layers.append((head["Dense_0"]["kernel"], head["Dense_0"]["bias"], None))
@@ -216,13 +217,17 @@ def describe(policy: Policy) -> tuple[dict, dict[str, np.ndarray]]:
     elif "mean" in net:  # SAC: the mode tanh(mean(s))
         layers.append((net["mean"]["kernel"], net["mean"]["bias"], None))
         squash = "tanh"
-    elif "LinearHead_0" in net:  # linear in phi(s): raw [s, 1] or one-hot
+    elif "LinearHead_0" in net:  # linear in phi(s): raw [s, 1], one-hot or tile coding
         kind = getattr(getattr(cfg, "features", None), "value", getattr(cfg, "features", "mlp"))
-        if kind not in ("linear-raw", "linear-onehot"):
+        if kind not in ("linear-raw", "linear-onehot", "linear-tiles"):
             raise unsupported
         w = net["LinearHead_0"]["w"]
         layers.append((w, jnp.zeros(w.shape[1:], w.dtype), None))
-        features = "raw" if kind == "linear-raw" else "identity"
+        features = {"linear-raw": "raw", "linear-onehot": "identity", "linear-tiles": "tiles"}[kind]
+        if kind == "linear-tiles":
+            fmap = cfg.feature_map(policy.agent_observation_space, algo.NAME)
+            tiles = {"low": list(fmap.low), "high": list(fmap.high), "n_tilings": fmap.n_tilings,
+                     "tiles_per_dim": fmap.tiles_per_dim}  # fmt: skip
     else:
         raise unsupported
 
@@ -260,6 +265,7 @@ def describe(policy: Policy) -> tuple[dict, dict[str, np.ndarray]]:
             "shape": list(policy.agent_observation_space.shape),
             "normalize": normalize,
             "features": features,
+            "tiles": tiles,
         },
         "layers": described,
         "output": output,
@@ -275,6 +281,16 @@ ACTIVATIONS: dict[str, Callable] = {
 }
 
 
+def tile_indices(x: np.ndarray, tiles: dict) -> np.ndarray:
+    """The active tile of each tiling, ``[B, n_tilings]``: ``nets.linear.tile_indices`` in numpy (float32)."""
+    low, high = np.asarray(tiles["low"], np.float32), np.asarray(tiles["high"], np.float32)
+    n, k, d = tiles["n_tilings"], tiles["tiles_per_dim"], x.shape[1]
+    u = np.clip((x - low) / (high - low) * np.float32(k), 0.0, float(k))
+    offsets = ((np.arange(n)[:, None] * (2 * np.arange(d)[None, :] + 1) / n) % 1.0).astype(np.float32)
+    coords = np.clip(np.floor(u[:, None, :] + offsets), 0, k).astype(np.int64)
+    return (coords * (k + 1) ** np.arange(d)).sum(axis=-1) + np.arange(n) * (k + 1) ** d
+
+
 def numpy_forward(npz: dict, obs: np.ndarray) -> np.ndarray:
     """The actions of an exported npz policy for a batch of observations ``[B, *obs_shape]``, with numpy only.
 
@@ -288,7 +304,10 @@ def numpy_forward(npz: dict, obs: np.ndarray) -> np.ndarray:
     if desc["observation"]["features"] == "raw":  # linear policies: phi(s) = [s, 1]
         x = np.concatenate([x, np.ones((len(x), 1), np.float32)], axis=1)
     for layer in desc["layers"]:
-        x = x @ npz[layer["W"]] + npz[layer["b"]]
+        if desc["observation"]["features"] == "tiles":  # w^T phi(s): the sum of the active tiles' rows of W
+            x = npz[layer["W"]][tile_indices(x, desc["observation"]["tiles"])].sum(axis=1) + npz[layer["b"]]
+        else:
+            x = x @ npz[layer["W"]] + npz[layer["b"]]
         if layer["activation"]:
             x = ACTIVATIONS[layer["activation"]](x)
     out = desc["output"]

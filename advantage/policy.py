@@ -218,7 +218,8 @@ def load_policy(run_dir, seed: int | None = None) -> Policy:
             obs_space, act_space = backend.vec.env_observation_space, backend.vec.env_action_space
         else:
             obs_space, act_space = backend.obs_space, backend.action_space
-        agent = jax.tree.map(lambda x: x[index], runners.agent)
+        # JAX arrays, not the checkpoint's numpy: act_jax indexes them with traced values (tile-coded weights)
+        agent = jax.tree.map(lambda x: jnp.asarray(x[index]), runners.agent)
         return Policy(
             algo=algo,
             config=algo_cfg,

@@ -350,3 +350,24 @@ def test_discrete_observations_are_one_hot_encoded_as_in_training(tmp_path):
     assert ex.export_npz(policy, tmp_path / "p.npz")["agreement"] == 1.0
     npz = np.load(tmp_path / "p.npz")
     np.testing.assert_array_equal(doc_forward()(npz, np.eye(16, dtype=np.float32)), expected)  # one-hot input
+
+
+def test_a_tile_coded_linear_policy_exports_to_npz(tmp_path):
+    """REINFORCE linear in tile coding (4 tilings of 3 tiles per CartPole dimension): the npz holds the tiling
+    and the weight rows, and the numpy forward pass (the documented one too) picks the policy's actions."""
+    cfg = algos.get("reinforce").Config(
+        n_envs=2, n_steps=16, features="linear-tiles", n_tilings=4, tiles_per_dim=3,
+        tile_low=(-2.4, -3.0, -0.21, -3.0), tile_high=(2.4, 3.0, 0.21, 3.0),
+    )  # fmt: skip
+    _, run_dir = train_run(tmp_path, "reinforce", cfg, "CartPole-v1", total_steps=256, eval_episodes=2, n_chunks=1)
+    path, result, policy = ex.export(run_dir, "npz", out=tmp_path / "tiles.npz")
+    assert result["agreement"] == 1.0
+    npz = np.load(path)
+    tiles = json.loads(str(npz["description"]))["observation"]["tiles"]
+    assert tiles == {"low": [-2.4, -3.0, -0.21, -3.0], "high": [2.4, 3.0, 0.21, 3.0], "n_tilings": 4,
+                     "tiles_per_dim": 3}  # fmt: skip
+    assert npz["W0"].shape == (4 * 4**4, 2)
+    obs = observations("CartPole-v1", 300, seed=3)
+    obs[::7] *= 3.0  # some outside the tiled ranges: clipped to the edge tiles
+    np.testing.assert_array_equal(doc_forward()(npz, obs), policy.act(obs))
+    np.testing.assert_array_equal(ex.numpy_forward(npz, obs), policy.act(obs))
