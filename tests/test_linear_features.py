@@ -11,13 +11,14 @@ import pytest
 from helpers import first_agent, train_run
 
 import advantage
+from advantage import algos
 from advantage import export as ex
 from advantage.algos import ac_lambda, reinforce
 from advantage.config import ConfigError
 from advantage.core import losses
 from advantage.envs import Box, Discrete
 from advantage.envs.lectures import access_control
-from advantage.nets.linear import FeatureMap, Policy, make_feature_map, random_projection
+from advantage.nets.linear import Policy, make_feature_map, random_projection
 
 N_ARMS_PROBE = 32
 
@@ -43,13 +44,13 @@ def arm_kind_features(obs):
 @pytest.mark.parametrize("tau", [1.0, 0.5])
 @pytest.mark.parametrize("spec", ["test_linear_features:shared_features", "block"])
 def test_score_is_phi_minus_its_policy_mean_by_hand_and_by_jax_grad(spec, tau):
-    """grad_theta log pi(a|s) = (phi(s, a) - sum_b pi(b|s) phi(s, b)) / tau, for the softmax of phi(s, a)^T theta / tau."""
+    """grad log pi(a|s) = (phi(s, a) - sum_b pi(b|s) phi(s, b)) / tau for the softmax of phi(s, a)^T theta / tau."""
     fmap = make_feature_map("linear-raw", Box(-1, 1, (2,)), action_features=spec, action_space=Discrete(4))
     policy = Policy(4, True, fmap, temperature=tau)
     params = policy.init(jax.random.PRNGKey(0), jnp.zeros((1, 2)))
     rng = np.random.default_rng(0)
     theta = rng.normal(size=fmap.action_size).astype(np.float32)
-    params = {"params": {"StateActionHead_0": {"theta": jnp.asarray(theta)}}}
+    params = {"params": {"StateActionHead_0": {"w": jnp.asarray(theta)}}}
     s = rng.normal(size=(5, 2)).astype(np.float32)
     a = np.array([0, 3, 1, 2, 3])
     phi = np.asarray(fmap.state_action_dense(jnp.asarray(s)))  # [5, 4, k]
@@ -67,7 +68,7 @@ def test_score_is_phi_minus_its_policy_mean_by_hand_and_by_jax_grad(spec, tau):
     score = jax.vmap(
         lambda x, u: jax.grad(lambda p: policy.apply(p, x[None]).log_prob(u[None])[0])(params)["params"][
             "StateActionHead_0"
-        ]["theta"]
+        ]["w"]
     )(jnp.asarray(s), jnp.asarray(a))
     np.testing.assert_allclose(np.asarray(score), by_hand, rtol=1e-5, atol=1e-6)
 
@@ -77,12 +78,13 @@ def test_block_features_give_the_per_action_policy(features):
     """phi(s, a) = e_a kron phi(s) with theta = vec(w) is the policy with one weight vector w_a per action."""
     space = Box(-1.0, 1.0, (2,))
     per_action = make_feature_map(features, space, n_tilings=3, tiles_per_dim=4, n_random=16)
-    block = make_feature_map(features, space, n_tilings=3, tiles_per_dim=4, n_random=16, action_features="block",
-                             action_space=Discrete(3))
+    block = make_feature_map(
+        features, space, n_tilings=3, tiles_per_dim=4, n_random=16, action_features="block", action_space=Discrete(3)
+    )
     assert block.action_sparse == (features == "linear-tiles") and block.action_size == 3 * per_action.size
     w = np.random.default_rng(1).normal(size=(per_action.size, 3)).astype(np.float32)
     p1 = {"params": {"LinearHead_0": {"w": jnp.asarray(w)}}}
-    p2 = {"params": {"StateActionHead_0": {"theta": jnp.asarray(w.T.reshape(-1))}}}  # theta[a * size + i] = w[i, a]
+    p2 = {"params": {"StateActionHead_0": {"w": jnp.asarray(w.T.reshape(-1))}}}  # theta[a * size + i] = w[i, a]
     s = jnp.asarray(np.random.default_rng(2).uniform(-1, 1, (50, 2)), jnp.float32)
     for tau in (1.0, 0.3):
         l1 = Policy(3, True, per_action, temperature=tau).apply(p1, s).logits
@@ -91,24 +93,36 @@ def test_block_features_give_the_per_action_policy(features):
     if features == "linear-tiles":  # the sparse indices select exactly the dense block vector's ones
         dense = np.asarray(block.state_action_dense(s[:4]))
         np.testing.assert_array_equal(dense.sum(-1), 3.0)
-        np.testing.assert_array_equal(dense[:, 1, block.size:2 * block.size], np.asarray(block.dense(s[:4])))
+        np.testing.assert_array_equal(dense[:, 1, block.size : 2 * block.size], np.asarray(block.dense(s[:4])))
 
 
-def test_block_reinforce_run_equals_the_per_action_run(tmp_path):
-    """REINFORCE trains the same policy with per-action weights and with their explicit block form (Adam acts per
-    coordinate, so the permuted parameters take the same steps)."""
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, kw",
+    [
+        ("reinforce", dict(n_envs=4, n_steps=4, baseline="mean")),
+        ("qac", dict(n_envs=4, n_steps=4, learning_rate=0.02, critic_learning_rate=0.05)),
+        ("ac-lambda", dict(n_envs=4, n_steps=4, learning_rate=0.1, critic_learning_rate=0.1)),
+        ("nac", dict(n_envs=4, n_steps=4)),
+    ],
+)
+def test_block_run_equals_the_per_action_run(tmp_path, name, kw):
+    """Each algorithm trains the same policy with per-action weights and with their explicit block form: Adam acts
+    per coordinate, and the trace and natural-gradient steps are linear in the gradient, so the permuted
+    parameters take the same steps."""
     probs = {}
     for spec in ("", "block"):
-        cfg = reinforce.Config(features="linear-raw", action_features=spec, n_envs=4, n_steps=4, baseline="mean")
-        _, run_dir = train_run(tmp_path / (spec or "per-action"), "reinforce", cfg, "probe/ContextualBandit-v0",
-                               total_steps=1000)
+        cfg = algos.get(name).Config(features="linear-raw", action_features=spec, **kw)
+        _, run_dir = train_run(
+            tmp_path / (spec or "per-action"), name, cfg, "probe/ContextualBandit-v0", total_steps=1000
+        )
         algo, c, space, agent = first_agent(run_dir)
-        policy, _ = algo.networks(c, space, agent.fmap)
+        policy = algo.networks(c, space, agent.fmap)[0]
         logits = policy.apply(agent.params["policy"], jnp.asarray([[1.0], [-1.0]])).logits
         probs[spec] = np.asarray(jax.nn.softmax(logits))
-    print("per-action", probs[""].round(4).tolist(), "block", probs["block"].round(4).tolist())
-    assert probs[""][0, 1] > 0.6 and probs[""][1, 0] > 0.6  # it learned something
-    np.testing.assert_allclose(probs["block"], probs[""], rtol=1e-5, atol=1e-6)
+    print(name, "per-action", probs[""].round(4).tolist(), "block", probs["block"].round(4).tolist())
+    assert probs[""][0, 1] > 0.55 and probs[""][1, 0] > 0.55  # it learned something
+    np.testing.assert_allclose(probs["block"], probs[""], rtol=1e-4, atol=1e-5)
 
 
 def test_shared_weights_generalise_to_actions_never_taken():
@@ -151,18 +165,26 @@ def test_shared_weights_generalise_to_actions_never_taken():
 def test_reinforce_learns_parity_arms_with_one_shared_weight(tmp_path):
     """16 arms, one weight: phi(s, a) = s (+1 even, -1 odd). REINFORCE (mean baseline, Adam 0.1) reaches the right
     parity on both observations, 3 seeds, 2 000 steps; the policy has one parameter."""
-    cfg = reinforce.Config(features="linear-raw", action_features="parity_arms:parity_features", n_envs=8,
-                           n_steps=8, baseline="mean", learning_rate=0.1)
+    cfg = reinforce.Config(
+        features="linear-raw",
+        action_features="parity_arms:parity_features",
+        n_envs=8,
+        n_steps=8,
+        baseline="mean",
+        learning_rate=0.1,
+    )
     _, run_dir = train_run(tmp_path, "reinforce", cfg, "parity_arms:ParityArms", seeds=(0, 1, 2), total_steps=2000)
     algo, c, space, agents = __import__("advantage.training.driver", fromlist=["load_agents"]).load_agents(run_dir)
     for i in range(3):
         agent = jax.tree.map(lambda x, i=i: x[i], agents)
         policy, _ = algo.networks(c, space, agent.fmap)
-        assert jax.tree.map(np.shape, agent.params["policy"]) == {"params": {"StateActionHead_0": {"theta": (1,)}}}
+        assert jax.tree.map(np.shape, agent.params["policy"]) == {"params": {"StateActionHead_0": {"w": (1,)}}}
         pi = np.asarray(jax.nn.softmax(policy.apply(agent.params["policy"], jnp.asarray([[1.0], [-1.0]])).logits))
         right = [pi[0, 0::2].sum(), pi[1, 1::2].sum()]
-        print(f"seed {i}: theta {float(agent.params['policy']['params']['StateActionHead_0']['theta'][0]):.3f}, "
-              f"P(right parity) {right[0]:.4f} on +1, {right[1]:.4f} on -1")
+        print(
+            f"seed {i}: theta {float(agent.params['policy']['params']['StateActionHead_0']['w'][0]):.3f}, "
+            f"P(right parity) {right[0]:.4f} on +1, {right[1]:.4f} on -1"
+        )
         assert min(right) > 0.95
 
 
@@ -174,8 +196,12 @@ def test_action_feature_config_errors():
     with pytest.raises(ConfigError, match="cannot import"):
         make_feature_map("linear-raw", Box(-1, 1, (2,)), action_features="no_such_module:f", action_space=Discrete(2))
     with pytest.raises(ConfigError, match="4 actions"):
-        make_feature_map("linear-raw", Box(-1, 1, (2,)), action_features="test_linear_features:shared_features",
-                         action_space=Discrete(3))
+        make_feature_map(
+            "linear-raw",
+            Box(-1, 1, (2,)),
+            action_features="test_linear_features:shared_features",
+            action_space=Discrete(3),
+        )
     with pytest.raises(ConfigError, match="action_features"):
         reinforce.Config(features="linear-raw", action_features="nocolon")
 
@@ -224,7 +250,11 @@ def test_random_feature_config_checks():
 
 
 CARTPOLE_RANDOM = dict(
-    ac_lambda.PRESETS["CartPole-v1"], features="linear-random", n_random=256, random_scale=1.0, learning_rate=1e-4,
+    ac_lambda.PRESETS["CartPole-v1"],
+    features="linear-random",
+    n_random=256,
+    random_scale=1.0,
+    learning_rate=1e-4,
     critic_learning_rate=1e-3,
 )
 
@@ -234,8 +264,9 @@ def test_ac_lambda_learns_cartpole_with_random_fourier_features(tmp_path):
     """AC(lambda), linear in 256 random Fourier features of CartPole's state (scaled over the preset's tile ranges):
     every seed balances for the full 500 steps after 50 000 steps (about 15 s on one core)."""
     cfg = ac_lambda.Config(**CARTPOLE_RANDOM)
-    summary, run_dir = train_run(tmp_path, "ac-lambda", cfg, "CartPole-v1", seeds=(0, 1, 2), total_steps=50_000,
-                                 eval_episodes=10)
+    summary, run_dir = train_run(
+        tmp_path, "ac-lambda", cfg, "CartPole-v1", seeds=(0, 1, 2), total_steps=50_000, eval_episodes=10
+    )
     per_seed = summary["eval_return"]["per_seed"]
     print("ac-lambda linear-random CartPole eval returns per seed:", per_seed)
     assert min(per_seed) >= 475.0

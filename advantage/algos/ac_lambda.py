@@ -88,8 +88,7 @@ class Config(FeaturesConfig, PolicyConfig):
     # feature_seed, action_features: the fields of nets.linear.FeaturesConfig (features
     # here linear by default)
     features: str = static("linear-tiles")
-    """Function approximation: 'linear-tiles', 'linear-raw', 'linear-onehot', 'linear-random', or 'mlp' (traces over
-    all weights)."""
+    """Function approximation: 'linear-tiles', 'linear-raw', 'linear-onehot', 'linear-random' or 'mlp' (all weights)."""
 
     n_envs: int = static(1)
     """Parallel environments per seed (each with its own traces); 1 is the book's algorithm."""

@@ -190,7 +190,7 @@ class FeatureMap:
         return jnp.sum(jax.nn.one_hot(f, self.action_size), axis=-2) if self.action_sparse else f
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def random_projection(obs_dim: int, n_random: int, scale: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``(P [obs_dim, n_random], b [n_random])``: ``P ~ N(0, scale^2)``, ``b ~ U[0, 2 pi)``, float32.
 
@@ -218,7 +218,7 @@ def random_features(obs, proj, bias, low=(), high=(), nonlinearity: str = "cos")
     return jnp.concatenate([f, jnp.ones(f.shape[:-1] + (1,), f.dtype)], axis=-1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_action_features(spec: str) -> Callable:
     """The function a ``'module:function'`` path names (``action_features``); a ConfigError if there is none."""
     module, _, attr = spec.partition(":")
@@ -234,7 +234,7 @@ def load_action_features(spec: str) -> Callable:
     return fn
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def action_feature_shape(spec: str, obs_dim: int) -> tuple[int, int]:
     """``(n_actions, k)``: the shape of ``phi(s, .)`` a ``'module:function'`` returns for one observation."""
     out = jax.eval_shape(load_action_features(spec), jax.ShapeDtypeStruct((obs_dim,), jnp.float32))
@@ -395,11 +395,9 @@ class FeaturesConfig:
     """Function approximation: 'mlp', or linear in features 'linear-raw', 'linear-onehot', 'linear-tiles',
     'linear-random'."""
     tile_low: tuple[float, ...] = static(())
-    """Tile coding and random features: lower end of each observation dimension (empty: the observation space's
-    bounds)."""
+    """Tile coding, random features: lower end of each observation dimension (empty: the observation space's bounds)."""
     tile_high: tuple[float, ...] = static(())
-    """Tile coding and random features: upper end of each observation dimension (empty: the observation space's
-    bounds)."""
+    """Tile coding, random features: upper end of each observation dimension (empty: the observation space's bounds)."""
     n_tilings: int = static(8)
     """Tile coding: number of offset tilings."""
     tiles_per_dim: int = static(8)
@@ -476,14 +474,15 @@ class LinearHead(nn.Module):
 
 
 class StateActionHead(nn.Module):
-    r"""Logits :math:`\phi(s, a)^\top \theta` for every action, ``[..., n_actions]``; ``theta`` (``[action_size]``)
-    starts at zero. For block tile features, :math:`\phi(s,a)^\top\theta = \sum_i \theta[idx_{a,i}]`."""
+    r"""Logits :math:`\phi(s, a)^\top \theta` for every action, ``[..., n_actions]``; ``theta`` (the parameter ``w``,
+    ``[action_size]``, named like ``LinearHead``'s so that ``weight_decay`` acts on it) starts at zero. For block
+    tile features, :math:`\phi(s,a)^\top\theta = \sum_i \theta[idx_{a,i}]`."""
 
     fmap: FeatureMap
 
     @nn.compact
     def __call__(self, obs):
-        theta = self.param("theta", nn.initializers.zeros, (self.fmap.action_size,))
+        theta = self.param("w", nn.initializers.zeros, (self.fmap.action_size,))
         f = self.fmap.state_action(obs)
         if self.fmap.action_sparse:
             return jnp.sum(theta[f], axis=-1)
