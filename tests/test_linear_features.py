@@ -279,6 +279,9 @@ def test_ac_lambda_learns_cartpole_with_random_fourier_features(tmp_path):
     path, result, _ = ex.export(run_dir, "npz", out=tmp_path / "p.npz", seed=0)
     assert result["ok"]
     np.testing.assert_array_equal(ex.numpy_forward(np.load(path), obs), ref)
+    from test_policy import doc_forward  # the numpy forward pass of docs/using-a-trained-agent.md (cos layers)
+
+    np.testing.assert_array_equal(doc_forward()(np.load(path), obs), ref)
 
 
 # ----------------------------------------------------------------------------- J_avV = J_avR / (1 - gamma)
