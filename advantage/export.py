@@ -15,7 +15,8 @@ policy's deterministic actions), and the file is written only if its actions equ
   activations, normalisation statistics, output and action rescaling) in one ``.npz`` file;
   :func:`numpy_forward` (also in ``docs/using-a-trained-agent.md``) runs it. It covers the policies that are
   a chain of dense layers: MLPs (PPO, A2C/A3C, TRPO/NPG, IMPALA, IS-PG, REINFORCE, QAC, CEM/hill climbing/CMA-ES
-  networks, TD3/DDPG and SAC actors) and the linear policies over raw or one-hot features.
+  networks, TD3/DDPG and SAC actors) and the linear policies over raw, one-hot or random features (the random
+  projection is written as a first layer with a ``cos`` activation).
 """
 
 from __future__ import annotations
@@ -186,7 +187,8 @@ def describe(policy: Policy) -> tuple[dict, dict[str, np.ndarray]]:
     (``argmax`` + ``offset``, or ``squash`` (``tanh`` or ``clip``) and the affine map to ``[low, high]``)."""
     algo, cfg, agent = policy.algo, policy.config, policy.agent
     unsupported = RunError(
-        f"npz export reads MLP and linear (raw, one-hot or tile-coded features) policies; {algo.NAME}'s policy in "
+        f"npz export reads MLP and linear (raw, one-hot, tile-coded or random features) policies; {algo.NAME}'s "
+        f"policy in "
         f"{policy.run_dir} is not one of them: use --format onnx"
     )
     if getattr(cfg, "torso", "mlp") != "mlp":
@@ -217,13 +219,17 @@ def describe(policy: Policy) -> tuple[dict, dict[str, np.ndarray]]:
     elif "mean" in net:  # SAC: the mode tanh(mean(s))
         layers.append((net["mean"]["kernel"], net["mean"]["bias"], None))
         squash = "tanh"
-    elif "LinearHead_0" in net:  # linear in phi(s): raw [s, 1], one-hot or tile coding
+    elif "LinearHead_0" in net:  # linear in phi(s): raw [s, 1], one-hot, tiles, or random [g(P^T x + b), 1]
         kind = getattr(getattr(cfg, "features", None), "value", getattr(cfg, "features", "mlp"))
-        if kind not in ("linear-raw", "linear-onehot", "linear-tiles"):
-            raise unsupported
         w = net["LinearHead_0"]["w"]
-        layers.append((w, jnp.zeros(w.shape[1:], w.dtype), None))
-        features = {"linear-raw": "raw", "linear-onehot": "identity", "linear-tiles": "tiles"}[kind]
+        if kind == "linear-random":
+            layers.append(_random_layer(agent.fmap))
+            layers.append((w[:-1], w[-1], None))  # the last feature is the constant 1: the bias
+        elif kind in ("linear-raw", "linear-onehot", "linear-tiles"):
+            layers.append((w, jnp.zeros(w.shape[1:], w.dtype), None))
+            features = {"linear-raw": "raw", "linear-onehot": "identity", "linear-tiles": "tiles"}[kind]
+        else:
+            raise unsupported
         if kind == "linear-tiles":
             fmap = cfg.feature_map(policy.agent_observation_space, algo.NAME)
             tiles = {"low": list(fmap.low), "high": list(fmap.high), "n_tilings": fmap.n_tilings,
@@ -278,6 +284,7 @@ ACTIVATIONS: dict[str, Callable] = {
     "relu": lambda x: np.maximum(x, 0.0),
     "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
     "gelu": lambda x: 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3))),  # flax: tanh approx.
+    "cos": np.cos,  # random Fourier features (nets.linear, features linear-random)
 }
 
 
@@ -289,6 +296,22 @@ def tile_indices(x: np.ndarray, tiles: dict) -> np.ndarray:
     offsets = ((np.arange(n)[:, None] * (2 * np.arange(d)[None, :] + 1) / n) % 1.0).astype(np.float32)
     coords = np.clip(np.floor(u[:, None, :] + offsets), 0, k).astype(np.int64)
     return (coords * (k + 1) ** np.arange(d)).sum(axis=-1) + np.arange(n) * (k + 1) ** d
+
+
+def _random_layer(fmap) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """``(W, b, activation)`` of ``linear-random``'s ``g(P^T x + b)`` with the scaling ``x = 2 (s - low) / (high -
+    low) - 1`` folded in: ``W = diag(2 / (high - low)) P``, ``b' = b - ((high + low) / (high - low)) P``."""
+    from advantage.nets.linear import random_projection
+
+    proj, bias = random_projection(fmap.obs_dim, fmap.n_random, fmap.random_scale, fmap.seed)
+    proj, bias = proj.astype(np.float64), bias.astype(np.float64)
+    if not fmap.nonlinearity == "cos":
+        bias = np.zeros_like(bias)
+    if len(fmap.low):
+        low, high = np.asarray(fmap.low, np.float64), np.asarray(fmap.high, np.float64)
+        bias = bias - ((high + low) / (high - low)) @ proj
+        proj = (2.0 / (high - low))[:, None] * proj
+    return proj, bias, ("cos" if fmap.nonlinearity == "cos" else None)
 
 
 def numpy_forward(npz: dict, obs: np.ndarray) -> np.ndarray:

@@ -84,10 +84,11 @@ OBJECTIVES = ("discounted", "average-reward")
 class Config(FeaturesConfig, PolicyConfig):
     """TD(lambda) actor-critic hyperparameters. Defaults: linear in tile-coded features."""
 
-    # features, tile_low, tile_high, n_tilings, tiles_per_dim: the fields of nets.linear.FeaturesConfig (features
+    # features, tile_low, tile_high, n_tilings, tiles_per_dim, n_random, random_scale, random_nonlinearity,
+    # feature_seed, action_features: the fields of nets.linear.FeaturesConfig (features
     # here linear by default)
     features: str = static("linear-tiles")
-    """Function approximation: 'linear-tiles', 'linear-raw', 'linear-onehot', or 'mlp' (traces over all weights)."""
+    """Function approximation: 'linear-tiles', 'linear-raw', 'linear-onehot', 'linear-random' or 'mlp' (all weights)."""
 
     n_envs: int = static(1)
     """Parallel environments per seed (each with its own traces); 1 is the book's algorithm."""
@@ -181,7 +182,7 @@ def networks(config: Config, action_space, fmap) -> tuple[Policy, Critic]:
 
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
-    fmap = config.feature_map(obs_space, algo=NAME)
+    fmap = config.feature_map(obs_space, algo=NAME, action_space=action_space)
     policy, critic = networks(config, action_space, fmap)
     k_pi, k_v = jax.random.split(key)
     obs = flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape)

@@ -75,7 +75,8 @@ ACTOR_WEIGHTS = ("q", "advantage", "v")
 class Config(FeaturesConfig, PolicyConfig):
     """Q actor-critic hyperparameters (discrete actions). Defaults: the CartPole-v1 preset."""
 
-    # features, tile_low, tile_high, n_tilings, tiles_per_dim: the fields of nets.linear.FeaturesConfig
+    # features, tile_low, tile_high, n_tilings, tiles_per_dim, n_random, random_scale, random_nonlinearity,
+    # feature_seed, action_features: the fields of nets.linear.FeaturesConfig
     n_envs: int = static(32)
     """Parallel environments per seed."""
     n_steps: int = static(8)
@@ -187,7 +188,7 @@ def init(key, obs_space, action_space, config: Config, total_steps: int) -> Agen
             f"environment's actions are a Box of shape {tuple(action_space.shape)}. Use a2c or "
             "reinforce for continuous actions."
         )
-    fmap = config.feature_map(obs_space, algo=NAME)
+    fmap = config.feature_map(obs_space, algo=NAME, action_space=action_space)
     policy, critic = networks(config, action_space, fmap)
     k_pi, k_q = jax.random.split(key)
     obs = flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape)

@@ -61,7 +61,8 @@ NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 class Config(FeaturesConfig, PolicyConfig):
     """Natural actor-critic hyperparameters. Defaults: the CartPole-v1 preset."""
 
-    # features, tile_low, tile_high, n_tilings, tiles_per_dim: the fields of nets.linear.FeaturesConfig
+    # features, tile_low, tile_high, n_tilings, tiles_per_dim, n_random, random_scale, random_nonlinearity,
+    # feature_seed, action_features: the fields of nets.linear.FeaturesConfig
     # layer_norm, weight_decay (the baseline's only: the actor's step is the natural gradient), std, temperature:
     # the fields of nets.mlp.PolicyConfig (docs/network-options.md)
     n_envs: int = static(2)
@@ -174,7 +175,7 @@ def critic_optimizer(config: Config) -> optax.GradientTransformation:
 
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
-    fmap = config.feature_map(obs_space, algo=NAME)
+    fmap = config.feature_map(obs_space, algo=NAME, action_space=action_space)
     policy, critic = networks(config, action_space, fmap)
     k_pi, k_v = jax.random.split(key)
     obs = flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape)

@@ -70,7 +70,8 @@ NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 class Config(FeaturesConfig, PolicyConfig):
     """REINFORCE hyperparameters. Defaults: reward-to-go with a learned value baseline, the CartPole-v1 preset."""
 
-    # features, tile_low, tile_high, n_tilings, tiles_per_dim: the fields of nets.linear.FeaturesConfig
+    # features, tile_low, tile_high, n_tilings, tiles_per_dim, n_random, random_scale, random_nonlinearity,
+    # feature_seed, action_features: the fields of nets.linear.FeaturesConfig
     n_envs: int = static(2)
     """Parallel environments per seed."""
     n_steps: int = static(500)
@@ -188,7 +189,7 @@ def _optimizer(config: Config, lr) -> optax.GradientTransformation:
 
 
 def init(key, obs_space, action_space, config: Config, total_steps: int) -> AgentState:
-    fmap = config.feature_map(obs_space, algo=NAME)
+    fmap = config.feature_map(obs_space, algo=NAME, action_space=action_space)
     policy, critic = networks(config, action_space, fmap)
     k_pi, k_v = jax.random.split(key)
     obs = flatten_obs(jnp.zeros(obs_space.shape, jnp.float32), obs_space.shape)
