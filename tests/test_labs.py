@@ -139,6 +139,7 @@ def test_labs_listed():
         "batch-vs-online",
         "shared-vs-separate",
         "average-reward",
+        "try-a2c-first",
     ):
         assert name in labs.available()
 
@@ -291,3 +292,49 @@ def test_average_reward(tmp_path):
     assert min(avg["exact_avg_reward_per_seed"]) > max(g9["exact_avg_reward_per_seed"])
     assert avg["last_window_reward_per_step_mean"] > avg["reward_per_step_curve"][0]  # it learned online
     assert r["claim_holds"]
+
+
+def test_try_a2c_first_helpers():
+    from advantage.labs import try_a2c_first as lab
+
+    steps = [1000, 2000, 3000]
+    curves = [[100, 480, 300], [np.nan, 200, 475], [10, 20, 30]]
+    assert lab.steps_to_threshold(steps, curves, 475) == [2000.0, 3000.0, None]
+    assert lab.median_steps([2000.0, 3000.0, None]) == 3000.0
+    assert lab.median_steps([2000.0, None, None]) == np.inf
+    cfg, source = lab.preset("a2c", "CartPole-v1")
+    assert cfg == lab.a2c.PRESETS["CartPole-v1"] and source == "a2c.PRESETS['CartPole-v1']"
+    cfg, source = lab.preset("reinforce", "Acrobot-v1")  # no Acrobot preset: CartPole's, without its tile ranges
+    assert "no preset" in source and "tile_low" not in cfg and cfg["baseline"] == "value"
+
+
+@pytest.mark.slow
+def test_try_a2c_first(tmp_path):
+    from advantage.labs import try_a2c_first as lab
+
+    r = _run("try-a2c-first", tmp_path)
+    res = r["results"]["CartPole-v1"]
+    assert list(res) == ["a2c", "ppo", "reinforce", "trpo", "dqn"]
+    n, evals = len(r["setup"]["seeds"]), r["setup"]["evals_during_training"]
+    for algo, v in res.items():
+        assert v["preset"]["source"] == f"{algo}.PRESETS['CartPole-v1']"
+        assert len(v["final_eval_per_seed"]) == n and np.asarray(v["eval_return_per_seed"]).shape == (n, evals)
+        lo, hi = v["final_eval_iqm_ci95"]
+        assert lo <= v["final_eval_iqm"] <= hi
+        assert v["seconds_per_1000_env_steps"] > 0 and v["compile_time_s"] > 0
+        reach = lab.steps_to_threshold(v["eval_steps"], v["eval_return_per_seed"], 475)
+        assert v["steps_to_threshold_per_seed"] == reach
+    # something learns in the quick budget (a random policy scores about 20) ...
+    assert max(v["final_eval_iqm"] for v in res.values()) > 300
+    # ... and DQN (64 gradient steps on a (256, 256) network per 128 env steps) costs more per env step than A2C
+    assert res["dqn"]["seconds_per_1000_env_steps"] > 3 * res["a2c"]["seconds_per_1000_env_steps"]
+    # the verdict is exactly the three checks, recomputed from the numbers
+    a, p, d = res["a2c"], res["ppo"], res["dqn"]
+    best = max(res.values(), key=lambda v: v["final_eval_iqm"])
+    expected = (
+        (a["final_eval_iqm"] >= best["final_eval_iqm_ci95"][0] or a["seeds_reaching_threshold"] == n)
+        and p["seconds_per_1000_env_steps"] > a["seconds_per_1000_env_steps"]
+        and d["final_eval_iqm"] >= p["final_eval_iqm"]
+        and lab.median_steps(d["steps_to_threshold_per_seed"]) <= lab.median_steps(p["steps_to_threshold_per_seed"])
+    )
+    assert r["claim_holds"] == expected == all(r["checks"].values())

@@ -39,6 +39,7 @@ LABS: dict[str, str] = {
     "shared-vs-separate": "advantage.labs.shared_vs_separate",
     "batch-vs-online": "advantage.labs.batch_vs_online",
     "average-reward": "advantage.labs.average_reward",
+    "try-a2c-first": "advantage.labs.try_a2c_first",
 }
 
 

@@ -59,16 +59,32 @@ MODES = {  # total steps, n seeds, online learning rates
 }
 
 
-def train_setting(label: str, cfg, seeds, total_steps: int, tmp: Path, extra_keys=()) -> dict[str, Any]:
-    """Train ``a2c`` with ``cfg`` on ``ENV`` for ``seeds`` in one driver run; curves, final eval, timings."""
+def train_setting(
+    label: str,
+    cfg,
+    seeds,
+    total_steps: int,
+    tmp: Path,
+    extra_keys=(),
+    *,
+    algo: str = "a2c",
+    env: str = ENV,
+    evals: int | None = None,
+    eval_episodes: int = EVAL_EPISODES,
+) -> dict[str, Any]:
+    """Train ``algo`` with ``cfg`` on ``env`` for ``seeds`` in one driver run; curves, final eval, timings.
+
+    With ``evals``, also that many greedy evaluations during the run: ``eval_steps`` and ``eval_return_per_seed``
+    (``[n_seeds, evals]``, the mean return of ``eval_episodes`` episodes)."""
     from advantage.training.driver import train
 
     run_dir = tmp / label.replace(" ", "_").replace("/", "-")
+    during = {"n_chunks": 10} if evals is None else {"evals": evals}
     summary = train(
-        "a2c",
+        algo,
         cfg,
         quiet_run_config(
-            ENV, seeds, total_steps, run_dir, eval_episodes=EVAL_EPISODES, n_chunks=10, log_every=total_steps // 40
+            env, seeds, total_steps, run_dir, eval_episodes=eval_episodes, log_every=total_steps // 40, **during
         ),
         console=_quiet_console(),
     )
@@ -81,7 +97,9 @@ def train_setting(label: str, cfg, seeds, total_steps: int, tmp: Path, extra_key
     run_time = float(summary["run_time_s"])
     out = {
         "label": label,
-        "config": {k: getattr(cfg, k) for k in ("n_envs", "n_steps", "learning_rate", "shared_network")},
+        "config": {
+            k: getattr(cfg, k) for k in ("n_envs", "n_steps", "learning_rate", "shared_network") if hasattr(cfg, k)
+        },
         "steps": steps.tolist(),
         "train_return_mean": ret_mean.tolist(),
         "train_return_min": ret_min.tolist(),
@@ -94,6 +112,9 @@ def train_setting(label: str, cfg, seeds, total_steps: int, tmp: Path, extra_key
         "seconds_per_1000_steps": 1000 * run_time / total_steps,
         "updates": total_steps // (cfg.n_envs * cfg.n_steps),
     }
+    if evals is not None:
+        ev_steps, ev = read_curve(run_dir / "eval" / "history.csv", seeds, "eval/return_mean")
+        out["eval_steps"], out["eval_return_per_seed"] = ev_steps.tolist(), ev.tolist()
     for key in extra_keys:
         _, v = read_curve(run_dir / "metrics.csv", seeds, key=key)
         out[key] = {"mean": np.nanmean(v, axis=0).tolist(), "per_seed_last_quarter": _last_quarter(v).tolist()}
