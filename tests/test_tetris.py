@@ -1,0 +1,89 @@
+"""Tetris-v0: hand-built boards with known heights and holes, a line clear, game over, the piece limit, jit/vmap."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from advantage.envs import make
+from advantage.envs.lectures.tetris import CELLS, TetrisState, board_features, place
+
+I, O, T = 0, 1, 2  # noqa: E741
+
+
+def board(rows, width):
+    """Board from strings, top row first ('#' filled)."""
+    return jnp.asarray([[ch == "#" for ch in row] for row in reversed(rows)])
+
+
+def test_rotation_tables_are_the_seven_tetrominoes():
+    for p in range(7):
+        for r in range(4):
+            cells = {tuple(x) for x in CELLS[p, r]}
+            assert len(cells) == 4 and min(x[0] for x in cells) == 0 and min(x[1] for x in cells) == 0
+
+
+def test_features_of_a_hand_built_board():
+    b = board(["......", ".#....", "##..#.", "#...#."], 6)
+    f = np.asarray(board_features(b, 0))
+    np.testing.assert_array_equal(f[:6], [2, 3, 0, 0, 2, 0])  # heights
+    np.testing.assert_array_equal(f[6:11], [1, 3, 0, 2, 2])  # |differences|
+    assert f[11] == 3 and f[12] == 1 and f[13] == 0  # max height, holes (under column 1), lines
+
+
+def test_drop_lands_on_the_highest_cell_and_clamps_the_column():
+    b = board(["......", "......", "..#...", "..#..."], 6)
+    new, lines, over = place(b, O, 0 * 6 + 1, 6)  # O at columns 1-2 rests on column 2 (height 2)
+    assert int(lines) == 0 and not bool(over)
+    np.testing.assert_array_equal(np.asarray(board_features(new, 0))[:6], [0, 4, 4, 0, 0, 0])
+    a, _, _ = place(b, I, 0 * 6 + 5, 6)  # horizontal I at column 5 sticks out -> column 2
+    c, _, _ = place(b, I, 0 * 6 + 2, 6)
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(c))
+
+
+def test_a_line_clear_drops_the_rows_above():
+    b = board(["......", "......", "#.....", "##.###"], 6)
+    env, params = make("Tetris-v0", width=6, height=4)
+    state = TetrisState(b, jnp.asarray(I), jnp.asarray(0))
+    new, lines, _ = place(b, I, 1 * 6 + 2, 6)  # vertical I into column 2: clears the bottom row
+    assert int(lines) == 1
+    obs, state2, reward, term, trunc, _ = env.step(jax.random.key(0), state, 6 + 2, params)
+    assert float(reward) == 1.0 and not bool(term) and not bool(trunc)
+    np.testing.assert_array_equal(
+        np.asarray(state2.board), np.asarray(board(["......", "..#...", "..#...", "#.#..."], 6))
+    )
+    assert obs.shape == (24, 14) and float(env._obs(state, params)[6 + 2, -1]) == 1.0  # the placement's lines
+
+
+def test_game_over_terminates():
+    env, params = make("Tetris-v0", width=6, height=4)
+    b = board(["..#...", "..#...", "..#...", "..#..."], 6)
+    state = TetrisState(b, jnp.asarray(O), jnp.asarray(0))
+    obs, _ = env.reset(jax.random.key(0), params)
+    _, new, reward, term, trunc, _ = env.step(jax.random.key(0), state, 0 * 6 + 1, params)
+    assert bool(term) and not bool(trunc) and float(reward) == 0.0
+    feats = env._obs(state, params)
+    assert float(feats[1, 11]) > params.height  # the game-over placement's max height shows it
+
+
+def test_piece_limit_truncates():
+    env, params = make("Tetris-v0", width=6, height=10, max_pieces=3)
+    obs, state = env.reset(jax.random.key(1), params)
+    step = jax.jit(env.step, static_argnums=3)
+    truncs = []
+    for t in range(3):
+        # place in the column with the lowest max height after placement
+        a = jnp.argmin(obs[:, 11] * 100 + obs[:, 12])
+        obs, state, _, term, trunc, _ = step(jax.random.key(t), state, a, params)
+        assert not bool(term)
+        truncs.append(bool(trunc))
+    assert truncs == [False, False, True]
+
+
+def test_jit_and_vmap():
+    env, params = make("Tetris-v0", width=6, height=10)
+    keys = jax.random.split(jax.random.key(0), 8)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    assert obs.shape == (8, 24, 14) and obs.dtype == jnp.float32
+    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)), static_argnums=3)
+    obs, state, reward, term, trunc, _ = step(keys, state, jnp.arange(8), params)
+    assert obs.shape == (8, 24, 14) and reward.shape == (8,) and int(state.pieces.sum()) == 8
