@@ -159,4 +159,34 @@ class Tetris(Environment):
         return self._obs(new, params), new, reward, game_over, truncated, {"lines": reward}
 
 
+def hand_weights(width: int) -> jax.Array:
+    """The greedy baseline's fixed weights ``w = -holes - max height + 10 * lines`` (over :func:`board_features`)."""
+    return jnp.zeros(2 * width + 2).at[-3].set(-1.0).at[-2].set(-1.0).at[-1].set(10.0)
+
+
+def lines_per_game(key, params: TetrisParams, weights=None, n_games: int = 100) -> jax.Array:
+    """Lines cleared in each of ``n_games`` games ``[n_games]``: greedy ``argmax_a w^T phi(s, a)`` with ``weights``,
+    or uniformly random placements when ``weights`` is None. A game ends at game over or after ``max_pieces``."""
+    env = Tetris(params.width, params.height, params.max_pieces)
+
+    def game(k):
+        k0, k = jax.random.split(k)
+        obs, state = env.reset(k0, params)
+
+        def body(carry):
+            obs, state, k, lines, done = carry
+            k, ka, ks = jax.random.split(k, 3)
+            if weights is None:
+                a = jax.random.randint(ka, (), 0, N_ROT * params.width)
+            else:
+                a = jnp.argmax(obs @ weights)
+            obs, state, r, term, trunc, _ = env.step(ks, state, a, params)
+            return obs, state, k, lines + r, term | trunc
+
+        carry = (obs, state, k, jnp.asarray(0.0), jnp.asarray(False))
+        return jax.lax.while_loop(lambda c: ~c[-1], body, carry)[3]
+
+    return jax.jit(jax.vmap(game))(jax.random.split(key, n_games))
+
+
 register("Tetris-v0", Tetris, None)
