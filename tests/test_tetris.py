@@ -1,11 +1,24 @@
 """Tetris-v0: hand-built boards with known heights and holes, a line clear, game over, the piece limit, jit/vmap."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
+from advantage.algos import cem
 from advantage.envs import make
-from advantage.envs.lectures.tetris import CELLS, TetrisState, board_features, place
+from advantage.envs.lectures.tetris import (
+    CELLS,
+    TetrisParams,
+    TetrisState,
+    board_features,
+    hand_weights,
+    lines_per_game,
+    place,
+)
+from tests.helpers import train_run
 
 I, O, T = 0, 1, 2  # noqa: E741
 
@@ -87,3 +100,25 @@ def test_jit_and_vmap():
     step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)), static_argnums=3)
     obs, state, reward, term, trunc, _ = step(keys, state, jnp.arange(8), params)
     assert obs.shape == (8, 24, 14) and reward.shape == (8,) and int(state.pieces.sum()) == 8
+
+
+@pytest.mark.slow
+def test_cem_beats_random_and_greedy_baselines_on_a_small_board(tmp_path):
+    """Szita & Lorincz (2006) in small: parameter-space CEM on a linear placement scorer, 6 x 10 board, 200 pieces.
+    Every seed must clear at least 1.2 x the lines per game of the hand-weighted greedy baseline (and of random)."""
+    kwargs = {"width": 6, "height": 10, "max_pieces": 200}
+    params = TetrisParams(**kwargs)
+    random_lines = float(lines_per_game(jax.random.key(0), params, None, 200).mean())
+    greedy_lines = float(lines_per_game(jax.random.key(0), params, hand_weights(6), 200).mean())
+    summary, _ = train_run(
+        tmp_path,
+        "cem",
+        cem.Config(),
+        "Tetris-v0",
+        seeds=(0, 1),
+        total_steps=100_000,
+        eval_episodes=50,
+        env_kwargs=json.dumps(kwargs),
+    )
+    for lines in summary["eval_return"]["per_seed"]:
+        assert lines >= 1.2 * greedy_lines and lines >= 1.2 * random_lines, (lines, greedy_lines, random_lines)
