@@ -122,3 +122,17 @@ def test_cem_beats_random_and_greedy_baselines_on_a_small_board(tmp_path):
     )
     for lines in summary["eval_return"]["per_seed"]:
         assert lines >= 1.2 * greedy_lines and lines >= 1.2 * random_lines, (lines, greedy_lines, random_lines)
+
+
+def test_cem_scores_each_placement_with_one_shared_weight_vector():
+    env, params = make("Tetris-v0", width=6, height=10)
+    cfg = cem.Config()
+    obs_space, action_space = env.observation_space(params), env.action_space(params)
+    state = cem.init(jax.random.key(0), obs_space, action_space, cfg)
+    w = jax.random.normal(jax.random.key(1), (14,))
+    policy = jax.tree.map(lambda _: w[:, None], state.policy)  # the only leaf: the [F, 1] kernel
+    obs = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(2), 3), params)[0]
+    dist = cem.policy_dist(cfg, action_space, policy, obs)
+    np.testing.assert_allclose(np.asarray(dist.logits), np.asarray(obs @ w), rtol=1e-5, atol=1e-4)
+    action, _, _ = cem.act(cfg, action_space, state.replace(policy=policy), obs, jax.random.key(3))
+    np.testing.assert_array_equal(np.asarray(action), np.asarray(jnp.argmax(obs @ w, axis=-1)))
