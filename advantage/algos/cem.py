@@ -38,6 +38,7 @@ from flax import struct
 
 from advantage.config import ConfigError, check, static
 from advantage.core import optim
+from advantage.core.distributions import categorical
 from advantage.core.losses import masked_mean
 from advantage.envs.spaces import action_dim, action_factors, is_discrete
 from advantage.nets.mlp import MLP, PolicyHead, check_torso
@@ -176,22 +177,33 @@ class PolicyNet(nn.Module):
     hidden_sizes: Sequence[int] = ()
     activation: str = "tanh"
     factors: tuple[int, ...] = ()  # a MultiDiscrete action's nvec: a product of categoricals
+    rows: bool = False  # obs [A, F] holds features phi(s, a) per action: one shared scorer, logits_a = f(phi(s, a))
 
     @nn.compact
     def __call__(self, x):
+        if self.rows:  # Szita & Lorincz (2006): logits_a = w^T phi(s, a), one weight vector for all actions
+            x = x.reshape(x.shape[0], self.action_dim, -1)
+            return categorical(nn.Dense(1, use_bias=False)(MLP(self.hidden_sizes, self.activation)(x))[..., 0])
         return PolicyHead(self.action_dim, self.discrete, factors=self.factors)(
             MLP(self.hidden_sizes, self.activation)(x)
         )
 
 
-def network(config, action_space) -> PolicyNet:
+def network(config, action_space, rows: bool = False) -> PolicyNet:
     return PolicyNet(
         action_dim(action_space),
         is_discrete(action_space),
         config.hidden_sizes,
         config.activation,
         factors=action_factors(action_space),
+        rows=rows,
     )
+
+
+def scores_rows(obs_shape, action_space) -> bool:
+    """Whether an observation ``[A, F]`` holds one feature row per action (e.g. Tetris-v0's placements): then
+    the policy scores each row with one shared network, ``logits_a = f_theta(phi(s, a))``."""
+    return is_discrete(action_space) and len(obs_shape) == 2 and obs_shape[0] == action_dim(action_space) > 1
 
 
 def obs_features(obs, in_dim: int):
@@ -215,6 +227,8 @@ def _first_kernel(params):
 
 def policy_dist(config, action_space, params, obs):
     """pi_theta(.|obs) for a batch ``obs [B, ...]``."""
+    if scores_rows(obs.shape[1:], action_space):
+        return network(config, action_space, rows=True).apply(params, obs.astype(jnp.float32))
     return network(config, action_space).apply(params, obs_features(obs, _first_kernel(params).shape[0]))
 
 
@@ -316,6 +330,8 @@ def optimizer(config) -> optax.GradientTransformation:
 
 
 def init_network(key, obs_space, action_space, config):
+    if scores_rows(getattr(obs_space, "shape", ()), action_space):
+        return network(config, action_space, rows=True).init(key, jnp.zeros((1, *obs_space.shape), jnp.float32))
     return network(config, action_space).init(key, jnp.zeros((1, obs_dim(obs_space)), jnp.float32))
 
 

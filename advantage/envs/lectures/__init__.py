@@ -10,4 +10,5 @@ from advantage.envs.lectures import (  # noqa: F401
     gridworld,
     one_state,
     rock_paper_scissors,
+    tetris,
 )
