@@ -130,6 +130,8 @@ class Tetris(Environment):
 
     def __init__(self, width: int = 10, height: int = 20, max_pieces: int = 500):
         self.width, self.height, self.max_pieces = int(width), int(height), int(max_pieces)
+        # the env truncates its own games (as gymnax's do): the drivers cap evaluation and search episodes here
+        self.max_episode_steps = self.max_pieces
 
     def default_params(self) -> TetrisParams:
         return TetrisParams(self.width, self.height, self.max_pieces)
