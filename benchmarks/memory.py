@@ -84,11 +84,16 @@ ROWS: dict[str, tuple[str, str, list[str]]] = {
 }
 
 
-def preset_steps(algo: str, env: str) -> int:
-    """The algorithm's default budget for ``env`` (what ``advantage train`` uses without --total-steps)."""
-    code = f"from advantage import algos; print(algos.get({algo!r}).DEFAULT_STEPS[{env!r}])"
+def preset_steps(algo: str, env: str) -> tuple[int, int]:
+    """The algorithm's default budget for ``env`` (what ``advantage train`` uses without --total-steps) and
+    its preset's number of parallel envs (a budget must be a multiple of it)."""
+    code = (
+        f"from advantage import algos; m = algos.get({algo!r}); c = m.Config(**m.PRESETS[{env!r}]); "
+        f"print(m.DEFAULT_STEPS[{env!r}], getattr(c, 'n_envs', 1))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=CHILD_CWD)
-    return int(out.stdout.strip().splitlines()[-1])
+    steps, n_envs = out.stdout.strip().splitlines()[-1].split()
+    return int(steps), int(n_envs)
 
 
 CHILD_CWD = Path(tempfile.gettempdir())
@@ -144,14 +149,14 @@ def run_measured(cmd: list[str], env: dict, timeout: float, sample_every: float)
 
 def measure(name: str, args, tmp: Path) -> dict:
     algo, env_id, extra = ROWS[name]
-    preset = preset_steps(algo, env_id)
+    preset, n_envs = preset_steps(algo, env_id)
     if args.quick:
         steps = min(preset, 2_000)
     elif name == "main":
         steps = preset
     else:
-        cap = args.max_steps_gymnasium if "gymnasium" in extra else args.max_steps
-        steps = min(preset, cap)
+        steps = min(preset, args.max_steps_gymnasium if "gymnasium" in extra else args.max_steps)
+    steps -= steps % n_envs  # the CLI wants a multiple of the parallel envs
     run_dir = tmp / name
     cmd = [
         *cli(),
@@ -239,7 +244,7 @@ def markdown(data: dict) -> str:
         f"- **Budgets**: the preset's, capped at {data['max_steps']:,} env steps per seed "
         f"({data['max_steps_gymnasium']:,} on the Gymnasium back end); the main job at its full preset.",
         "",
-        "| row | command | steps/seed (preset) | wall s | compile s | GIF | peak RSS MiB | ≤ 1 GB |",
+        "| row | command | steps/seed (preset) | wall s | compile s | GIF | peak RSS MiB | ≤ 1 GB (953.7 MiB) |",
         "|---|---|---:|---:|---:|---|---:|---|",
     ]
     for r in rows:
@@ -287,6 +292,12 @@ def main() -> int:
         "--results-md", default=None, help="where the section goes (default: RESULTS.md; --quick: none); 'none'"
     )
     p.add_argument("--from-json", metavar="RESULTS_JSON", default=None, help="measure nothing: print the table")
+    p.add_argument("--label", default=None, help="a note stored with the results (what code this measures)")
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the rows already in --out and replace (or add) only the ones measured now",
+    )
     args = p.parse_args()
     if args.from_json:
         print(markdown(json.loads(Path(args.from_json).read_text())))
@@ -305,11 +316,28 @@ def main() -> int:
         "max_steps": args.max_steps,
         "max_steps_gymnasium": args.max_steps_gymnasium,
         "limit_mib": LIMIT_MIB,
+        "label": args.label,
+        "advantage_imported_from": subprocess.run(
+            [sys.executable, "-c", "import advantage; print(advantage.__file__)"],
+            capture_output=True,
+            text=True,
+            cwd=CHILD_CWD,
+        ).stdout.strip(),
         "rows": [],
     }
+    if args.update and out.exists():
+        old = json.loads(out.read_text())
+        data["rows"], data["updates"] = old["rows"], [*old.get("updates", []), data["started"]]
+        data["started"], data["argv"] = old["started"], old["argv"]
+        data["label"] = " / ".join(x for x in (old.get("label"), args.label) if x) or None
     print(f"temp dir {tmp}", file=sys.stderr)
     for name in args.only or ROWS:
-        data["rows"].append(measure(name, args, tmp))
+        row = measure(name, args, tmp)
+        at = [i for i, r in enumerate(data["rows"]) if r["name"] == name]
+        if at:
+            data["rows"][at[0]] = row
+        else:
+            data["rows"].append(row)
         out.write_text(json.dumps(data, indent=1) + "\n")
     section = markdown(data)
     print(section)
