@@ -179,3 +179,19 @@ def test_compact_frames_give_back_the_rgb_frames_and_the_same_gif(tmp_path, n_co
     a = video.write_video(frames, tmp_path / "a.gif")
     b = video.write_video(compact, tmp_path / "b.gif")
     assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.parametrize("n_colors", [5, 300])
+def test_a_released_gif_is_the_same_file_and_lets_go_of_its_frames(tmp_path, n_colors):
+    """``write_video(..., release=True)`` (what ``record`` does) hands the frames to Pillow one by one, so
+    that the video is not held twice: the same bytes, and nothing left in the frame list afterwards."""
+    rng = np.random.default_rng(1)
+    colors = rng.integers(0, 256, (n_colors, 3), dtype=np.uint8)
+    frames = [colors[rng.integers(0, n_colors, (30, 40))] for _ in range(5)]
+    kept, released = video._PaletteGif(), video._PaletteGif()
+    kept.extend(frames)
+    released.extend(frames)
+    a = video.write_video(kept, tmp_path / "kept.gif")
+    b = video.write_video(released, tmp_path / "released.gif", release=True)
+    assert a.read_bytes() == b.read_bytes()
+    assert len(kept) == 5 and len(released) == 0

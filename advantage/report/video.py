@@ -140,26 +140,44 @@ class _PaletteGif:
         self.exact = False
         self.lut = None
 
-    def save(self, path: Path, duration: int) -> None:
+    def save(self, path: Path, duration: int, release: bool = False) -> None:
+        """Write the GIF. Pillow copies every frame it is given and holds the copies until the file is
+        written; ``release=True`` hands the frames over one by one and drops them here, so that the
+        video is held once, not twice (this object is empty afterwards)."""
         from PIL import Image
 
+        if release:
+            self.lut = None  # 32 MB, used only by add()
         if self.exact:
             palette = self._palette().ravel().tolist()
-            images = []
-            for f in self.frames:
+
+            def image(f):
                 im = Image.fromarray(f, "P")
                 im.putpalette(palette)
-                images.append(im)
+                return im
         else:
             pick = np.linspace(0, len(self.frames) - 1, min(len(self.frames), 8)).round().astype(int)
             sample = Image.fromarray(np.concatenate([self.frames[i] for i in pick], axis=0))
             pal = sample.quantize(256, method=Image.Quantize.MEDIANCUT)
-            images = [Image.fromarray(f).quantize(palette=pal, dither=Image.Dither.NONE) for f in self.frames]
-        images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
+
+            def image(f):
+                return Image.fromarray(f).quantize(palette=pal, dither=Image.Dither.NONE)
+
+        images = (image(f) for f in (self._drain() if release else self.frames))
+        first = next(images)
+        first.save(path, format="GIF", save_all=True, append_images=images, duration=duration, loop=0)
+
+    def _drain(self):
+        """The frames in order, each removed from this object as it is taken."""
+        self.frames.reverse()
+        while self.frames:
+            yield self.frames.pop()
 
 
-def write_video(frames, out_path, fps: int = DEFAULT_FPS) -> Path:
-    """Write uint8 ``[H, W, 3]`` frames (an iterable) to ``out_path`` (.gif or .mp4); returns the path."""
+def write_video(frames, out_path, fps: int = DEFAULT_FPS, release: bool = False) -> Path:
+    """Write uint8 ``[H, W, 3]`` frames (an iterable) to ``out_path`` (.gif or .mp4); returns the path.
+    ``release``: the frames of a compact rollout (``rollout(..., compact=True).frames``) may be dropped as
+    they are written, so that a GIF does not hold the video twice; they are gone afterwards."""
     out_path = Path(out_path)
     check_path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +192,7 @@ def write_video(frames, out_path, fps: int = DEFAULT_FPS) -> Path:
                 n += 1
         if n:
             # GIF frame times are multiples of 10 ms
-            gif.save(out_path, duration=max(10, int(round(100.0 / max(fps, 1))) * 10))
+            gif.save(out_path, duration=max(10, int(round(100.0 / max(fps, 1))) * 10), release=release)
     else:
         import warnings
 
@@ -417,4 +435,4 @@ def record(
     out_path = Path(out_path) if out_path is not None else default_path(run_dir)
     check_path(out_path)  # before the (slow) rollout
     r = rollout(run_dir, episodes, seed_index, deterministic, max_frames, compact=True, loaded=loaded)
-    return write_video(r.frames, out_path, fps or r.fps)
+    return write_video(r.frames, out_path, fps or r.fps, release=True)
