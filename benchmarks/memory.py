@@ -263,17 +263,6 @@ def markdown(data: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the section under ``SECTION`` (up to the next ``## `` heading) in ``path``, or append it."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip() + "\n\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section.rstrip() + "\n"
-    path.write_text(text)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -343,7 +332,7 @@ def main() -> int:
     print(section)
     md = args.results_md or ("none" if args.quick else str(HERE / "RESULTS.md"))
     if md != "none":
-        write_section(Path(md), section)
+        common.write_section(Path(md), SECTION, section)
     print(f"\nraw results: {out}", file=sys.stderr)
     if not args.keep_runs:
         shutil.rmtree(tmp, ignore_errors=True)

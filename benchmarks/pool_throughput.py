@@ -40,7 +40,6 @@ import datetime as dt
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -568,17 +567,6 @@ def markdown(data: dict) -> str:
     return "\n".join(body)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the section under ``SECTION`` (up to the next ``## `` heading) in ``path``, or append it."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip() + "\n\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section.rstrip() + "\n"
-    path.write_text(text)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -637,7 +625,7 @@ def main() -> int:
         print(f"results: {bench.out}", file=sys.stderr)
     print(section)
     if md_path != "none":
-        write_section(Path(md_path), section)
+        common.write_section(Path(md_path), SECTION, section)
         print(f"section written to {md_path}", file=sys.stderr)
     return 0
 
