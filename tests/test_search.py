@@ -321,6 +321,39 @@ def test_nelder_mead_step_by_hand():
     np.testing.assert_allclose(s[-1], [0.25, 0.5]) and not bool(shrink)
 
 
+def test_nelder_mead_reevaluate_best_averages_a_lucky_vertex_down():
+    """reevaluate_best: the last slot scores x_0 again and f_0 becomes the running mean of its scores, so a vertex
+    that scored 500 once by luck (true return ~20) loses its place after two iterations."""
+    from advantage.algos import nelder_mead as nm
+    from advantage.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="population_size"):
+        nm.Config(population_size=4, reevaluate_best=True)
+    cfg = nm.Config(population_size=5, reevaluate_best=True)
+    state = nm.init_state(jnp.zeros(2), 1.0).replace(  # x_0 = (0, 0), x_1 = (1, 0), x_2 = (0, 1), all scored
+        values=jnp.array([-500.0, -200.0, -100.0]), counts=jnp.ones(3), fill=jnp.asarray(3, jnp.int32))
+    cands, _ = nm.ask(cfg, state, None)  # x_r, x_e, x_oc, x_ic of the centroid (0.5, 0), then x_0
+    np.testing.assert_allclose(cands, [[1.0, -1.0], [1.5, -2.0], [0.75, -0.5], [0.25, 0.5], [0.0, 0.0]])
+    # f_1 <= f_r = -150 < f_2 and f_oc = -160 <= f_r: outside contraction replaces x_2; x_0 scores 20 again:
+    # f_0 = (1 * -500 + -20) / 2 = -260
+    state, m = nm.tell(cfg, None, state, cands, jnp.array([150.0, 0.0, 160.0, 0.0, 20.0]), None, None)
+    np.testing.assert_allclose(state.simplex, [[0.0, 0.0], [1.0, 0.0], [0.75, -0.5]])
+    np.testing.assert_allclose(state.values, [-260.0, -200.0, -160.0])
+    np.testing.assert_allclose(state.counts, [2.0, 1.0, 1.0])
+    assert float(m["search/incumbent_scores"]) == 2.0
+    # f_0 <= f_r = -230 < f_1: reflection replaces x_oc; x_0 scores 20 again: f_0 = (2 * -260 + -20) / 3 = -180,
+    # now the worst: the simplex sorts to x_r (-230), x_1 (-200), x_0 (-180)
+    cands, _ = nm.ask(cfg, state, None)
+    x_r = np.asarray(cands[0])
+    np.testing.assert_allclose(x_r, [0.25, 0.5])  # centroid (0.5, 0) reflected away from (0.75, -0.5)
+    state, m = nm.tell(cfg, None, state, cands, jnp.array([230.0, 0.0, 0.0, 0.0, 20.0]), None, None)
+    np.testing.assert_allclose(state.simplex, [x_r, [1.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_allclose(state.values, [-230.0, -200.0, -180.0], rtol=1e-6)
+    np.testing.assert_allclose(state.counts, [1.0, 1.0, 3.0])
+    np.testing.assert_allclose(state.policy, x_r)  # act uses the new best vertex
+    assert float(m["search/incumbent_return"]) == 230.0
+
+
 @pytest.mark.parametrize("name", ["ga", "nelder-mead"])
 def test_search_finds_the_contextual_bandit_optimum(tmp_path, name):
     """Probe: a = obs is the optimum (return 1); a random linear policy gets 0.5 on average. One episode sees one
@@ -338,7 +371,7 @@ def test_search_finds_the_contextual_bandit_optimum(tmp_path, name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["ga", "nelder-mead"])
 def test_search_solves_cartpole(tmp_path, name):
-    """The CartPole-v1 presets (docs/algorithms/search.md: GA 20 of seeds 0-19, Nelder–Mead 18 of 20)."""
+    """The CartPole-v1 presets (docs/algorithms/search.md: both 20 of seeds 0-19)."""
     if name == "ga":
         pytest.importorskip("evosax")
     from advantage import algos

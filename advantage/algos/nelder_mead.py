@@ -36,7 +36,20 @@ SciPy's. Vertices whose score is unknown (the initial simplex, and the ``n`` ver
 are scored ``population_size`` per generation until all are known (a *fill* generation). With
 ``population_size > 4`` the trial points are repeated cyclically and each one's score is the mean
 over its copies. A noisy return fools the simplex as it fools any search (a lucky vertex stays best,
-its score is never refreshed): average episodes with ``episodes_per_candidate``.
+its score is never refreshed): average episodes with ``episodes_per_candidate``, and re-score the best
+vertex with ``reevaluate_best``.
+
+**Re-scoring the best vertex** (``reevaluate_best``; the usual remedy for a simplex search on a noisy
+objective, cf. Barton & Ivey 1996, who re-score the best vertex). Each vertex keeps the number
+:math:`c_i` of scores its value :math:`f_i` averages. In an iteration generation the last population slot
+scores :math:`x_0` again, :math:`\\hat f`, and after SciPy's decision (taken on the simplex and values as
+they were when the points were asked for) its value becomes the running mean
+
+.. math:: f_0 \\leftarrow \\frac{c_0 f_0 + \\hat f}{c_0 + 1}, \\qquad c_0 \\leftarrow c_0 + 1,
+
+then the simplex is sorted again: a vertex that scored high by luck falls back to its mean and loses its
+place. The other slots hold the trial points (cyclically), so ``population_size`` must be at least 5. With
+the option off nothing is re-scored and the sequence is SciPy's.
 
 The initial simplex is :math:`x_0 \\sim \\mathcal N(0, \\text{init\\_std}^2 I)`, :math:`x_i = x_0 + \\delta e_i`
 (``initial_step`` :math:`\\delta`). Simplex methods do not scale with ``n`` (fill and shrink cost
@@ -71,14 +84,18 @@ class Config(cem.PolicySearchConfig):
 
     # max_episode_steps, activation: the fields of cem.PolicySearchConfig
     population_size: int = static(4)
-    """Points scored per generation (>= 4): the four trial points (repeated and averaged when larger), or the
-    next vertices of the simplex to score (initial simplex, after a shrink)."""
+    """Points scored per generation (>= 4): the four trial points (repeated and averaged when larger; with
+    reevaluate_best the last slot scores x_0 again, so >= 5), or the next vertices of the simplex to score
+    (initial simplex, after a shrink)."""
     episodes_per_candidate: int = static(1)
     """Episodes averaged into each point's return (against "lucky" vertices in noisy envs)."""
     hidden_sizes: tuple[int, ...] = static(())
     """Hidden layers of the policy network; () is a linear policy (recommended: a simplex has n + 1 vertices)."""
     adaptive: bool = static(False)
     """Gao & Han's dimension-dependent coefficients (SciPy's adaptive=True), better for larger n."""
+    reevaluate_best: bool = static(False)
+    """Score the best vertex x_0 again in every iteration (the last population slot) and keep the running mean
+    of its scores, so a vertex that scored high by luck falls back (needs population_size >= 5)."""
 
     init_std: float = 0.0
     """Std of the first vertex x_0 ~ N(0, init_std^2 I) (0: x_0 = 0)."""
@@ -87,19 +104,30 @@ class Config(cem.PolicySearchConfig):
 
     def __post_init__(self):
         check(self, "population_size", lambda v: v >= N_TRIALS, f"use at least {N_TRIALS} (the trial points)")
+        if self.reevaluate_best:
+            check(
+                self,
+                "population_size",
+                lambda v: v >= N_TRIALS + 1,
+                f"reevaluate_best needs at least {N_TRIALS + 1} (the trial points and x_0 again)",
+            )
         self.check_search()  # episodes_per_candidate, max_episode_steps, hidden_sizes, activation
         check(self, "init_std", lambda v: v >= 0, "the initial std must be >= 0")
         check(self, "initial_step", lambda v: v > 0, "the simplex needs a positive initial step")
 
 
-PRESETS: dict[str, dict] = {"CartPole-v1": dict(population_size=4, episodes_per_candidate=3, initial_step=1.0)}
-DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 100_000}
+# CartPole-v1: 20 of seeds 0-19 under AVX2 and AVX, 18 of 20-39 (docs/algorithms/search.md, "Measured results")
+PRESETS: dict[str, dict] = {
+    "CartPole-v1": dict(population_size=5, episodes_per_candidate=5, initial_step=1.0, reevaluate_best=True)
+}
+DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 300_000}
 
 
 class AgentState(struct.PyTreeNode):
     policy: Any  # the best vertex x_0 as PolicyNet parameters (what act uses)
     simplex: jax.Array  # [n + 1, n] vertices, sorted by value once every value is known
-    values: jax.Array  # [n + 1] f = -return of each vertex (stale where not yet scored)
+    values: jax.Array  # [n + 1] f = -return of each vertex (stale where not yet scored); a mean of counts scores
+    counts: jax.Array  # [n + 1] how many scores each value averages (0 where not yet scored)
     fill: jax.Array  # index of the next vertex to score; n + 1 once all are known
     iterations: jax.Array  # completed Nelder–Mead iterations (a shrink counts as one, as in SciPy)
     generation: jax.Array
@@ -132,23 +160,30 @@ def trial_points(simplex, coeffs):
     )
 
 
-def nelder_mead_step(simplex, values, trials, trial_values, coeffs):
-    """One iteration's decision on a sorted simplex (``values [n + 1]`` ascending, ``trials [4, n]`` and
-    their ``trial_values [4]`` in :func:`trial_points`' order). Returns ``(simplex, values, shrink)``:
-    the worst vertex replaced by the accepted point (not yet re-sorted), or, if ``shrink``, every vertex but
-    the best moved towards it (their values then unknown: the caller scores them again)."""
-    sigma = coeffs[3]
+def decision(values, trial_values):
+    """``(choice, shrink)``: SciPy's rules on a sorted simplex's ``values [n + 1]`` and the ``trial_values [4]``
+    of :func:`trial_points`: the index of the accepted trial point (1 = x_e, 0 = x_r, 2 = x_oc, 3 = x_ic;
+    meaningless when ``shrink``) and whether the simplex shrinks instead."""
     f_r, f_e, f_oc, f_ic = trial_values
     f_best, f_second_worst, f_worst = values[0], values[-2], values[-1]
     expand = f_r < f_best
     reflect = ~expand & (f_r < f_second_worst)
     outside = ~expand & ~reflect & (f_r < f_worst)
     inside = ~expand & ~reflect & ~outside
-    # index of the accepted trial point: 1 = x_e, 0 = x_r, 2 = x_oc, 3 = x_ic
     choice = jnp.where(expand, jnp.where(f_e < f_r, 1, 0), jnp.where(reflect, 0, jnp.where(outside, 2, 3))).astype(
         jnp.int32
     )
     shrink = (outside & ~(f_oc <= f_r)) | (inside & ~(f_ic < f_worst))
+    return choice, shrink
+
+
+def nelder_mead_step(simplex, values, trials, trial_values, coeffs):
+    """One iteration's decision on a sorted simplex (``values [n + 1]`` ascending, ``trials [4, n]`` and
+    their ``trial_values [4]`` in :func:`trial_points`' order). Returns ``(simplex, values, shrink)``:
+    the worst vertex replaced by the accepted point (not yet re-sorted), or, if ``shrink``, every vertex but
+    the best moved towards it (their values then unknown: the caller scores them again)."""
+    sigma = coeffs[3]
+    choice, shrink = decision(values, trial_values)
     accepted = simplex.at[-1].set(trials[choice]), values.at[-1].set(trial_values[choice])
     shrunk = simplex[0] + sigma * (simplex - simplex[0])
     new_simplex = jnp.where(shrink, shrunk, accepted[0])
@@ -162,17 +197,37 @@ def sort_simplex(simplex, values):
     return simplex[order], values[order]
 
 
+def _sort_all(simplex, values, counts):
+    order = jnp.argsort(values, stable=True)
+    return simplex[order], values[order], counts[order]
+
+
 def simplex_size(simplex):
     """:math:`\\max_i \\lVert x_i - x_0 \\rVert_\\infty` (SciPy's ``xatol`` measure)."""
     return jnp.max(jnp.abs(simplex[1:] - simplex[0]))
 
 
-def _scores(returns, population_size: int):
-    """``f [4]`` of the trial points from ``returns [P]`` of their cyclic copies (the mean over copies)."""
-    slot = jnp.arange(population_size) % N_TRIALS
-    total = jnp.zeros(N_TRIALS, returns.dtype).at[slot].add(returns)
-    count = jnp.zeros(N_TRIALS, returns.dtype).at[slot].add(1.0)
-    return -total / count
+def _trial_slots(config: Config):
+    """``[P]``: the trial point each population slot scores in an iteration (0-3 cyclically), or
+    ``N_TRIALS`` for the last slot when it re-scores the best vertex (``reevaluate_best``)."""
+    p = config.population_size
+    slot = jnp.arange(p) % (p - 1 if config.reevaluate_best else p) % N_TRIALS
+    return slot.at[-1].set(N_TRIALS) if config.reevaluate_best else slot
+
+
+def _scores(returns, slot):
+    """``(f [5], copies [5])``: the four trial points' and (index 4) the best vertex's re-score, each the mean over
+    the population slots that scored it (``returns [P]``, ``slot`` from :func:`_trial_slots`)."""
+    total = jnp.zeros(N_TRIALS + 1, returns.dtype).at[slot].add(returns)
+    count = jnp.zeros(N_TRIALS + 1, returns.dtype).at[slot].add(1.0)
+    return -total / jnp.maximum(count, 1.0), count
+
+
+def running_mean_best(values, counts, f_new, weight):
+    r"""The best vertex's value after ``weight`` more scores of mean ``f_new``:
+    :math:`f_0 \leftarrow (c_0 f_0 + w \hat f) / (c_0 + w)`, :math:`c_0 \leftarrow c_0 + w`."""
+    c0 = counts[0] + weight
+    return values.at[0].set((counts[0] * values[0] + weight * f_new) / c0), counts.at[0].set(c0)
 
 
 # ----------------------------------------------------------------------------- the search
@@ -192,7 +247,8 @@ def init_state(x0, initial_step, unravel=lambda x: x) -> AgentState:
     n = x0.shape[0]
     simplex = jnp.concatenate([x0[None], x0[None] + initial_step * jnp.eye(n, dtype=x0.dtype)])
     zero = jnp.zeros((), jnp.int32)
-    return AgentState(unravel(x0), simplex, jnp.full((n + 1,), jnp.inf, x0.dtype), zero, zero, zero)
+    values, counts = jnp.full((n + 1,), jnp.inf, x0.dtype), jnp.zeros((n + 1,), x0.dtype)
+    return AgentState(unravel(x0), simplex, values, counts, zero, zero, zero)
 
 
 def _filling(state: AgentState):
@@ -201,11 +257,12 @@ def _filling(state: AgentState):
 
 def ask(config: Config, state: AgentState, key):
     """``(candidates, state)``: the next ``population_size`` vertices to score (clipped to the last) while
-    some are unknown, else the four trial points repeated cyclically."""
+    some are unknown, else the four trial points repeated cyclically (and x_0 last with ``reevaluate_best``)."""
     n1, p = state.simplex.shape[0], config.population_size
     coeffs = coefficients(n1 - 1, config.adaptive)
     unknown = state.simplex[jnp.minimum(state.fill + jnp.arange(p), n1 - 1)]
-    trials = trial_points(state.simplex, coeffs)[jnp.arange(p) % N_TRIALS]
+    with_best = jnp.concatenate([trial_points(state.simplex, coeffs), state.simplex[:1]])
+    trials = with_best[_trial_slots(config)]
     points = jnp.where(_filling(state), unknown, trials)
     _, unravel = ravel_pytree(state.policy)
     return jax.vmap(unravel)(points), state
@@ -227,20 +284,27 @@ def tell(config: Config, action_space, state: AgentState, candidates, returns, t
     returns = returns.astype(state.values.dtype)
 
     # a fill generation: vertices fill .. fill + p - 1 (those past the end are dropped)
-    idx = state.fill + jnp.arange(p)
-    filled_values = state.values.at[jnp.where(idx < n1, idx, n1)].set(-returns, mode="drop")
+    idx = jnp.where(state.fill + jnp.arange(p) < n1, state.fill + jnp.arange(p), n1)
+    filled_values = state.values.at[idx].set(-returns, mode="drop")
+    filled_counts = state.counts.at[idx].set(1.0, mode="drop")
     fill_after = jnp.minimum(state.fill + p, n1)
-    f_simplex, f_values = jax.lax.cond(
-        fill_after == n1, sort_simplex, lambda s, v: (s, v), state.simplex, filled_values
+    f_simplex, f_values, f_counts = jax.lax.cond(
+        fill_after == n1, _sort_all, lambda *a: a, state.simplex, filled_values, filled_counts
     )
 
-    # an iteration on the sorted simplex
+    # an iteration on the sorted simplex (x_0 is kept by every step, so its re-score applies after the step)
     trials = trial_points(state.simplex, coeffs)
-    s_simplex, s_values, shrink = nelder_mead_step(state.simplex, state.values, trials, _scores(returns, p), coeffs)
-    s_simplex, s_values = jax.lax.cond(shrink, lambda s, v: (s, v), sort_simplex, s_simplex, s_values)
+    scores, copies = _scores(returns, _trial_slots(config))
+    s_simplex, s_values, shrink = nelder_mead_step(state.simplex, state.values, trials, scores[:N_TRIALS], coeffs)
+    accepted_copies = copies[decision(state.values, scores[:N_TRIALS])[0]]
+    s_counts = jnp.where(shrink, state.counts.at[1:].set(0.0), state.counts.at[-1].set(accepted_copies))
+    if config.reevaluate_best:
+        s_values, s_counts = running_mean_best(s_values, s_counts, scores[N_TRIALS], copies[N_TRIALS])
+    s_simplex, s_values, s_counts = jax.lax.cond(shrink, lambda *a: a, _sort_all, s_simplex, s_values, s_counts)
 
     simplex = jnp.where(filling, f_simplex, s_simplex)
     values = jnp.where(filling, f_values, s_values)
+    counts = jnp.where(filling, f_counts, s_counts)
     fill = jnp.where(filling, fill_after, jnp.where(shrink, 1, n1)).astype(jnp.int32)
     iterations = state.iterations + jnp.where(filling, 0, 1).astype(jnp.int32)
     _, unravel = ravel_pytree(state.policy)
@@ -250,8 +314,9 @@ def tell(config: Config, action_space, state: AgentState, candidates, returns, t
         "search/fill": filling.astype(jnp.float32),
         "search/shrink": (~filling & shrink).astype(jnp.float32),
         "search/iterations": iterations.astype(jnp.float32),
+        "search/incumbent_scores": counts[0].astype(jnp.float32),
     }
-    new = AgentState(unravel(simplex[0]), simplex, values, fill, iterations, state.generation + 1)
+    new = AgentState(unravel(simplex[0]), simplex, values, counts, fill, iterations, state.generation + 1)
     return new, metrics
 
 
