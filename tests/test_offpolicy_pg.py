@@ -1,4 +1,5 @@
-"""Importance-sampled off-policy PG: the buffer, probes, and CartPole (the weights by hand: test_importance.py)."""
+"""Importance-sampled off-policy PG: the buffer and probes (the weights by hand: test_importance.py; CartPole:
+test_presets.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -92,11 +93,4 @@ def test_probe_policy_finds_the_best_action_per_context(tmp_path, continuous):
         assert p[0, 0] > 0.95 and p[1, 1] > 0.95, p
 
 
-# ----------------------------------------------------------------------------- learning
-@pytest.mark.slow
-def test_is_pg_learns_cartpole(tmp_path):
-    """The CartPole-v1 defaults (truncated per-decision weights, 4 rollouts), 100k steps per seed, 3 seeds."""
-    summary, _ = train_run(tmp_path, "is-pg", ispg.Config(**ispg.PRESETS["CartPole-v1"]), "CartPole-v1",
-                           seeds=(0, 1, 2), eval_episodes=100)
-    assert summary["env_steps"] == 100_000
-    assert summary["eval_return"]["mean"] >= 300, summary["eval_return"]
+# The CartPole-v1 learning test (is-pg-cartpole, seeds 0-2, every seed >= 300): tests/test_presets.py.

@@ -53,7 +53,7 @@ NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 
 @struct.dataclass
 class Config(PolicyConfig):
-    """Importance-sampled off-policy PG hyperparameters (defaults: CartPole-v1, tuned here)."""
+    """Importance-sampled off-policy PG hyperparameters (defaults: CartPole-v1, tuned here; ``PRESETS`` adds two)."""
 
     n_envs: int = static(8)
     """Parallel environments per seed."""
@@ -109,8 +109,11 @@ class Config(PolicyConfig):
         check(self, "max_grad_norm", lambda v: v > 0, "the clipping threshold must be positive")
 
 
-#: Per-environment defaults (CartPole-v1 = the class defaults; measured in docs/algorithms/is_pg.md).
-PRESETS: dict[str, dict] = {"CartPole-v1": {}}
+#: Per-environment defaults (measured in docs/algorithms/is_pg.md). CartPole-v1: the class defaults plus an entropy
+#: bonus (a saturated softmax is absorbing) and LayerNorm (without it the critic's tanh units can saturate on returns
+#: of up to 50, and the critic then predicts one value everywhere for the rest of the run): every one of seeds 0-19
+#: at 500 under XLA's AVX2, AVX and SSE4_2.
+PRESETS: dict[str, dict] = {"CartPole-v1": {"ent_coef": 0.05, "layer_norm": True}}
 #: Default budget (env steps per seed) for an env, when the user gives none.
 DEFAULT_STEPS: dict[str, int] = {"CartPole-v1": 100_000}
 
