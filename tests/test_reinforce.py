@@ -166,13 +166,13 @@ def test_probe_context_action(tmp_path, continuous):
 
 @pytest.mark.slow
 def test_reinforce_total_return_no_baseline_learns_cartpole(tmp_path):
-    """Phi = R(tau), no baseline (the slides' vanilla estimator): it learns, slowly and unevenly. Not yet robust
-    (advantage/presets.py NOT_YET_ROBUST: 16 of seeds 0-19 reach 195 at 1M steps), so this checks the mean of
-    seeds 0-2 (163, 500, 244 with the default AVX2 pin)."""
+    """Phi = R(tau), no baseline (the slides' vanilla estimator), one env x 2000 steps per update at step 1e-3: it
+    learns, slowly and unevenly, and every one of seeds 0-19 reaches 195 at 1M steps (advantage/presets.py ROBUST);
+    this trains seeds 0-2 and checks each of them (500, 500, 480.7 with the default AVX2 pin)."""
     cfg = reinforce.Config(**{**reinforce.PRESETS["CartPole-v1"], **reinforce.VANILLA})
     summary, _ = train_run(tmp_path, "reinforce", cfg, "CartPole-v1", seeds=(0, 1, 2),
                            total_steps=reinforce.VANILLA_STEPS, eval_episodes=200)
-    assert summary["eval_return"]["mean"] >= 195, summary["eval_return"]
+    assert min(summary["eval_return"]["per_seed"]) >= 195, summary["eval_return"]
 
 
 def test_linear_onehot_policy_solves_frozenlake_on_gymnasium(tmp_path):

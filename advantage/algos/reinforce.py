@@ -150,9 +150,12 @@ PRESETS: dict[str, dict] = {
         **CARTPOLE_TILE_RANGE,
     ),
 }
-#: The vanilla estimator (Phi = R(tau), no baseline) as overrides of the CartPole preset: undiscounted
-#: returns and 4 envs per update (the tuned values of the learning test; see the doc's Results).
-VANILLA: dict = dict(phi="total", baseline="none", n_envs=4, gamma=1.0, learning_rate=2e-3)
+#: The vanilla estimator (Phi = R(tau), no baseline) as overrides of the CartPole preset: undiscounted returns,
+#: one env of 2000 steps per update (4 episode-lengths: with 4 envs x 500 steps up to 84% of a rollout's steps were
+#: dropped as unfinished once episodes grew long) and step 1e-3 (at 2e-3 Adam's steps, as large with a flat
+#: signal as with a strong one, undid solved policies late in the run). 20 of seeds 0-19 reach 195 under AVX2 and
+#: AVX (docs/algorithms/reinforce.md, "Robustness of the vanilla preset").
+VANILLA: dict = dict(phi="total", baseline="none", n_envs=1, n_steps=2000, gamma=1.0, learning_rate=1e-3)
 #: Budget of the vanilla variant's learning test: 1M steps (at 200k and step 5e-3 most seeds stayed near 100-250).
 VANILLA_STEPS = 1_000_000
 #: Default budget (env steps per seed) for an env, when the user gives none. CartPole-v1: 200k steps; at 100k
