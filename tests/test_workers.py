@@ -219,10 +219,10 @@ def test_probe_truncation_bootstraps_on_workers(tmp_path, algo):
 @pytest.mark.slow
 def test_a3c_cartpole_preset_learns_on_every_seed(tmp_path):
     """A3C's CartPole-v1 preset, 2 workers per seed in the round robin, seeds 0-2: each seed's evaluation >= 475.
-    (Seeds 0-19: 19 of 20 under AVX2, advantage/presets.py NOT_YET_ROBUST and docs/algorithms/a3c.md.)"""
-    from advantage.presets import NOT_YET_ROBUST
+    (Seeds 0-19: 20 of 20 under AVX2 and AVX, benchmarks/ROBUSTNESS.md and docs/algorithms/a3c.md.)"""
+    from advantage import presets
 
-    preset = next(p for p in NOT_YET_ROBUST if p.name == "a3c-cartpole")
+    preset = presets.get("a3c-cartpole")
     summary, run_dir = train_run(tmp_path, "a3c", preset.config(), ENV, seeds=(0, 1, 2), total_steps=preset.steps,
                                  eval_episodes=preset.eval_episodes, **preset.run)
     per_seed = summary["eval_return"]["per_seed"]

@@ -71,7 +71,9 @@ class Config(a2c.Config):
 
 #: Per-environment defaults (docs/algorithms/a3c.md, "Presets").
 PRESETS: dict[str, dict] = {
-    "CartPole-v1": dict(n_envs=8, n_steps=5, ent_coef=0.0, learning_rate=7e-4, anneal_lr=True),
+    # rewards scaled by 0.1: the value targets (about 100 at gamma 0.99) no longer dominate the clipped global
+    # gradient; 20 of 20 seeds under AVX2 and AVX, 19 of 20 without (docs/algorithms/a3c.md, "Results")
+    "CartPole-v1": dict(n_envs=8, n_steps=5, ent_coef=0.0, learning_rate=7e-4, anneal_lr=True, reward_scale=0.1),
     "Acrobot-v1": dict(n_envs=4, n_steps=5, ent_coef=0.01, learning_rate=7e-4),
 }
 #: Default budget (env steps per seed) for an env, when the user gives none.
