@@ -97,7 +97,7 @@ class GymnasiumBackend:
         name = f"update{batch.reward.shape}"  # the final, shorter rollout has its own shape
         return self.compiled.get(name, self._update_fn, agent, batch, key, donate_argnums=(0,))(agent, batch, key)
 
-    def init(self, seeds, prefetch: bool = False) -> HostRunner:
+    def init(self, seeds) -> HostRunner:
         def init_one(seed):
             key = train_key(seed)
             key, k_init, _ = jax.random.split(key, 3)
@@ -107,8 +107,8 @@ class GymnasiumBackend:
         seeds = jnp.asarray(seeds, jnp.uint32)
         runners = self.compiled.get("init", self.over_seeds(init_one), seeds)(seeds)
         self.restart_envs(runners)
-        # with prefetch, the updates (a full rollout's and the final shorter one's) compile in the background
-        for n_steps in ({self.config.n_steps, self.schedule.partial_steps} - {0}) if prefetch else ():
+        # the updates (a full rollout's and the final shorter one's) compile in the background while acting
+        for n_steps in {self.config.n_steps, self.schedule.partial_steps} - {0}:
             batch = self._batch_shapes(runners, n_steps)
             self.compiled.prefetch(
                 f"update{batch.reward.shape}",

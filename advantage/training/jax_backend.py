@@ -246,16 +246,15 @@ class JaxBackend:
         return jax.lax.scan(body, runner, jnp.arange(self.chunk_iters))
 
     # ------------------------------------------------------------------ all seeds
-    def init(self, seeds, prefetch: bool = False) -> Runner:
-        """New runners; with ``prefetch``, the chunk's and the final shorter rollout's programs start compiling
-        in the background meanwhile (from the runners' shapes)."""
+    def init(self, seeds) -> Runner:
+        """New runners; the chunk's and the final shorter rollout's programs start compiling in the background
+        meanwhile (from the runners' shapes)."""
         seeds = jnp.asarray(seeds, jnp.uint32)
         init = self.over_seeds(self.init_one)
-        if prefetch:
-            shapes = jax.eval_shape(init, seeds)
-            self.compiled.prefetch("chunk", self._chunk_all, shapes, jax.ShapeDtypeStruct((), jnp.int32))
-            if self.schedule.partial_steps:
-                self.compiled.prefetch("partial", self._partial_all, shapes)
+        shapes = jax.eval_shape(init, seeds)
+        self.compiled.prefetch("chunk", self._chunk_all, shapes, jax.ShapeDtypeStruct((), jnp.int32))
+        if self.schedule.partial_steps:
+            self.compiled.prefetch("partial", self._partial_all, shapes)
         return self.compiled.get("init", init, seeds)(seeds)
 
     def _chunk_all(self, runners: Runner, n):

@@ -158,10 +158,8 @@ class Backend(Protocol):
     @property
     def compile_time_s(self) -> float: ...
 
-    def init(self, seeds, prefetch: bool = False) -> Any:
-        """New runners for ``seeds`` (agents initialised, environments reset). ``prefetch``: also start
-        compiling the training programs (:meth:`run_chunk`'s, :meth:`run_partial`'s) in the background, for a
-        caller that will train with them (not a worker that only collects, nor a search)."""
+    def init(self, seeds) -> Any:
+        """New runners for ``seeds`` (agents initialised, environments reset)."""
         ...
 
     def restart_envs(self, runners) -> None:
@@ -220,7 +218,7 @@ class UpdateStepper:
         return self.schedule.log_group(log_every) * self.schedule.batch
 
     def start(self, seeds):
-        return self.backend.init(seeds, prefetch=True)
+        return self.backend.init(seeds)
 
     def restore(self, template, raw, path, meta):
         from advantage.training import checkpoint
