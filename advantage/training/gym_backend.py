@@ -16,7 +16,7 @@ import numpy as np
 from flax import struct
 
 from advantage.training import rollout
-from advantage.training.jax_backend import CompileCache, batch_over_seeds, count_nonfinite, shapes_of
+from advantage.training.jax_backend import CompileCache, batch_over_seeds, count_nonfinite
 from advantage.training.seeding import env_seed, train_key
 from advantage.types import Transition
 
@@ -107,37 +107,7 @@ class GymnasiumBackend:
         seeds = jnp.asarray(seeds, jnp.uint32)
         runners = self.compiled.get("init", self.over_seeds(init_one), seeds)(seeds)
         self.restart_envs(runners)
-        # the updates (a full rollout's and the final shorter one's) compile in the background while acting
-        for n_steps in {self.config.n_steps, self.schedule.partial_steps} - {0}:
-            batch = self._batch_shapes(runners, n_steps)
-            self.compiled.prefetch(
-                f"update{batch.reward.shape}",
-                self._update_fn,
-                *shapes_of((runners.agent, batch, runners.key)),
-                donate_argnums=(0,),
-            )
         return runners
-
-    def _batch_shapes(self, runners: HostRunner, n_steps: int) -> Transition:
-        """The shapes of the ``[n_seeds, n_steps, n_envs, ...]`` batch that :meth:`collect_rollout` builds."""
-        S, N = self.n_seeds, self.n_envs
-        obs = jax.ShapeDtypeStruct((S, N) + self._obs.shape[1:], np.float32)
-        _, (action, log_prob, value) = jax.eval_shape(self._act_fn, runners.agent, obs, runners.key)
-
-        def over_time(x, dtype=None):
-            return jax.ShapeDtypeStruct((S, n_steps) + tuple(x.shape[1:]), dtype or x.dtype)
-
-        step = jax.ShapeDtypeStruct((S, N), np.float32)
-        return Transition(
-            obs=over_time(obs),
-            action=over_time(action),
-            reward=over_time(step),
-            terminated=over_time(step, np.bool_),
-            truncated=over_time(step, np.bool_),
-            next_obs=over_time(obs),
-            log_prob=over_time(log_prob),
-            value=over_time(value),
-        )
 
     def restart_envs(self, runners: HostRunner) -> None:
         """(Re)start every sub-env from its seed (also used when resuming from a checkpoint)."""
@@ -259,5 +229,4 @@ class GymnasiumBackend:
         )
 
     def close(self):
-        self.compiled.close()
         self.vec.close()

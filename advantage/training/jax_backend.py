@@ -92,7 +92,7 @@ class CompileCache:
 
     def __init__(self):
         self.functions: dict[str, Any] = {}
-        self.pending: dict[str, tuple[Any, Future]] = {}
+        self.pending: dict[str, Future] = {}
         self.seconds = 0.0
         self.background_seconds = 0.0
         self._pool: ThreadPoolExecutor | None = None
@@ -113,20 +113,16 @@ class CompileCache:
             t0 = time.perf_counter()
             return self._compile(fn, args, donate_argnums), time.perf_counter() - t0
 
-        self.pending[name] = (_signature(args), self._pool.submit(job))
+        self.pending[name] = self._pool.submit(job)
 
     def get(self, name: str, fn, *args, donate_argnums=()):
         if name not in self.functions:
             t0 = time.perf_counter()
-            signature, future = self.pending.pop(name, (None, None))
-            if future is not None:
-                compiled, took = future.result()
+            if name in self.pending:
+                self.functions[name], took = self.pending.pop(name).result()
                 self.background_seconds += took
-                if signature != _signature(args):  # prefetched for other shapes: compile for these
-                    compiled = None
-            if future is None or compiled is None:
-                compiled = self._compile(fn, args, donate_argnums)
-            self.functions[name] = compiled
+            else:
+                self.functions[name] = self._compile(fn, args, donate_argnums)
             self.seconds += time.perf_counter() - t0
         return self.functions[name]
 
@@ -136,12 +132,6 @@ class CompileCache:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
             self.pending.clear()
-
-
-def _signature(args) -> tuple:
-    """What a compiled program is specific to: the tree structure, shapes, dtypes and weak types of ``args``."""
-    leaves, tree = jax.tree.flatten(shapes_of(args))
-    return tree, tuple((x.shape, x.dtype, x.weak_type) for x in leaves)
 
 
 def shapes_of(tree):
