@@ -203,9 +203,6 @@ class GymnasiumBackend:
         runners, m = self.iteration(runners, self.schedule.partial_steps)
         return runners, {k: v[:, None] for k, v in m.items()}
 
-    def prefetch_evaluation(self, runners, n_episodes, deterministic, max_steps=None, record=0) -> None:
-        """Nothing: the evaluation steps Gymnasium's envs on the host with a small jitted ``act``."""
-
     def evaluate(
         self, runners: HostRunner, n_episodes: int, deterministic: bool, max_steps: int | None = None, record: int = 0
     ):

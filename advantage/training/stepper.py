@@ -120,13 +120,6 @@ class Stepper(Protocol):
         and the first ``record`` episodes' ``{"obs", "actions", "rewards"}`` (None if 0)."""
         ...
 
-    def prefetch_evaluation(
-        self, state: Any, n_episodes: int, deterministic: bool, max_steps: int | None = None, record: int = 0
-    ) -> None:
-        """Start preparing (compiling) the evaluation :meth:`evaluate` will run with these arguments, in the
-        background while training goes on; nothing where there is nothing to prepare."""
-        ...
-
     def agents(self, state: Any) -> Any:
         """The agents, with a leading seed axis."""
         ...
@@ -183,10 +176,6 @@ class Backend(Protocol):
     def evaluate(
         self, runners, n_episodes: int, deterministic: bool, max_steps: int | None = None, record: int = 0
     ) -> tuple[np.ndarray, np.ndarray, dict | None]: ...
-
-    def prefetch_evaluation(
-        self, runners, n_episodes: int, deterministic: bool, max_steps: int | None = None, record: int = 0
-    ) -> None: ...
 
     def close(self) -> None: ...
 
@@ -255,9 +244,6 @@ class UpdateStepper:
 
     def evaluate(self, state, n_episodes, deterministic, max_steps=None, record=0):
         return self.backend.evaluate(state, n_episodes, deterministic, max_steps, record)
-
-    def prefetch_evaluation(self, state, n_episodes, deterministic, max_steps=None, record=0):
-        self.backend.prefetch_evaluation(state, n_episodes, deterministic, max_steps, record)
 
     def agents(self, state):
         return state.agent
