@@ -195,7 +195,8 @@ def write_table() -> None:
     for isa in ("default", "AVX"):
         missing = [p.name for p in ALL if p.name not in load(isa)["presets"]]
         if missing:
-            lines += [f"Not run on 20 seeds yet under {'the AVX2 pin' if isa == 'default' else isa}: {', '.join(missing)}.", ""]
+            where = "the AVX2 pin" if isa == "default" else isa
+            lines += [f"Not run on 20 seeds yet under {where}: {', '.join(missing)}.", ""]
     order = {p.name: i for i, p in enumerate(ALL)}
     for isa in ISAS:
         data = load(isa)

@@ -182,8 +182,13 @@ def nelder_mead_step(simplex, values, trials, trial_values, coeffs):
     their ``trial_values [4]`` in :func:`trial_points`' order). Returns ``(simplex, values, shrink)``:
     the worst vertex replaced by the accepted point (not yet re-sorted), or, if ``shrink``, every vertex but
     the best moved towards it (their values then unknown: the caller scores them again)."""
-    sigma = coeffs[3]
     choice, shrink = decision(values, trial_values)
+    return apply_decision(simplex, values, trials, trial_values, choice, shrink, coeffs)
+
+
+def apply_decision(simplex, values, trials, trial_values, choice, shrink, coeffs):
+    """:func:`nelder_mead_step` for a :func:`decision` ``(choice, shrink)`` already taken."""
+    sigma = coeffs[3]
     accepted = simplex.at[-1].set(trials[choice]), values.at[-1].set(trial_values[choice])
     shrunk = simplex[0] + sigma * (simplex - simplex[0])
     new_simplex = jnp.where(shrink, shrunk, accepted[0])
@@ -191,15 +196,11 @@ def nelder_mead_step(simplex, values, trials, trial_values, coeffs):
     return new_simplex, new_values, shrink
 
 
-def sort_simplex(simplex, values):
-    """Vertices in ascending order of value (ties keep their order, as NumPy's sort of a small array)."""
+def sort_simplex(simplex, values, *per_vertex):
+    """Vertices in ascending order of value (ties keep their order, as NumPy's sort of a small array), and any
+    ``per_vertex`` arrays (e.g. the score counts) in the same order."""
     order = jnp.argsort(values, stable=True)
-    return simplex[order], values[order]
-
-
-def _sort_all(simplex, values, counts):
-    order = jnp.argsort(values, stable=True)
-    return simplex[order], values[order], counts[order]
+    return (simplex[order], values[order], *(a[order] for a in per_vertex))
 
 
 def simplex_size(simplex):
@@ -211,7 +212,7 @@ def _trial_slots(config: Config):
     """``[P]``: the trial point each population slot scores in an iteration (0-3 cyclically), or
     ``N_TRIALS`` for the last slot when it re-scores the best vertex (``reevaluate_best``)."""
     p = config.population_size
-    slot = jnp.arange(p) % (p - 1 if config.reevaluate_best else p) % N_TRIALS
+    slot = jnp.arange(p) % N_TRIALS
     return slot.at[-1].set(N_TRIALS) if config.reevaluate_best else slot
 
 
@@ -284,23 +285,26 @@ def tell(config: Config, action_space, state: AgentState, candidates, returns, t
     returns = returns.astype(state.values.dtype)
 
     # a fill generation: vertices fill .. fill + p - 1 (those past the end are dropped)
-    idx = jnp.where(state.fill + jnp.arange(p) < n1, state.fill + jnp.arange(p), n1)
+    idx = state.fill + jnp.arange(p)
+    idx = jnp.where(idx < n1, idx, n1)
     filled_values = state.values.at[idx].set(-returns, mode="drop")
     filled_counts = state.counts.at[idx].set(1.0, mode="drop")
     fill_after = jnp.minimum(state.fill + p, n1)
     f_simplex, f_values, f_counts = jax.lax.cond(
-        fill_after == n1, _sort_all, lambda *a: a, state.simplex, filled_values, filled_counts
+        fill_after == n1, sort_simplex, lambda *a: a, state.simplex, filled_values, filled_counts
     )
 
     # an iteration on the sorted simplex (x_0 is kept by every step, so its re-score applies after the step)
     trials = trial_points(state.simplex, coeffs)
     scores, copies = _scores(returns, _trial_slots(config))
-    s_simplex, s_values, shrink = nelder_mead_step(state.simplex, state.values, trials, scores[:N_TRIALS], coeffs)
-    accepted_copies = copies[decision(state.values, scores[:N_TRIALS])[0]]
-    s_counts = jnp.where(shrink, state.counts.at[1:].set(0.0), state.counts.at[-1].set(accepted_copies))
+    choice, shrink = decision(state.values, scores[:N_TRIALS])
+    s_simplex, s_values, _ = apply_decision(
+        state.simplex, state.values, trials, scores[:N_TRIALS], choice, shrink, coeffs
+    )
+    s_counts = jnp.where(shrink, state.counts.at[1:].set(0.0), state.counts.at[-1].set(copies[choice]))
     if config.reevaluate_best:
         s_values, s_counts = running_mean_best(s_values, s_counts, scores[N_TRIALS], copies[N_TRIALS])
-    s_simplex, s_values, s_counts = jax.lax.cond(shrink, lambda *a: a, _sort_all, s_simplex, s_values, s_counts)
+    s_simplex, s_values, s_counts = jax.lax.cond(shrink, lambda *a: a, sort_simplex, s_simplex, s_values, s_counts)
 
     simplex = jnp.where(filling, f_simplex, s_simplex)
     values = jnp.where(filling, f_values, s_values)
