@@ -14,6 +14,7 @@ import dataclasses
 from typing import Any
 
 from advantage import algos
+from advantage.algos import reinforce
 from advantage.envs import registry
 
 
@@ -110,8 +111,8 @@ ROBUST: tuple[Preset, ...] = (
         "reinforce",
         "CartPole-v1",
         195.0,
-        {"phi": "total", "baseline": "none", "n_envs": 1, "n_steps": 2000, "gamma": 1.0, "learning_rate": 1e-3},
-        total_steps=1_000_000,
+        reinforce.VANILLA,
+        total_steps=reinforce.VANILLA_STEPS,
         in_tests=False,
     ),
     Preset("qac-cartpole", "qac", "CartPole-v1", 400.0),
