@@ -8,6 +8,7 @@ metrics). Configurations (a job is what one worker collects before it reports: `
     a2c-4x5     A2C in one process, 4 envs x 5 steps per update     (the baseline of A3C: one A3C job)
     a3c-w1      A3C, 1 worker (Ray), 4 envs x 5 steps per gradient
     a3c-w2      A3C, 2 workers (Ray)
+    a3c-w2-q2   A3C, 2 workers with 2 jobs queued each (--jobs-per-worker 2: one update staler, no round-trip wait)
     a2c-8x8     A2C in one process, 8 envs x 8 steps per update     (the baseline of IMPALA: one IMPALA job)
     impala-w1   IMPALA, 1 actor (Ray), 8 envs x 8 steps per rollout
     impala-w2   IMPALA, 2 actors (Ray)
@@ -66,6 +67,7 @@ CONFIGS: dict[str, dict] = {
     "a2c-4x5": dict(kind="ours", algo="a2c", workers=0, n_envs=4, n_steps=5, hp=A3C_HP, base=None),
     "a3c-w1": dict(kind="ours", algo="a3c", workers=1, n_envs=4, n_steps=5, hp=A3C_HP, base="a2c-4x5"),
     "a3c-w2": dict(kind="ours", algo="a3c", workers=2, n_envs=4, n_steps=5, hp=A3C_HP, base="a2c-4x5"),
+    "a3c-w2-q2": dict(kind="ours", algo="a3c", workers=2, n_envs=4, n_steps=5, hp=A3C_HP, base="a2c-4x5", jobs=2),
     "a2c-8x8": dict(kind="ours", algo="a2c", workers=0, n_envs=8, n_steps=8, hp=A3C_HP, base=None),
     "impala-w1": dict(kind="ours", algo="impala", workers=1, n_envs=8, n_steps=8, hp=IMPALA_HP, base="a2c-8x8"),
     "impala-w2": dict(kind="ours", algo="impala", workers=2, n_envs=8, n_steps=8, hp=IMPALA_HP, base="a2c-8x8"),
@@ -76,6 +78,7 @@ LABELS = {
     "a2c-4x5": "A2C, 1 process, 4 envs x 5 steps",
     "a3c-w1": "A3C, 1 worker",
     "a3c-w2": "A3C, 2 workers",
+    "a3c-w2-q2": "A3C, 2 workers, 2 jobs each",
     "a2c-8x8": "A2C, 1 process, 8 envs x 8 steps",
     "impala-w1": "IMPALA, 1 actor",
     "impala-w2": "IMPALA, 2 actors",
@@ -348,6 +351,7 @@ class Bench:
         ]
         cmd += ["--env-kwargs", json.dumps(kwargs)] if kwargs else []
         cmd += ["--workers", str(c["workers"]), "--worker-pool", "ray"] if c["workers"] else []
+        cmd += ["--jobs-per-worker", str(c["jobs"])] if c.get("jobs") else []
         m, _ = self.measure(env_name, config, cmd)
         try:
             s = json.loads((run_dir / "summary.json").read_text())
@@ -497,7 +501,7 @@ def verdicts(data: dict) -> list[str]:
     rs = ratios(data)
     out = []
     for env in ("slow-spin", "slow-sleep"):
-        for config in ("a3c-w2", "impala-w2"):
+        for config in ("a3c-w2", "a3c-w2-q2", "impala-w2"):
             if (env, config) not in rs:
                 continue
             r1, r2 = rs[(env, config)]

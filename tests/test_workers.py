@@ -43,6 +43,15 @@ def test_a3c_round_robin_staleness_is_workers_minus_one(tmp_path, workers, expec
     assert summary["updates_per_seed"] == [6] and summary["env_steps"] == 48 and summary["worker_restarts"] == 0
 
 
+def test_a3c_with_two_jobs_per_worker_is_one_round_staler(tmp_path):
+    """--jobs-per-worker 2: each worker's next job was queued with the parameters before its last push, so in the
+    round robin the staleness settles at 2W - 1 (W workers, 2 jobs each) instead of W - 1."""
+    summary, run_dir = train_run(tmp_path, "a3c", _a3c(), ENV, total_steps=64, workers=2, worker_pool="local",
+                                 jobs_per_worker=2, log_every=1)
+    assert _rows(run_dir, "grad/staleness") == [0, 1, 2, 3, 3, 3, 3, 3]
+    assert summary["updates_per_seed"] == [8] and summary["env_steps"] == 64
+
+
 def test_impala_actors_lag_the_learner(tmp_path):
     """Two actors with two jobs queued each: the rollouts of the first round were all acted by the parameters
     of update 0; after that every rollout is three learner updates old (the learner's pace)."""
@@ -139,6 +148,10 @@ def test_a_run_that_cannot_use_workers_is_a_clear_error(tmp_path):
         RunConfig(workers=0)
     with pytest.raises(ConfigError, match="--ray-address"):
         RunConfig(workers=2, worker_pool="local", ray_address="auto")
+    with pytest.raises(ConfigError, match="queue at least 1 job"):
+        RunConfig(workers=2, jobs_per_worker=0)
+    with pytest.raises(ConfigError, match="ppo has no worker pool of its own"):
+        train_run(tmp_path, "ppo", algos.get("ppo").Config(), ENV, total_steps=1024, jobs_per_worker=2)
 
 
 def test_without_ray_the_error_names_the_extra(monkeypatch):

@@ -13,8 +13,9 @@ The algorithm says which of the two it is (``WORKERS`` in its module):
 
 Each training seed has its own ``n_workers`` workers and its own learner; all seeds' workers share one pool
 (``workers.LocalPool`` or ``workers.RayPool``), so the seeds train side by side. A worker has
-``max_in_flight`` jobs queued at most (A3C: 1, it pulls fresh parameters after each push; IMPALA: 2, so that an
-actor never waits for the learner), which bounds the queue of rollouts waiting for the learner. The learner
+``--jobs-per-worker`` jobs queued at most (by default ``MAX_IN_FLIGHT``: A3C 1, it pulls fresh parameters after
+each push; IMPALA 2, so that an actor never waits for the learner), which bounds the queue of results waiting
+for the learner. The learner
 takes whichever result is ready first, never waiting on one particular worker.
 
 The budget is exact: a seed gets no more jobs than its remaining budget holds, every job is ``n_envs x n_steps``
@@ -39,7 +40,8 @@ from advantage.training.run_config import RunConfig
 from advantage.training.stepper import Advance, seed_env_steps
 from advantage.training.workers import LocalPool, RayPool
 
-#: Jobs queued per worker: A3C pulls after every push; IMPALA's actors keep one rollout queued behind the current.
+#: Jobs queued per worker unless --jobs-per-worker says: A3C pulls after every push; IMPALA's actors keep one rollout
+#: queued behind the current.
 MAX_IN_FLIGHT = {"gradients": 1, "trajectories": 2}
 
 
@@ -78,6 +80,7 @@ class PoolStepper:
         check_worker_run(algo, algo_cfg, run)
         self.algo, self.config, self.run, self.backend = algo, algo_cfg, run, backend
         self.mode: str = algo.WORKERS
+        self.jobs_per_worker = run.jobs_per_worker or MAX_IN_FLIGHT[self.mode]
         self.n_workers = run.workers
         self.name, self.action_space = backend.name, backend.action_space
         self.total_steps = run.total_steps
@@ -108,7 +111,8 @@ class PoolStepper:
     def describe(self) -> str:
         what = "gradients to a parameter server" if self.mode == "gradients" else "rollouts to a learner"
         return (
-            f"{self.n_workers} worker(s) per seed on a {self.run.worker_pool} pool, sending {what}; 1 job = "
+            f"{self.n_workers} worker(s) per seed on a {self.run.worker_pool} pool, sending {what}, "
+            f"{self.jobs_per_worker} job(s) queued per worker; 1 job = "
             f"{self.config.n_envs} envs x {self.config.n_steps} steps = {self.batch} transitions; "
             f"{self.total_steps // self.batch} updates = {self.total_steps} env steps per seed"
         )
@@ -184,7 +188,7 @@ class PoolStepper:
         self.issued = start.copy()  # env steps consumed or in flight, per seed
         self.method = "gradients" if self.mode == "gradients" else "rollout"
         agents = self._unstack(state.agent)
-        for _ in range(MAX_IN_FLIGHT[self.mode]):
+        for _ in range(self.jobs_per_worker):
             for i in range(len(self.pool)):
                 self._submit(i, agents[i // n])
         self.last_result_t = time.perf_counter()

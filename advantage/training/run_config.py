@@ -69,6 +69,11 @@ class RunConfig:
     """Where the workers run: ray (a process each, on this machine or a cluster; pip install "advantage[ray]")
     or local (in this process, one job after another in a fixed round robin: deterministic, for tests and
     debugging)."""
+    jobs_per_worker: Optional[int] = None
+    """Jobs queued per worker (a3c, impala). Default: the algorithm's (a3c: 1, the paper's pull after every push;
+    impala: 2). With 2, an A3C worker starts its next rollout while the server applies its last gradient, with
+    parameters one of its own updates older (grad/staleness grows by about 1 per worker): more env steps/s on slow
+    environments, more stale gradients (docs/algorithms/a3c.md, "Jobs per worker")."""
     ray_address: Optional[str] = None
     """Join a running Ray cluster (auto: the one `ray start` runs on this machine; HOST:PORT: its head) instead of
     starting a local Ray on this machine's cores. Run a cluster only inside a private network (docs/scaling-out.md)."""
@@ -127,6 +132,8 @@ class RunConfig:
             )
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"--workers {self.workers}: give at least one worker (or leave out --workers)")
+        if self.jobs_per_worker is not None and self.jobs_per_worker < 1:
+            raise ConfigError(f"--jobs-per-worker {self.jobs_per_worker}: queue at least 1 job per worker")
         if self.ray_address is not None and (self.worker_pool != "ray" or self.workers == 0):
             raise ConfigError("--ray-address joins a Ray cluster for the workers: use it with --worker-pool ray")
         if self.n_chunks < 1:

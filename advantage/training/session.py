@@ -26,7 +26,7 @@ from advantage import algos, cpu
 from advantage.config import to_dict
 from advantage.envs import registry
 from advantage.envs.spaces import action_dim, is_discrete
-from advantage.errors import RunError
+from advantage.errors import ConfigError, RunError
 from advantage.training import checkpoint
 from advantage.training.common import eval_result, evaluate_now, finish, params_digest, progress_bar, write_eval
 from advantage.training.health import HealthMonitor, NonFiniteError
@@ -87,6 +87,11 @@ def train(algo_name: str, algo_cfg, run: RunConfig, console=None) -> dict:
     workers = getattr(algo, "DEFAULT_WORKERS", None) if run.workers is None else run.workers
     if run.ray_address and not workers:
         raise RunError(f"--ray-address {run.ray_address}: give --workers N too (the workers are what runs on Ray)")
+    if run.jobs_per_worker and not (workers and getattr(algo, "WORKERS", None)):
+        raise ConfigError(
+            f"--jobs-per-worker {run.jobs_per_worker}: {algo_name} has no worker pool of its own; the option is "
+            "for a3c and impala with --workers N"
+        )
     if workers and getattr(algo, "WORKERS", None) and run.total_steps is None:
         job = algo_cfg.n_envs * algo_cfg.n_steps  # the default budget, rounded up to whole worker jobs
         total = -(-total // job) * job
