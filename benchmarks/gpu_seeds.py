@@ -5,7 +5,7 @@ For each number of seeds, ``advantage train ALGO --env ENV --seeds 0..N-1`` runs
 this script reads back its ``summary.json``: compile time and run time apart, env steps per second over all
 seeds, and the evaluation return of every seed (so "it runs on a GPU" includes "it learns on a GPU").
 
-    python benchmarks/gpu_seeds.py                        # PPO CartPole-v1: 1, 8, 64, 256 seeds on the GPU; 1, 8 on the CPU
+    python benchmarks/gpu_seeds.py                        # PPO CartPole-v1: 1-256 seeds on the GPU, 1 and 8 on the CPU
     python benchmarks/gpu_seeds.py --gpu-seeds 1 8 --cpu-seeds 1 --eval-episodes 20
     python benchmarks/gpu_seeds.py --from-json benchmarks/results/gpu-seeds-DATE.json   # re-print the table
 

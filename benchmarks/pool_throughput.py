@@ -14,6 +14,9 @@ metrics). Configurations (a job is what one worker collects before it reports: `
     impala-w2   IMPALA, 2 actors (Ray)
     rllib-w1    RLlib's IMPALA, 1 env runner of 8 envs x 8 steps, train batch 64, learner in the driver
     rllib-w2    the same with 2 env runners                          (only with --rllib: its own venv)
+    rllib-tuned-w2  2 env runners of 8 envs x 8 steps with RLlib's own CartPole-v1 settings (its tuned example:
+                train batch 500, lr 5e-4, grad clip 40, vf_loss_coeff 0.05, a shared 256-256 network), the
+                reference at equal return: ``--env cartpole --steps 500000 --only impala-w2 --only rllib-tuned-w2``
 
 on three envs: ``cartpole`` (Gymnasium's CartPole-v1), ``slow-spin`` (``slow_envs:SlowCartPole``: CartPole-v1
 with 1 ms of busy CPU work per step) and ``slow-sleep`` (the same 1 ms spent in ``time.sleep``). The
@@ -73,6 +76,9 @@ CONFIGS: dict[str, dict] = {
     "impala-w2": dict(kind="ours", algo="impala", workers=2, n_envs=8, n_steps=8, hp=IMPALA_HP, base="a2c-8x8"),
     "rllib-w1": dict(kind="rllib", algo="rllib-impala", workers=1, n_envs=8, n_steps=8, hp=[], base="a2c-8x8"),
     "rllib-w2": dict(kind="rllib", algo="rllib-impala", workers=2, n_envs=8, n_steps=8, hp=[], base="a2c-8x8"),
+    "rllib-tuned-w2": dict(
+        kind="rllib", algo="rllib-impala", workers=2, n_envs=8, n_steps=8, hp=["--tuned"], base="a2c-8x8"
+    ),
 }
 LABELS = {
     "a2c-4x5": "A2C, 1 process, 4 envs x 5 steps",
@@ -84,6 +90,7 @@ LABELS = {
     "impala-w2": "IMPALA, 2 actors",
     "rllib-w1": "RLlib IMPALA, 1 env runner",
     "rllib-w2": "RLlib IMPALA, 2 env runners",
+    "rllib-tuned-w2": "RLlib IMPALA, 2 env runners, RLlib's CartPole settings",
 }
 ENVS = ("cartpole", "slow-spin", "slow-sleep")
 #: every budget is a multiple of both job sizes (20 and 64 env steps), so that the worker runs spend it exactly
@@ -392,6 +399,7 @@ class Bench:
             str(self.steps),
             "--eval-episodes",
             str(self.args.eval_episodes),
+            *c["hp"],
         ]
         m, r = self.measure(env_name, config, cmd)
         line = next((ln for ln in reversed(r["stdout"].splitlines()) if ln.startswith("RLLIB_RESULT ")), None)
