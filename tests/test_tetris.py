@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from advantage.algos import cem
+from advantage.errors import ConfigError
 from advantage.envs import make
 from advantage.envs.lectures.tetris import (
     CELLS,
@@ -136,3 +137,24 @@ def test_cem_scores_each_placement_with_one_shared_weight_vector():
     np.testing.assert_allclose(np.asarray(dist.logits), np.asarray(obs @ w), rtol=1e-5, atol=1e-4)
     action, _, _ = cem.act(cfg, action_space, state.replace(policy=policy), obs, jax.random.key(3))
     np.testing.assert_array_equal(np.asarray(action), np.asarray(jnp.argmax(obs @ w, axis=-1)))
+
+
+def test_cem_action_rows_can_be_turned_off_and_on_is_checked():
+    """action_rows=off flattens a Tetris observation [A, F] like any other (one logit per action from all A x F
+    features); on, for an env whose observations are not [A, F], is a clear error."""
+    env, params = make("Tetris-v0", width=6, height=10)
+    obs_space, action_space = env.observation_space(params), env.action_space(params)
+    a, f = obs_space.shape
+    flat = cem.init(jax.random.key(0), obs_space, action_space, cem.Config(action_rows="off"))
+    shapes = [x.shape for x in jax.tree.leaves(flat.policy)]
+    assert (a * f, a) in shapes  # a linear map of all the features to A logits, not one shared [F, 1] vector
+    cart, cart_params = make("CartPole-v1")
+    with pytest.raises(ConfigError, match="action_rows=on needs observations of shape"):
+        cem.init(
+            jax.random.key(0),
+            cart.observation_space(cart_params),
+            cart.action_space(cart_params),
+            cem.Config(action_rows="on"),
+        )
+    with pytest.raises(ConfigError, match="action_rows"):
+        cem.Config(action_rows="yes")

@@ -48,6 +48,7 @@ NAN_METRICS: tuple[str, ...] = ()  # no metric is NaN by design
 SEARCH = True
 
 VARIANTS = ("tabular", "fit", "params")
+ACTION_ROWS = ("auto", "on", "off")
 
 
 class SearchSchedule:
@@ -96,6 +97,10 @@ class Config(SearchSchedule):
     collapsing)."""
     update_rate: float = 1.0
     """tabular/params: alpha of the smoothed refit new = alpha * fit + (1 - alpha) * old (1: the plain refit)."""
+    action_rows: str = static("auto")
+    """fit/params: whether an observation [A, F] holds one feature row phi(s, a) per action, scored by one shared
+    network, logits_a = f(phi(s, a)) (Szita & Lorincz's Tetris; Tetris-v0): auto (when the observation's shape is
+    [number of actions, F]), on, or off (flatten it like any other observation)."""
 
     def __post_init__(self):
         check(self, "variant", lambda v: v in VARIANTS, f"choose one of {', '.join(VARIANTS)}")
@@ -111,6 +116,7 @@ class Config(SearchSchedule):
         check(self, "init_std", lambda v: v > 0, "the initial std must be positive")
         check(self, "extra_std", lambda v: v >= 0, "the extra noise must be >= 0")
         check(self, "update_rate", lambda v: 0 < v <= 1, "alpha must lie in (0, 1]")
+        check(self, "action_rows", lambda v: v in ACTION_ROWS, f"choose one of {', '.join(ACTION_ROWS)}")
         if self.variant in ("tabular", "fit") and self.episodes_per_candidate != 1:
             raise ConfigError(
                 f"cem.episodes_per_candidate={self.episodes_per_candidate} is invalid: with variant="
@@ -200,10 +206,17 @@ def network(config, action_space, rows: bool = False) -> PolicyNet:
     )
 
 
-def scores_rows(obs_shape, action_space) -> bool:
+def scores_rows(config, obs_shape, action_space) -> bool:
     """Whether an observation ``[A, F]`` holds one feature row per action (e.g. Tetris-v0's placements): then
-    the policy scores each row with one shared network, ``logits_a = f_theta(phi(s, a))``."""
-    return is_discrete(action_space) and len(obs_shape) == 2 and obs_shape[0] == action_dim(action_space) > 1
+    the policy scores each row with one shared network, ``logits_a = f_theta(phi(s, a))``. ``config.action_rows``:
+    auto (by the shape), on (a ``ConfigError`` when the shape does not fit) or off."""
+    fits = is_discrete(action_space) and len(obs_shape) == 2 and obs_shape[0] == action_dim(action_space) > 1
+    if config.action_rows == "on" and not fits:
+        raise ConfigError(
+            f"cem.action_rows=on needs observations of shape [number of actions, F] and a Discrete action space; "
+            f"this env's observations are {tuple(obs_shape)} for {action_space}; use action_rows=auto or off"
+        )
+    return fits and config.action_rows != "off"
 
 
 def obs_features(obs, in_dim: int):
@@ -227,7 +240,7 @@ def _first_kernel(params):
 
 def policy_dist(config, action_space, params, obs):
     """pi_theta(.|obs) for a batch ``obs [B, ...]``."""
-    if scores_rows(obs.shape[1:], action_space):
+    if scores_rows(config, obs.shape[1:], action_space):
         return network(config, action_space, rows=True).apply(params, obs.astype(jnp.float32))
     return network(config, action_space).apply(params, obs_features(obs, _first_kernel(params).shape[0]))
 
@@ -330,7 +343,7 @@ def optimizer(config) -> optax.GradientTransformation:
 
 
 def init_network(key, obs_space, action_space, config):
-    if scores_rows(getattr(obs_space, "shape", ()), action_space):
+    if scores_rows(config, getattr(obs_space, "shape", ()), action_space):
         return network(config, action_space, rows=True).init(key, jnp.zeros((1, *obs_space.shape), jnp.float32))
     return network(config, action_space).init(key, jnp.zeros((1, obs_dim(obs_space)), jnp.float32))
 
