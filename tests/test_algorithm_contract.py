@@ -13,12 +13,12 @@ import json
 import jax
 import numpy as np
 import pytest
+from helpers import first_agent, train_run
 
 from advantage import algos
 from advantage.algos import api
 from advantage.envs.spaces import is_discrete
 from advantage.training import stepper as stepper_mod
-from helpers import first_agent, train_run
 
 #: Algorithms with continuous actions only.
 CONTINUOUS_ONLY = {"ddpg", "td3", "sac"}

@@ -10,6 +10,7 @@ import json
 import jax
 import numpy as np
 import pytest
+from helpers import first_agent, train_run
 
 from advantage import algos
 from advantage.algos import api
@@ -18,7 +19,6 @@ from advantage.training import checkpoint
 from advantage.training import stepper as stepper_mod
 from advantage.training.run_config import RunConfig
 from advantage.training.session import Session
-from helpers import first_agent, train_run
 
 
 @pytest.fixture

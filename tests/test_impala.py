@@ -9,13 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import first_agent, train_run
 
 from advantage.algos import impala
 from advantage.config import ConfigError
 from advantage.envs import Box, Discrete
 from advantage.presets import get as get_preset
 from advantage.types import Transition
-from helpers import first_agent, train_run
 
 OBS_SPACE, SPACE = Box(-1.0, 1.0, (1,)), Discrete(2)
 

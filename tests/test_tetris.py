@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from advantage.algos import cem
-from advantage.errors import ConfigError
 from advantage.envs import make
 from advantage.envs.lectures.tetris import (
     CELLS,
@@ -19,6 +18,7 @@ from advantage.envs.lectures.tetris import (
     lines_per_game,
     place,
 )
+from advantage.errors import ConfigError
 from tests.helpers import train_run
 
 I, O, T = 0, 1, 2  # noqa: E741

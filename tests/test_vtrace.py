@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_returns import close, random_rollout
 
 from advantage.core.returns import gae, td_lambda_returns, vtrace
-from test_returns import close, random_rollout
 
 # ---------------------------------------------------------------------------
 # The paper's definition as a plain loop (numpy, one column at a time).
