@@ -306,6 +306,8 @@ def test_try_a2c_first_helpers():
     assert cfg == lab.a2c.PRESETS["CartPole-v1"] and source == "a2c.PRESETS['CartPole-v1']"
     cfg, source = lab.preset("reinforce", "Acrobot-v1")  # no Acrobot preset: CartPole's, without its tile ranges
     assert "no preset" in source and "tile_low" not in cfg and cfg["baseline"] == "value"
+    cfg, source = lab.preset("dqn", "Acrobot-v1")  # DQN keeps the setting the lab was measured with
+    assert cfg == lab.dqn.ZOO_CARTPOLE and "ZOO_CARTPOLE" in source
 
 
 @pytest.mark.slow

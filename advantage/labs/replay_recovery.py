@@ -9,7 +9,8 @@ the good policy's transitions.
 The experiment trains, on CartPole-v1 with the driver's own rollout code (``JaxBackend.run_chunk``, which
 calls each algorithm's ``init``, ``act`` and ``update``), over several seeds:
 
-* **off-policy**: ``dqn``, its CartPole preset (Double DQN, replay buffer of 100k: nothing is dropped);
+* **off-policy**: ``dqn``, its Zoo-based CartPole setting (``dqn.ZOO_CARTPOLE``, the preset until 2026-12-04:
+  Double DQN, replay buffer of 100k: nothing is dropped);
 * **on-policy**: ``ppo``, its CartPole preset.
 
 At the same env step (``bad_at``; both have learned by then), one destructive update is injected between
@@ -88,7 +89,8 @@ def train_learner(label: str, seeds, bad_at: int, total: int) -> dict:
 
     algo_name = LEARNERS[label][0]
     algo = algos.get(algo_name)
-    config = algo.Config(**{**algo.PRESETS[ENV], **LAB_OVERRIDES.get(algo_name, {})})
+    base = algo.ZOO_CARTPOLE if algo_name == "dqn" else algo.PRESETS[ENV]  # DQN: the setting the lab measured
+    config = algo.Config(**{**base, **LAB_OVERRIDES.get(algo_name, {})})
     env, env_params = make(ENV)
     per_iter = config.n_envs * config.n_steps
     assert EVAL_EVERY % per_iter == 0 and bad_at % EVAL_EVERY == 0 and total % EVAL_EVERY == 0
@@ -225,7 +227,7 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
             "recovered_fraction": RECOVERED,
             "eval_every": EVAL_EVERY,
             "eval_episodes": EVAL_EPISODES,
-            "presets": "dqn.PRESETS / ppo.PRESETS['CartPole-v1']",
+            "presets": "dqn.ZOO_CARTPOLE / ppo.PRESETS['CartPole-v1']",
         },
         "learners": {
             k: {

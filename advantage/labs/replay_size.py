@@ -4,7 +4,8 @@ The *Off-Policy* deck (``003``), "Off-Policy Benefits": "Sample efficiency: Lear
 "Decorrelated data: Break temporal correlations"; "Stability: Smoother gradients from diverse batches"; and its
 summary, "Replay buffer (off-policy, sample efficient)".
 
-The experiment trains ``dqn`` (``advantage/algos/dqn.py``, its CartPole-v1 preset: Double DQN, batch 64,
+The experiment trains ``dqn`` (``advantage/algos/dqn.py``, its Zoo-based CartPole-v1 setting ``dqn.ZOO_CARTPOLE``,
+the preset until 2026-12-04: Double DQN, batch 64,
 64 gradient steps every 128 env steps, target network copied every 10 steps) through the library's driver,
 over the same seeds and the same env-step budget, with only ``buffer_size`` changed:
 
@@ -68,7 +69,7 @@ def train_buffer(buffer_size: int, seeds, total_steps: int, tmp: Path) -> dict:
     t0 = time.perf_counter()
     train(
         "dqn",
-        dqn.Config(**{**dqn.PRESETS[ENV], **LAB_OVERRIDES, "buffer_size": buffer_size}),
+        dqn.Config(**{**dqn.ZOO_CARTPOLE, **LAB_OVERRIDES, "buffer_size": buffer_size}),
         quiet_run_config(
             ENV, seeds, total_steps, run_dir, eval_episodes=EVAL_EPISODES, evals=EVALS, seed_batching="vmap"
         ),
@@ -191,7 +192,7 @@ def run(out_dir: Path, seed: int = 0, quick: bool = False) -> dict:
             "env": ENV,
             "seeds": seeds,
             "total_steps": total,
-            "preset": "dqn.PRESETS['CartPole-v1'] with buffer_size changed",
+            "preset": "dqn.ZOO_CARTPOLE with buffer_size changed",
             "evals": EVALS,
             "eval_episodes": EVAL_EPISODES,
             "q_bound": Q_BOUND,
