@@ -127,7 +127,10 @@ def main() -> int:
     late = [it for it in iterations if it[0] >= 0.1 * args.total_steps]
     steady_sps = sum(b - a for a, b, _ in late) / max(1e-9, sum(dt for *_, dt in late)) if late else None
 
-    # Deterministic evaluation of the trained module, in this process (not timed).
+    # Deterministic evaluation of the trained module, in this process (not timed). The learner's weights are sent
+    # to the local env runner first: IMPALA broadcasts them to the remote env runners only, so algo.get_module()
+    # alone would evaluate the initial (untrained) network.
+    algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)
     module = algo.get_module()
     env = creator(env_kwargs)
     returns = []
