@@ -319,7 +319,7 @@ def test_try_a2c_first(tmp_path):
     assert list(res) == ["a2c", "ppo", "reinforce", "trpo", "dqn"]
     n, evals = len(r["setup"]["seeds"]), r["setup"]["evals_during_training"]
     for algo, v in res.items():
-        assert v["preset"]["source"] == f"{algo}.PRESETS['CartPole-v1']"
+        assert v["preset"]["source"] == lab.preset(algo, "CartPole-v1")[1]  # dqn: dqn.ZOO_CARTPOLE
         assert len(v["final_eval_per_seed"]) == n and np.asarray(v["eval_return_per_seed"]).shape == (n, evals)
         lo, hi = v["final_eval_iqm_ci95"]
         assert lo <= v["final_eval_iqm"] <= hi

@@ -209,14 +209,16 @@ def network(config, action_space, rows: bool = False) -> PolicyNet:
 def scores_rows(config, obs_shape, action_space) -> bool:
     """Whether an observation ``[A, F]`` holds one feature row per action (e.g. Tetris-v0's placements): then
     the policy scores each row with one shared network, ``logits_a = f_theta(phi(s, a))``. ``config.action_rows``:
-    auto (by the shape), on (a ``ConfigError`` when the shape does not fit) or off."""
+    auto (by the shape), on (a ``ConfigError`` when the shape does not fit) or off; the other searches, which share
+    this policy and have no such field, are auto."""
+    mode = getattr(config, "action_rows", "auto")
     fits = is_discrete(action_space) and len(obs_shape) == 2 and obs_shape[0] == action_dim(action_space) > 1
-    if config.action_rows == "on" and not fits:
+    if mode == "on" and not fits:
         raise ConfigError(
             f"cem.action_rows=on needs observations of shape [number of actions, F] and a Discrete action space; "
             f"this env's observations are {tuple(obs_shape)} for {action_space}; use action_rows=auto or off"
         )
-    return fits and config.action_rows != "off"
+    return fits and mode != "off"
 
 
 def obs_features(obs, in_dim: int):
