@@ -147,13 +147,17 @@ class PolicySearchConfig(SearchSchedule):
     """Hidden layers of the policy network; () is a linear policy."""
     activation: str = static("tanh")
     """Hidden activation: tanh, relu, elu or gelu."""
+    action_rows: str = static("auto")
+    """Whether an observation [A, F] holds one feature row phi(s, a) per action, scored by one shared network
+    (Tetris-v0): auto (when its shape is [number of actions, F]), on, or off (flatten it)."""
 
     def check_search(self) -> None:
-        """The checks of ``episodes_per_candidate``, ``max_episode_steps`` and the network's torso."""
+        """The checks of ``episodes_per_candidate``, ``max_episode_steps``, the network's torso and ``action_rows``."""
         check(self, "episodes_per_candidate", lambda v: v >= 1, "run at least one episode per candidate")
         if self.max_episode_steps is not None:
             check(self, "max_episode_steps", lambda v: v >= 1, "use a positive step cap (or None)")
         check_torso(self)
+        check(self, "action_rows", lambda v: v in ACTION_ROWS, f"choose one of {', '.join(ACTION_ROWS)}")
 
 
 #: Per-environment defaults (see docs/algorithms/cem.md for the measured results).
@@ -209,16 +213,14 @@ def network(config, action_space, rows: bool = False) -> PolicyNet:
 def scores_rows(config, obs_shape, action_space) -> bool:
     """Whether an observation ``[A, F]`` holds one feature row per action (e.g. Tetris-v0's placements): then
     the policy scores each row with one shared network, ``logits_a = f_theta(phi(s, a))``. ``config.action_rows``:
-    auto (by the shape), on (a ``ConfigError`` when the shape does not fit) or off; the other searches, which share
-    this policy and have no such field, are auto."""
-    mode = getattr(config, "action_rows", "auto")
+    auto (by the shape), on (a ``ConfigError`` when the shape does not fit) or off."""
     fits = is_discrete(action_space) and len(obs_shape) == 2 and obs_shape[0] == action_dim(action_space) > 1
-    if mode == "on" and not fits:
+    if config.action_rows == "on" and not fits:
         raise ConfigError(
-            f"cem.action_rows=on needs observations of shape [number of actions, F] and a Discrete action space; "
+            "action_rows=on needs observations of shape [number of actions, F] and a Discrete action space; "
             f"this env's observations are {tuple(obs_shape)} for {action_space}; use action_rows=auto or off"
         )
-    return fits and mode != "off"
+    return fits and config.action_rows != "off"
 
 
 def obs_features(obs, in_dim: int):

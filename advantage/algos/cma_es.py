@@ -51,7 +51,7 @@ class Config(cem.PolicySearchConfig):
 
     def __post_init__(self):
         check(self, "population_size", lambda v: v >= 4, "use at least 4 candidates")
-        self.check_search()  # episodes_per_candidate, max_episode_steps, hidden_sizes, activation
+        self.check_search()  # episodes_per_candidate, max_episode_steps, hidden_sizes, activation, action_rows
         check(self, "init_std", lambda v: v > 0, "the initial step size must be positive")
 
 

@@ -114,8 +114,8 @@ class Config(NetworkConfig):
 #: batch 128 per 10 env steps, the target copied every 500 env steps, buffer 10k, learning starts at 10k, lr 2.5e-4,
 #: epsilon 1 -> 0.05 over half the budget, a 120-84 network, the squared TD error, 500k env steps) with two changes:
 #: Double DQN's target and the learning rate annealed to 0 (and SB3's gradient clipping at norm 10, this module's
-#: default). 20 of 20 seeds reach 475 under AVX2 and AVX (docs/algorithms/dqn.md, "Presets"); the RL Baselines3
-#: Zoo's entry (50k steps, lr 2.3e-3, 256-256, Huber) and the variants of it tried solved at most 15 of 20.
+#: default). 20 of seeds 0-19 reach 475 under AVX2 and 18 under AVX (docs/algorithms/dqn.md, "Presets"); the RL
+#: Baselines3 Zoo's entry (50k steps, lr 2.3e-3, 256-256, Huber) and the variants of it tried solved at most 15 of 20.
 PRESETS: dict[str, dict] = {
     "CartPole-v1": dict(
         n_envs=10,

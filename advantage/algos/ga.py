@@ -69,7 +69,7 @@ class Config(cem.PolicySearchConfig):
 
     def __post_init__(self):
         check(self, "population_size", lambda v: v >= 4, "use at least 4 candidates (2 parents)")
-        self.check_search()  # episodes_per_candidate, max_episode_steps, hidden_sizes, activation
+        self.check_search()  # episodes_per_candidate, max_episode_steps, hidden_sizes, activation, action_rows
         check(self, "init_std", lambda v: v > 0, "the initial std must be positive")
         check(self, "mutation_std", lambda v: v > 0, "the mutation scale must be positive")
         check(self, "crossover_rate", lambda v: 0 <= v <= 1, "the crossover rate must lie in [0, 1]")

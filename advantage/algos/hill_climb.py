@@ -62,7 +62,7 @@ class Config(cem.PolicySearchConfig):
 
     def __post_init__(self):
         check(self, "population_size", lambda v: v >= 2, "use at least 2 candidates")
-        self.check_search()  # episodes_per_candidate, max_episode_steps, hidden_sizes, activation
+        self.check_search()  # episodes_per_candidate, max_episode_steps, hidden_sizes, activation, action_rows
         check(self, "init_std", lambda v: v >= 0, "the initial std must be >= 0")
         check(self, "noise_std", lambda v: v > 0, "the noise scale must be positive")
         check(self, "noise_shrink", lambda v: 0 < v <= 1, "the shrink factor must lie in (0, 1]")

@@ -111,7 +111,7 @@ class Config(cem.PolicySearchConfig):
                 lambda v: v >= N_TRIALS + 1,
                 f"reevaluate_best needs at least {N_TRIALS + 1} (the trial points and x_0 again)",
             )
-        self.check_search()  # episodes_per_candidate, max_episode_steps, hidden_sizes, activation
+        self.check_search()  # episodes_per_candidate, max_episode_steps, hidden_sizes, activation, action_rows
         check(self, "init_std", lambda v: v >= 0, "the initial std must be >= 0")
         check(self, "initial_step", lambda v: v > 0, "the simplex needs a positive initial step")
 
