@@ -1,5 +1,7 @@
 """The natural-gradient machinery: CG, Fisher-vector products, the step length and the line search."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -275,3 +277,29 @@ def test_lstd_q_matches_a_python_loop():
         w, v = ng.lstd_q_compatible(*map(jnp.asarray, (psi, phi, next_phi, r, term, trunc)), gamma, lam, ridge)
     np.testing.assert_allclose(np.asarray(w), beta[k:], rtol=1e-8)
     np.testing.assert_allclose(np.asarray(v), beta[:k], rtol=1e-8)
+
+
+def test_solves_under_vmap_call_lapack_one_matrix_at_a_time():
+    """Batched CPU LAPACK (``lapack_dpotrf_ffi`` on a ``[B, K, K]`` operand) deadlocked a two-core test run; under
+    ``vmap`` (nested too) the fits must lower to one unbatched solve per system and give the per-system numbers."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(2, 3, 40, 6)).astype(np.float32), rng.normal(size=(2, 3, 40)).astype(np.float32)
+
+    def fits(x, y):
+        w = ng.fit_compatible_critic(x, y, 1e-3).w
+        w_dual = ng.fit_compatible_critic(x[:4], y[:4], 1e-3).w  # more unknowns than samples: the [N, N] system
+        t = x.reshape(4, 10, 6)
+        zeros = jnp.zeros((4, 10))
+        w_lstd, _ = ng.lstd_q_compatible(t[..., :3], t[..., 3:], t[..., 3:], zeros + 1.0, zeros, zeros, 0.9, 0.5, 1e-3)
+        return w, w_dual, w_lstd
+
+    batched = jax.jit(jax.vmap(jax.vmap(fits)))
+    lapack_calls = [line for line in batched.lower(x, y).as_text().splitlines() if "custom_call @lapack_" in line]
+    shapes = [shape for c in lapack_calls for shape in re.findall(r"tensor<((?:\d+x)*)f32>", c.rsplit(" : ", 1)[1])]
+    assert len(lapack_calls) >= 3, lapack_calls  # at least one call per system
+    assert all(shape.count("x") <= 2 for shape in shapes), shapes  # [K, K] or [K, 1]: no batch dimension
+    out = batched(x, y)
+    for i in range(2):
+        for j in range(3):
+            for got, want in zip(out, jax.jit(fits)(x[i, j], y[i, j])):
+                np.testing.assert_allclose(got[i, j], want, rtol=1e-5, atol=1e-6)

@@ -68,6 +68,37 @@ __all__ = [
 CURVATURE_EPS = 1e-12
 
 
+def _one_matrix_at_a_time(solve: Callable) -> Callable:
+    """``solve(a, b)`` that, under ``vmap``, solves one system after another (``lax.map``) instead of batching.
+
+    jaxlib's batched CPU LAPACK kernels split the batch over XLA's intra-op thread pool and wait for it; when
+    the program already occupies every thread of that pool (two cores, independent solves in one program),
+    that wait can deadlock: a test run hung there, both pool threads in ``BlockingCounter::Wait`` under
+    ``lapack_dpotrf_ffi``. One matrix per call never takes that path, and computes the same numbers (the
+    batched kernel runs the same LAPACK routine per matrix); the systems here are small and few.
+    """
+    one = jax.custom_batching.custom_vmap(solve)
+
+    @one.def_vmap
+    def _rule(axis_size, in_batched, a, b):
+        a, b = (x if batched else jnp.broadcast_to(x, (axis_size, *x.shape)) for x, batched in zip((a, b), in_batched))
+        return jax.lax.map(lambda ab: one(*ab), (a, b)), True
+
+    return one
+
+
+@_one_matrix_at_a_time
+def _cholesky_solve(a, b):
+    """``a^{-1} b`` for a symmetric positive definite ``a [K, K]`` (Cholesky)."""
+    return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(a), b)
+
+
+@_one_matrix_at_a_time
+def _lu_solve(a, b):
+    """``a^{-1} b`` for a square ``a [K, K]`` (LU with partial pivoting)."""
+    return jnp.linalg.solve(a, b)
+
+
 def fisher_vector_product(kl_fn: Callable[[jax.Array], jax.Array], theta: jax.Array, damping) -> Callable:
     r"""The damped Fisher-vector product ``v -> (H + damping I) v`` at ``theta``.
 
@@ -389,10 +420,10 @@ def fit_compatible_critic(psi, targets, ridge=0.0, baseline_features=None, sampl
     k = x.shape[1]
     if k <= n:
         gram = xt.T @ xt + ridge * jnp.eye(k, dtype=x.dtype)
-        beta = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(gram), xt.T @ yt)
+        beta = _cholesky_solve(gram, xt.T @ yt)
     else:
         gram = xt @ xt.T + ridge * jnp.eye(n, dtype=x.dtype)
-        beta = xt.T @ jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(gram), yt)
+        beta = xt.T @ _cholesky_solve(gram, yt)
     prediction = x @ beta
     mean = jnp.sum(c * targets)
     sse = jnp.sum(c * (targets - prediction) ** 2)
@@ -442,5 +473,5 @@ def lstd_q_compatible(
     _, z = jax.lax.scan(trace_step, jnp.zeros_like(basis[0]), (basis, done))  # z_t, [T, B, K + P]
     a = jnp.einsum("tbi,tbj->ij", z, basis - gamma * next_basis)
     b = jnp.einsum("tbi,tb->i", z, rewards.astype(basis.dtype))
-    beta = jnp.linalg.solve(a + ridge * jnp.eye(a.shape[0], dtype=a.dtype), b)
+    beta = _lu_solve(a + ridge * jnp.eye(a.shape[0], dtype=a.dtype), b)
     return beta[k:], beta[:k]
