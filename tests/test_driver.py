@@ -207,3 +207,38 @@ def test_resuming_a_finished_run_says_so(tmp_path, capsys):
     _, run_dir = train_run(tmp_path, "ppo", ppo.Config(**SMALL), "CartPole-v1", total_steps=512)
     assert main(["train", "--resume", str(run_dir)]) == 2
     assert "has finished" in capsys.readouterr().err
+
+
+def test_programs_needed_later_compile_ahead_to_the_same_program():
+    """``CompileCache.prefetch`` compiles from the arguments' shapes in a background thread; ``get`` then returns
+    that program, which computes what a program compiled on the spot does."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from advantage.training.jax_backend import CompileCache, shapes_of
+
+    def fn(x, n):
+        return jnp.tanh(x @ x.T) * n
+
+    x, n = jnp.arange(12.0).reshape(3, 4) / 10, jnp.int32(3)
+    ahead = CompileCache()
+    ahead.prefetch("f", fn, shapes_of(x), jax.ShapeDtypeStruct((), jnp.int32))
+    assert "f" in ahead.pending and "f" not in ahead.functions
+    out = ahead.get("f", fn, x, n)(x, n)
+    assert ahead.background_seconds > 0 and not ahead.pending
+    on_the_spot = CompileCache()
+    np.testing.assert_array_equal(out, on_the_spot.get("f", fn, x, n)(x, n))
+    assert on_the_spot.background_seconds == 0
+    ahead.prefetch("g", fn, jax.ShapeDtypeStruct((5, 4), jnp.float32), jax.ShapeDtypeStruct((), jnp.int32))
+    np.testing.assert_array_equal(ahead.get("g", fn, x, n)(x, n), out)  # prefetched for other shapes: recompiled
+    ahead.close()
+
+
+def test_the_final_rollout_and_evaluation_compile_while_training_runs(tmp_path):
+    # 1000 steps = 3 rollouts of 8x32, then a shorter one: its program and the evaluation's are prefetched
+    summary, run_dir = train_run(tmp_path, "ppo", ppo.Config(**SMALL), "CartPole-v1", total_steps=1000,
+                                 eval_episodes=3)
+    ahead = sum(float(r["perf/compile_ahead_s"]) for r in _rows(run_dir) if r["perf/compile_ahead_s"])
+    assert ahead > 0, "nothing was compiled in the background"
+    assert summary["env_steps"] == 1000 and len(summary["eval_return"]["per_seed"]) == 1

@@ -103,6 +103,9 @@ class BanditStepper:
     def nonfinite_batch(self, state, adv):
         return None
 
+    def prefetch_evaluation(self, state, n_episodes, deterministic, max_steps=None, record=0):
+        pass  # nothing to compile ahead
+
     def evaluate(self, state, n_episodes, deterministic, max_steps=None, record=0):
         obs = jnp.zeros((n_episodes, 1))
         actions = jax.vmap(lambda a: self.algo.act(self.config, self.action_space, a, obs, jax.random.PRNGKey(0),

@@ -16,7 +16,7 @@ import numpy as np
 from flax import struct
 
 from advantage.training import rollout
-from advantage.training.jax_backend import CompileCache, batch_over_seeds, count_nonfinite
+from advantage.training.jax_backend import CompileCache, batch_over_seeds, count_nonfinite, shapes_of
 from advantage.training.seeding import env_seed, train_key
 from advantage.types import Transition
 
@@ -97,7 +97,7 @@ class GymnasiumBackend:
         name = f"update{batch.reward.shape}"  # the final, shorter rollout has its own shape
         return self.compiled.get(name, self._update_fn, agent, batch, key, donate_argnums=(0,))(agent, batch, key)
 
-    def init(self, seeds) -> HostRunner:
+    def init(self, seeds, prefetch: bool = False) -> HostRunner:
         def init_one(seed):
             key = train_key(seed)
             key, k_init, _ = jax.random.split(key, 3)
@@ -107,7 +107,37 @@ class GymnasiumBackend:
         seeds = jnp.asarray(seeds, jnp.uint32)
         runners = self.compiled.get("init", self.over_seeds(init_one), seeds)(seeds)
         self.restart_envs(runners)
+        # with prefetch, the updates (a full rollout's and the final shorter one's) compile in the background
+        for n_steps in ({self.config.n_steps, self.schedule.partial_steps} - {0}) if prefetch else ():
+            batch = self._batch_shapes(runners, n_steps)
+            self.compiled.prefetch(
+                f"update{batch.reward.shape}",
+                self._update_fn,
+                *shapes_of((runners.agent, batch, runners.key)),
+                donate_argnums=(0,),
+            )
         return runners
+
+    def _batch_shapes(self, runners: HostRunner, n_steps: int) -> Transition:
+        """The shapes of the ``[n_seeds, n_steps, n_envs, ...]`` batch that :meth:`collect_rollout` builds."""
+        S, N = self.n_seeds, self.n_envs
+        obs = jax.ShapeDtypeStruct((S, N) + self._obs.shape[1:], np.float32)
+        _, (action, log_prob, value) = jax.eval_shape(self._act_fn, runners.agent, obs, runners.key)
+
+        def over_time(x, dtype=None):
+            return jax.ShapeDtypeStruct((S, n_steps) + tuple(x.shape[1:]), dtype or x.dtype)
+
+        step = jax.ShapeDtypeStruct((S, N), np.float32)
+        return Transition(
+            obs=over_time(obs),
+            action=over_time(action),
+            reward=over_time(step),
+            terminated=over_time(step, np.bool_),
+            truncated=over_time(step, np.bool_),
+            next_obs=over_time(obs),
+            log_prob=over_time(log_prob),
+            value=over_time(value),
+        )
 
     def restart_envs(self, runners: HostRunner) -> None:
         """(Re)start every sub-env from its seed (also used when resuming from a checkpoint)."""
@@ -203,6 +233,9 @@ class GymnasiumBackend:
         runners, m = self.iteration(runners, self.schedule.partial_steps)
         return runners, {k: v[:, None] for k, v in m.items()}
 
+    def prefetch_evaluation(self, runners, n_episodes, deterministic, max_steps=None, record=0) -> None:
+        """Nothing: the evaluation steps Gymnasium's envs on the host with a small jitted ``act``."""
+
     def evaluate(
         self, runners: HostRunner, n_episodes: int, deterministic: bool, max_steps: int | None = None, record: int = 0
     ):
@@ -226,4 +259,5 @@ class GymnasiumBackend:
         )
 
     def close(self):
+        self.compiled.close()
         self.vec.close()

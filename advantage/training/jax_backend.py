@@ -8,6 +8,7 @@ the host loop in ``driver.py`` logs, checkpoints and draws progress between chun
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import jax
@@ -79,19 +80,73 @@ def batch_over_seeds(mode: str):
 
 
 class CompileCache:
-    """Ahead-of-time compiled functions by name, and the seconds spent compiling them
-    (reported apart from run time)."""
+    """Ahead-of-time compiled functions by name, and the seconds spent compiling them (reported apart from run
+    time).
+
+    :meth:`prefetch` compiles a program the run will need later in a background thread, from the shapes of its
+    arguments, while the run goes on (XLA compiles without holding Python's lock, so on a CPU with more than
+    one core the compilation overlaps the training): the final shorter rollout's program and the final
+    evaluation's are ready when they are reached. :meth:`get` waits for a prefetched program if it is not done.
+    The programs are the same either way; ``seconds`` counts only the time the run waited for a compilation,
+    ``background_seconds`` the compilations done ahead."""
 
     def __init__(self):
         self.functions: dict[str, Any] = {}
+        self.pending: dict[str, tuple[Any, Future]] = {}
         self.seconds = 0.0
+        self.background_seconds = 0.0
+        self._pool: ThreadPoolExecutor | None = None
+
+    @staticmethod
+    def _compile(fn, args, donate_argnums):
+        return jax.jit(fn, donate_argnums=donate_argnums).lower(*args).compile()
+
+    def prefetch(self, name: str, fn, *args, donate_argnums=()) -> None:
+        """Start compiling ``fn`` for ``args`` (arrays or ``jax.ShapeDtypeStruct``) in the background, unless
+        ``name`` is compiled or on its way."""
+        if name in self.functions or name in self.pending:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="advantage-compile")
+
+        def job():
+            t0 = time.perf_counter()
+            return self._compile(fn, args, donate_argnums), time.perf_counter() - t0
+
+        self.pending[name] = (_signature(args), self._pool.submit(job))
 
     def get(self, name: str, fn, *args, donate_argnums=()):
         if name not in self.functions:
             t0 = time.perf_counter()
-            self.functions[name] = jax.jit(fn, donate_argnums=donate_argnums).lower(*args).compile()
+            signature, future = self.pending.pop(name, (None, None))
+            if future is not None:
+                compiled, took = future.result()
+                self.background_seconds += took
+                if signature != _signature(args):  # prefetched for other shapes: compile for these
+                    compiled = None
+            if future is None or compiled is None:
+                compiled = self._compile(fn, args, donate_argnums)
+            self.functions[name] = compiled
             self.seconds += time.perf_counter() - t0
         return self.functions[name]
+
+    def close(self) -> None:
+        """Drop compilations not yet started (a run that stops early does not wait for them)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            self.pending.clear()
+
+
+def _signature(args) -> tuple:
+    """What a compiled program is specific to: the tree structure, shapes, dtypes and weak types of ``args``."""
+    leaves, tree = jax.tree.flatten(shapes_of(args))
+    return tree, tuple((x.shape, x.dtype, x.weak_type) for x in leaves)
+
+
+def shapes_of(tree):
+    """``jax.ShapeDtypeStruct`` leaves for the arrays of ``tree`` (what :meth:`CompileCache.prefetch` takes)."""
+    return jax.eval_shape(lambda t: t, tree)
 
 
 class JaxBackend:
@@ -107,7 +162,12 @@ class JaxBackend:
         self.chunk_iters = chunk_iters
         self.over_seeds = batch_over_seeds(seed_batching)
         self.compiled = CompileCache()
-        self.timers: dict[str, float] = {}  # one compiled program: no host-side activities to time
+
+    @property
+    def timers(self) -> dict[str, float]:
+        """One compiled program, so no host-side activities to time; ``compile_ahead``: the seconds of
+        compilation done in the background (:meth:`CompileCache.prefetch`)."""
+        return {"compile_ahead": self.compiled.background_seconds}
 
     @property
     def compile_time_s(self) -> float:
@@ -117,7 +177,8 @@ class JaxBackend:
         """Nothing to do: the environments' state is part of the runners (a checkpoint holds it)."""
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Drop compilations not yet started."""
+        self.compiled.close()
 
     # ------------------------------------------------------------------ one seed
     def init_one(self, seed) -> Runner:
@@ -185,15 +246,28 @@ class JaxBackend:
         return jax.lax.scan(body, runner, jnp.arange(self.chunk_iters))
 
     # ------------------------------------------------------------------ all seeds
-    def init(self, seeds) -> Runner:
+    def init(self, seeds, prefetch: bool = False) -> Runner:
+        """New runners; with ``prefetch``, the chunk's and the final shorter rollout's programs start compiling
+        in the background meanwhile (from the runners' shapes)."""
         seeds = jnp.asarray(seeds, jnp.uint32)
-        return self.compiled.get("init", self.over_seeds(self.init_one), seeds)(seeds)
+        init = self.over_seeds(self.init_one)
+        if prefetch:
+            shapes = jax.eval_shape(init, seeds)
+            self.compiled.prefetch("chunk", self._chunk_all, shapes, jax.ShapeDtypeStruct((), jnp.int32))
+            if self.schedule.partial_steps:
+                self.compiled.prefetch("partial", self._partial_all, shapes)
+        return self.compiled.get("init", init, seeds)(seeds)
+
+    def _chunk_all(self, runners: Runner, n):
+        return self.over_seeds(lambda r: self.chunk_one(r, n))(runners)
+
+    def _partial_all(self, runners: Runner):
+        return self.over_seeds(lambda r: self.iteration(r, self.schedule.partial_steps))(runners)
 
     def run_chunk(self, runners: Runner, n_iters: int):
         """Returns ``(runners, metrics)`` with metrics as numpy ``[n_seeds, n_iters]``."""
         n = jnp.asarray(n_iters, jnp.int32)
-        fn = self.compiled.get("chunk", lambda r, n: self.over_seeds(lambda x: self.chunk_one(x, n))(r), runners, n)
-        runners, metrics = fn(runners, n)
+        runners, metrics = self.compiled.get("chunk", self._chunk_all, runners, n)(runners, n)
         metrics = jax.device_get(metrics)
         return runners, {k: np.asarray(v)[:, :n_iters] for k, v in metrics.items()}
 
@@ -233,9 +307,7 @@ class JaxBackend:
 
     def run_partial(self, runners: Runner):
         """The final, shorter rollout that makes the budget exact."""
-        steps = self.schedule.partial_steps
-        fn = self.compiled.get("partial", self.over_seeds(lambda r: self.iteration(r, steps)), runners)
-        runners, metrics = fn(runners)
+        runners, metrics = self.compiled.get("partial", self._partial_all, runners)(runners)
         return runners, {k: np.asarray(v)[:, None] for k, v in jax.device_get(metrics).items()}
 
     def nonfinite_batch(self, runners: Runner, n_iters: int):
@@ -274,6 +346,20 @@ class JaxBackend:
         empty = jnp.zeros((0,))
         return r["returns"], r["lengths"], (r.get("obs", empty), r.get("actions", empty), r.get("rewards", empty))
 
+    def _evaluation(self, n_episodes: int, deterministic: bool, max_steps: int | None, record: int):
+        """``(name, fn)`` of the evaluation program over the agents of every seed."""
+        max_steps = max_steps or getattr(self.base_env, "max_episode_steps", None) or DEFAULT_EVAL_MAX_STEPS
+        record = min(record, n_episodes)
+        fn = self.over_seeds(lambda a: self.evaluate_one(a, n_episodes, deterministic, max_steps, record))
+        return f"eval{n_episodes}{deterministic}{max_steps}{record}", fn
+
+    def prefetch_evaluation(
+        self, runners: Runner, n_episodes: int, deterministic: bool, max_steps: int | None = None, record: int = 0
+    ) -> None:
+        """Start compiling the evaluation program in the background (it runs first at the end of training)."""
+        name, fn = self._evaluation(n_episodes, deterministic, max_steps, record)
+        self.compiled.prefetch(name, fn, shapes_of(runners.agent))
+
     def evaluate(
         self, runners: Runner, n_episodes: int, deterministic: bool, max_steps: int | None = None, record: int = 0
     ):
@@ -281,13 +367,7 @@ class JaxBackend:
         "rewards"}: [n_seeds, record, T, ...]`` of the first ``record`` episodes (``None`` if 0).
         Episodes still running after ``max_steps`` (default: the env's time limit, else
         ``DEFAULT_EVAL_MAX_STEPS``) count with the return and length they had reached."""
-        max_steps = max_steps or getattr(self.base_env, "max_episode_steps", None) or DEFAULT_EVAL_MAX_STEPS
-        record = min(record, n_episodes)
-        fn = self.compiled.get(
-            f"eval{n_episodes}{deterministic}{max_steps}{record}",
-            self.over_seeds(lambda a: self.evaluate_one(a, n_episodes, deterministic, max_steps, record)),
-            runners.agent,
-        )
+        fn = self.compiled.get(*self._evaluation(n_episodes, deterministic, max_steps, record), runners.agent)
         ret, length, (obs, actions, rewards) = jax.device_get(fn(runners.agent))
-        trajectories = {"obs": obs, "actions": actions, "rewards": rewards} if record else None
+        trajectories = {"obs": obs, "actions": actions, "rewards": rewards} if min(record, n_episodes) else None
         return np.asarray(ret), np.asarray(length), trajectories

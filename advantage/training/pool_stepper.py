@@ -141,6 +141,9 @@ class PoolStepper:
     def evaluate(self, state, n_episodes, deterministic, max_steps=None, record=0):
         return self.backend.evaluate(state, n_episodes, deterministic, max_steps, record)
 
+    def prefetch_evaluation(self, state, n_episodes, deterministic, max_steps=None, record=0):
+        self.backend.prefetch_evaluation(state, n_episodes, deterministic, max_steps, record)
+
     def agents(self, state):
         return state.agent
 

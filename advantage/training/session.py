@@ -208,6 +208,11 @@ class Session:
         try:
             self.state = stepper.start(self.seeds)
             self._open()
+            if self.run_cfg.eval_episodes > 0:  # the final evaluation's program compiles while training runs
+                run = self.run_cfg
+                stepper.prefetch_evaluation(
+                    self.state, run.eval_episodes, run.eval_deterministic, run.eval_max_steps, run.eval_record
+                )
             self._train()
         except BaseException:
             stepper.close()

@@ -120,6 +120,13 @@ class Stepper(Protocol):
         and the first ``record`` episodes' ``{"obs", "actions", "rewards"}`` (None if 0)."""
         ...
 
+    def prefetch_evaluation(
+        self, state: Any, n_episodes: int, deterministic: bool, max_steps: int | None = None, record: int = 0
+    ) -> None:
+        """Start preparing (compiling) the evaluation :meth:`evaluate` will run with these arguments, in the
+        background while training goes on; nothing where there is nothing to prepare."""
+        ...
+
     def agents(self, state: Any) -> Any:
         """The agents, with a leading seed axis."""
         ...
@@ -151,8 +158,10 @@ class Backend(Protocol):
     @property
     def compile_time_s(self) -> float: ...
 
-    def init(self, seeds) -> Any:
-        """New runners for ``seeds`` (agents initialised, environments reset)."""
+    def init(self, seeds, prefetch: bool = False) -> Any:
+        """New runners for ``seeds`` (agents initialised, environments reset). ``prefetch``: also start
+        compiling the training programs (:meth:`run_chunk`'s, :meth:`run_partial`'s) in the background, for a
+        caller that will train with them (not a worker that only collects, nor a search)."""
         ...
 
     def restart_envs(self, runners) -> None:
@@ -176,6 +185,10 @@ class Backend(Protocol):
     def evaluate(
         self, runners, n_episodes: int, deterministic: bool, max_steps: int | None = None, record: int = 0
     ) -> tuple[np.ndarray, np.ndarray, dict | None]: ...
+
+    def prefetch_evaluation(
+        self, runners, n_episodes: int, deterministic: bool, max_steps: int | None = None, record: int = 0
+    ) -> None: ...
 
     def close(self) -> None: ...
 
@@ -207,7 +220,7 @@ class UpdateStepper:
         return self.schedule.log_group(log_every) * self.schedule.batch
 
     def start(self, seeds):
-        return self.backend.init(seeds)
+        return self.backend.init(seeds, prefetch=True)
 
     def restore(self, template, raw, path, meta):
         from advantage.training import checkpoint
@@ -244,6 +257,9 @@ class UpdateStepper:
 
     def evaluate(self, state, n_episodes, deterministic, max_steps=None, record=0):
         return self.backend.evaluate(state, n_episodes, deterministic, max_steps, record)
+
+    def prefetch_evaluation(self, state, n_episodes, deterministic, max_steps=None, record=0):
+        self.backend.prefetch_evaluation(state, n_episodes, deterministic, max_steps, record)
 
     def agents(self, state):
         return state.agent
