@@ -167,8 +167,8 @@ class GymnasiumBackend:
             t0 = time.perf_counter()
             obs = self._split(self._obs)
             key, out = self._act(runners.agent, obs, key)
-            # to the host now, all three in one call: a device array kept until the rollout ends costs about 70 us
-            # to fetch then (measured: 330 -> 160 us per vector step of 8 CartPoles, benchmarks/gym_step.py)
+            # to the host now, all three in one call (the rollout's buffers are numpy; device arrays kept until the
+            # rollout ends were fetched one by one then)
             action_np, log_prob, value = jax.device_get(out)
             t1 = time.perf_counter()
             next_obs, reward, term, trunc, info = self.vec.step(action_np.reshape((S * N,) + action_np.shape[2:]))
