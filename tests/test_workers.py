@@ -241,3 +241,17 @@ def test_a3c_cartpole_preset_learns_on_every_seed(tmp_path):
     per_seed = summary["eval_return"]["per_seed"]
     assert summary["mean_policy_lag"] == pytest.approx(1.0, abs=1e-3)  # every gradient one update stale
     assert all(r >= preset.threshold for r in per_seed), (per_seed, run_dir / "learning_curve.png")
+
+
+@pytest.mark.parametrize("algo, backend", [("a3c", "jax"), ("a3c", "gymnasium"), ("impala", "gymnasium")])
+def test_the_learner_step_compiles_once_in_the_background(tmp_path, monkeypatch, algo, backend):
+    """The learner's program is compiled from the shapes of a worker's result while the workers start; the
+    results that then arrive fit it (a mismatch would compile it a second time, with the workers waiting)."""
+    from advantage.training.jax_backend import CompileCache
+
+    compiled = []
+    real = CompileCache._compile
+    monkeypatch.setattr(CompileCache, "_compile", staticmethod(lambda fn, *a: compiled.append(fn) or real(fn, *a)))
+    cfg = (_a3c if algo == "a3c" else _impala)()
+    train_run(tmp_path, algo, cfg, ENV, total_steps=48, workers=2, worker_pool="local", backend=backend)
+    assert [fn.__name__ for fn in compiled].count("learn") == 1

@@ -18,7 +18,7 @@ from flax import struct
 from advantage.training import rollout
 from advantage.training.jax_backend import CompileCache, batch_over_seeds, count_nonfinite, shapes_of
 from advantage.training.seeding import env_seed, train_key
-from advantage.types import Transition
+from advantage.types import Transition, rollout_shapes
 
 
 class HostRunner(struct.PyTreeNode):
@@ -120,24 +120,9 @@ class GymnasiumBackend:
 
     def _batch_shapes(self, runners: HostRunner, n_steps: int) -> Transition:
         """The shapes of the ``[n_seeds, n_steps, n_envs, ...]`` batch that :meth:`collect_rollout` builds."""
-        S, N = self.n_seeds, self.n_envs
-        obs = jax.ShapeDtypeStruct((S, N) + self._obs.shape[1:], np.float32)
+        obs = jax.ShapeDtypeStruct((self.n_seeds, self.n_envs) + self._obs.shape[1:], np.float32)
         _, (action, log_prob, value) = jax.eval_shape(self._act_fn, runners.agent, obs, runners.key)
-
-        def over_time(x, dtype=None):
-            return jax.ShapeDtypeStruct((S, n_steps) + tuple(x.shape[1:]), dtype or x.dtype)
-
-        step = jax.ShapeDtypeStruct((S, N), np.float32)
-        return Transition(
-            obs=over_time(obs),
-            action=over_time(action),
-            reward=over_time(step),
-            terminated=over_time(step, np.bool_),
-            truncated=over_time(step, np.bool_),
-            next_obs=over_time(obs),
-            log_prob=over_time(log_prob),
-            value=over_time(value),
-        )
+        return rollout_shapes(obs, action, log_prob, value, n_steps, time_axis=1)
 
     def restart_envs(self, runners: HostRunner) -> None:
         """(Re)start every sub-env from its seed (also used when resuming from a checkpoint)."""

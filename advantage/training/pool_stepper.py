@@ -35,10 +35,11 @@ import numpy as np
 
 from advantage.errors import ConfigError
 from advantage.training import checkpoint
-from advantage.training.jax_backend import CompileCache, count_nonfinite
+from advantage.training.jax_backend import CompileCache, count_nonfinite, shapes_of
 from advantage.training.run_config import RunConfig
 from advantage.training.stepper import Advance, seed_env_steps
 from advantage.training.workers import LocalPool, RayPool
+from advantage.types import rollout_shapes
 
 #: Jobs queued per worker unless --jobs-per-worker says: A3C pulls after every push; IMPALA's actors keep one rollout
 #: queued behind the current.
@@ -106,7 +107,7 @@ class PoolStepper:
 
     @property
     def timers(self) -> dict[str, float]:
-        return dict(self._timers)
+        return {**self._timers, "compile_ahead": self.compiled.background_seconds}
 
     def describe(self) -> str:
         what = "gradients to a parameter server" if self.mode == "gradients" else "rollouts to a learner"
@@ -169,6 +170,7 @@ class PoolStepper:
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+        self.compiled.close()
         self.backend.close()
 
     # ------------------------------------------------------------------ the pool
@@ -191,10 +193,26 @@ class PoolStepper:
         self.issued = start.copy()  # env steps consumed or in flight, per seed
         self.method = "gradients" if self.mode == "gradients" else "rollout"
         agents = self._unstack(state.agent)
+        self._prefetch_learn(agents[0])
         for _ in range(self.jobs_per_worker):
             for i in range(len(self.pool)):
                 self._submit(i, agents[i // n])
         self.last_result_t = time.perf_counter()
+
+    def _prefetch_learn(self, agent) -> None:
+        """Compile the learner's step in the background, from the shapes of a worker's result, while the workers
+        start and run their first jobs (compiled when the first result arrives, it kept every worker waiting)."""
+        algo, cfg, space = self.algo, self.config, self.action_space
+        agent = shapes_of(jax.tree.map(jnp.asarray, agent))
+        key = jax.ShapeDtypeStruct((2,), jnp.uint32)  # a split of the seed's key (advance)
+        obs = jax.ShapeDtypeStruct((cfg.n_envs, *self.backend.obs_space.shape), jnp.float32)
+        action, log_prob, value = jax.eval_shape(lambda a, o, k: algo.act(cfg, space, a, o, k), agent, obs, key)
+        payload = rollout_shapes(obs, action, log_prob, value, cfg.n_steps)
+        if self.mode == "gradients":
+            grads = lambda a, b, k: algo.compute_gradients(cfg, space, a, b, k)[0]  # noqa: E731
+            payload = jax.eval_shape(grads, agent, payload, key)
+        payload = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), payload)  # numpy: never weak-typed
+        self.compiled.prefetch("learn", self._learn, agent, payload, key)
 
     def _unstack(self, tree) -> list:
         host = jax.device_get(tree)
