@@ -752,6 +752,12 @@ class GymnasiumVecEnv:
         bad_obs = ~np.isfinite(obs.reshape(self.num_envs, -1)).all(axis=1)
         bad_final = ~np.isfinite(final_obs.reshape(self.num_envs, -1)).all(axis=1) if final_obs is not None else None
         bad_rew = ~np.isfinite(reward) if reward is not None else None
+        if not (
+            bad_obs.any()
+            or (bad_rew is not None and bad_rew.any())
+            or (bad_final is not None and (bad_final & done).any())
+        ):
+            return  # every value finite: the usual step, with no messages to build
         for i in range(self.num_envs):
             if method == "reset":
                 where = f"sub-env {i}, reset() (vector step {self._vector_steps})"
