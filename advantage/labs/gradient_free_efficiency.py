@@ -56,12 +56,13 @@ SOLVED = 475.0
 EVALS = 40  # evaluations of the current policy per run (every budget / EVALS env steps)
 EVAL_EPISODES = 20  # greedy episodes per evaluation (not counted in the budget)
 
-#: label -> (algorithm, preset overrides, budget (env steps per seed): full, quick)
+#: label -> (algorithm, preset overrides, budget (env steps per seed): full, quick). The quick run (2 seeds, the test)
+#: keeps the full budget: at 30k one PPO seed of 2 had not reached 475 under XLA forced to AVX.
 VARIANTS: dict[str, tuple[str, dict, int, int]] = {
-    "CEM, linear": ("cem", {}, 50_000, 30_000),
-    "CMA-ES, linear": ("cma-es", {}, 50_000, 30_000),
-    "CEM, MLP (64, 64)": ("cem", {"hidden_sizes": (64, 64)}, 50_000, 30_000),
-    "PPO, MLP (64, 64)": ("ppo", {}, 50_000, 30_000),
+    "CEM, linear": ("cem", {}, 50_000, 50_000),
+    "CMA-ES, linear": ("cma-es", {}, 50_000, 50_000),
+    "CEM, MLP (64, 64)": ("cem", {"hidden_sizes": (64, 64)}, 50_000, 50_000),
+    "PPO, MLP (64, 64)": ("ppo", {}, 50_000, 50_000),
 }
 PG = "PPO, MLP (64, 64)"
 
