@@ -95,8 +95,12 @@ def main() -> int:
     )
     if args.tuned:  # rllib/tuned_examples/impala/cartpole_impala.py (num_learners 0 here, so lr 5e-4 x 1)
         training = dict(
-            train_batch_size_per_learner=500, lr=5e-4, grad_clip=40.0, grad_clip_by="global_norm",
-            vf_loss_coeff=0.05, entropy_coeff=0.0,
+            train_batch_size_per_learner=500,
+            lr=5e-4,
+            grad_clip=40.0,
+            grad_clip_by="global_norm",
+            vf_loss_coeff=0.05,
+            entropy_coeff=0.0,
         )
         model = DefaultModelConfig(vf_share_layers=True)
     else:
@@ -170,7 +174,8 @@ def main() -> int:
             "rollout_fragment_length": args.n_steps,
             "num_learners": 0,
             **training,
-            "model": "RLlib's default (256-256 relu), one shared network" if args.tuned
+            "model": "RLlib's default (256-256 relu), one shared network"
+            if args.tuned
             else "64-64 tanh, separate value network",
         },
     }
