@@ -356,7 +356,9 @@ def markdown(data: dict) -> str:
         f"Every number is the median over {data['repeats']} repeat(s) (min–max in brackets) of a fresh process "
         f"timed from launch to exit, 1 seed; waited for the 1-minute load average to drop below "
         f"{data['load_threshold']} (at most {data['max_load_wait_s']:.0f} s) before each; the load is in the last "
-        f"column. Final return: {data['eval_episodes']} deterministic episodes, untimed, of the first repeat's model.",
+        f"column. Final return: {data['eval_episodes']} deterministic episodes, untimed, of the first repeat's model. "
+        "Hyperparameters: the RL Zoo's, in `reference.py` (`ZOO`; rejax: `REJAX`, with what it cannot match in the "
+        "docstring; rejax trains and is evaluated on gymnax's Pendulum-v1); each reference run's are in the JSON.",
         "",
         "| environment | versions |",
         "|---|---|",
@@ -411,7 +413,10 @@ def markdown(data: dict) -> str:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        description="Issue 17's speed comparison in one command: ours against SB3, sb3-contrib, sbx and rejax "
+        "(PPO, A2C, TRPO on CartPole-v1; SAC, TD3 on Pendulum-v1), the references in venvs created on first use."
+    )
     p.add_argument("--task", action="append", choices=list(TASKS), help="default: all five")
     p.add_argument("--only", action="append", choices=CONFIGS, help="configurations to run (default: all)")
     p.add_argument("--repeats", type=int, default=None, help="measurements per configuration (default 3; --quick 1)")
@@ -427,7 +432,7 @@ def main() -> int:
     p.add_argument("--from-json", metavar="RESULTS_JSON", help="measure nothing: print the report of a results file")
     args = p.parse_args()
     if args.from_json:
-        print(markdown(json.loads(Path(args.from_json).read_text())))
+        print(markdown(json.loads(Path(args.from_json).read_text())), end="")
         return 0
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.max_wait = args.max_wait if args.max_wait is not None else (0.0 if args.quick else 180.0)
@@ -438,7 +443,7 @@ def main() -> int:
     report = markdown(bench.data)
     md = Path(args.out).with_suffix(".md")
     md.write_text(report)
-    print(report)
+    print(report, end="")
     print(
         f"results: {args.out}\nreport:  {md}\nbenchmarks/RESULTS.md is not touched; to put the report there, replace "
         f"its section '## Speed comparison: ...' (or add one) with the contents of {md}, e.g. by hand in an "
