@@ -56,6 +56,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 import ppo_cartpole as common  # noqa: E402  (machine_info, timed, wait_for_quiet, version)
+import venvs  # noqa: E402  (ensure_venv, torch_cpu_requirement)
 
 RLLIB_SCRIPT = HERE / "rllib_impala.py"
 SECTION = "## Asynchronous workers (IMPALA, A3C) against A2C"
@@ -156,66 +157,20 @@ def read_metrics(path: Path, total: int) -> dict:
 # ---------------------------------------------------------------- the RLlib venv
 
 
-def torch_cpu_requirement(explicit: str | None) -> str:
-    """What pip installs for torch in the RLlib venv: ``--rllib-torch``, or else a CPU-only wheel found in pip's
-    find-links folders (``PIP_FIND_LINKS``); PyPI's Linux torch is the CUDA build, several GB with its nvidia-*
-    packages, and PyTorch's own CPU index is not always reachable."""
-    if explicit:
-        return explicit
-    dirs = os.environ.get("PIP_FIND_LINKS", "").split()
-    try:
-        conf = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
-        for line in conf.splitlines():
-            if "find-links" in line:
-                dirs += [w.strip("'") for w in line.split("=", 1)[1].split()]
-    except OSError:
-        pass
-    wheels = []
-    for d in dirs:
-        d = d.removeprefix("file://")
-        if os.path.isdir(d):
-            wheels += sorted(Path(d).glob(f"torch-*+cpu-cp{sys.version_info[0]}{sys.version_info[1]}-*.whl"))
-    if wheels:
-        return f"torch=={wheels[-1].name.split('-')[1]}"
-    raise SystemExit(
-        "--rllib: no CPU-only torch wheel found in pip's find-links folders. PyPI's torch for Linux is the CUDA "
-        "build (a ~550 MB wheel plus ~3 GB of nvidia-* packages). Give one with --rllib-torch: a path to a "
-        "torch-*+cpu wheel, 'torch==X.Y.Z+cpu' where PyTorch's CPU index is configured, or 'torch' to accept the "
-        "CUDA build."
-    )
-
-
 def ensure_rllib_venv(path: Path, torch_req: str | None) -> dict:
     """A venv at ``path`` with ``ray[rllib]`` at the version of this environment's Ray and a CPU-only torch;
     created once, reused while its Ray version matches. Returns what was done and how long it took."""
     ray_version = common.version("ray")
     if not ray_version:
         raise SystemExit('--rllib: Ray is not installed here (pip install -e ".[ray]"): its version picks RLlib\'s')
-    py = path / "bin" / "python"
-    probe = "import ray, ray.rllib, torch; print(ray.__version__, torch.__version__)"
-    if py.exists():
-        r = subprocess.run([str(py), "-c", probe], capture_output=True, text=True)
-        if r.returncode == 0 and r.stdout.split()[0] == ray_version:
-            return {"path": str(path), "created": False, "versions": r.stdout.split()}
-        shutil.rmtree(path)
-    req = torch_cpu_requirement(torch_req)
-    print(f"[rllib] creating {path}: ray[rllib]=={ray_version}, {req} (once; about 1.7 GB)", file=sys.stderr)
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-    cmd = [str(py), "-m", "pip", "install", "--quiet", f"ray[rllib]=={ray_version}", req]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"[rllib] {' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
-    r = subprocess.run([str(py), "-c", probe], capture_output=True, text=True, check=True)
-    size = subprocess.run(["du", "-sh", str(path)], capture_output=True, text=True).stdout.split("\t")[0]
-    return {
-        "path": str(path),
-        "created": True,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "size": size,
-        "versions": r.stdout.split(),
-        "torch_requirement": req,
-    }
+    return venvs.ensure_venv(
+        path,
+        requirements=lambda: [f"ray[rllib]=={ray_version}", venvs.torch_cpu_requirement(torch_req, "--rllib-torch")],
+        dists=["ray", "torch", "gymnasium"],
+        imports=["ray", "ray.rllib", "torch"],
+        pinned={"ray": ray_version},
+        label="rllib",
+    )
 
 
 # ---------------------------------------------------------------- can the Ray workers import slow_envs?

@@ -184,7 +184,7 @@ def hyperparameter_table(ours: dict, sb3: dict | None, budget: int | None = None
     s = sb3 or {}
     o = ours
     minibatch = o.get("minibatch_size")
-    total = budget or o.get("total_steps") or 100_000
+    total = budget or 100_000  # SB3's (the Zoo's) budget, which ours runs too (our preset's default is larger)
     n_envs, batch = o.get("n_envs") or 8, o.get("batch_size") or 256
     sb3_total = math.ceil(total / batch) * batch
     net_ours = f"pi {list(o.get('hidden_sizes', []))}, vf {list(o.get('hidden_sizes', []))}" + (
@@ -522,8 +522,8 @@ class Bench:
                 cmd += ["--eval-episodes", "0"]
             elif self.args.quick:
                 cmd += ["--eval-episodes", str(self.eval_episodes)]
-            if self.budget:
-                cmd += ["--total-steps", str(self.budget)]
+            # The Zoo's 100k unless told: our preset's default (DEFAULT_STEPS) is larger.
+            cmd += ["--total-steps", str(self.budget or 100_000)]
             m, r = self.measure(config, variant, repeat, cmd, {"ADVANTAGE_JAX_CACHE": str(cache)})
             summary_path = run_dir / "summary.json"
             if r["returncode"] == 0 and summary_path.exists():

@@ -36,13 +36,17 @@ TOTAL_STEPS = 100_000
 LR, CLIP = 1e-3, 0.2
 
 
-def linear(initial: float):
-    """The RL Zoo's ``lin_X``: ``progress_remaining * X`` (progress_remaining goes 1 -> 0)."""
+class linear:
+    """The RL Zoo's ``lin_X``: ``progress_remaining * X`` (progress_remaining goes 1 -> 0); prints as ``lin_X``."""
 
-    def schedule(progress_remaining: float) -> float:
-        return progress_remaining * initial
+    def __init__(self, initial: float):
+        self.initial = initial
 
-    return schedule
+    def __call__(self, progress_remaining: float) -> float:
+        return progress_remaining * self.initial
+
+    def __repr__(self) -> str:
+        return f"lin_{self.initial}"
 
 
 def train(args) -> dict:
