@@ -68,7 +68,7 @@ def main() -> int:
     results["env"] = per_step(lambda: backend.vec.step(rng.integers(0, 2, n)), args.steps, args.repeats)
 
     obs = backend._split(backend._obs)
-    state = {"key": runners.key}
+    state: dict = {"key": runners.key}
 
     def act():
         state["key"], (action, _, _) = backend._act(runners.agent, obs, state["key"])
@@ -76,13 +76,12 @@ def main() -> int:
 
     results["act"] = per_step(act, args.steps, args.repeats)
 
-    rollout = []
-    for r in range(args.repeats + 1):
-        t0 = time.perf_counter()
-        runners, _, _ = backend.collect_rollout(runners, args.steps)
-        if r:
-            rollout.append((time.perf_counter() - t0) / args.steps * 1e6)
-    results["rollout"] = rollout
+    state["runners"] = runners
+
+    def rollout():
+        state["runners"], _, _ = backend.collect_rollout(state["runners"], args.steps)
+
+    results["rollout"] = [us / args.steps for us in per_step(rollout, 1, args.repeats)]
     backend.close()
 
     med = {k: statistics.median(v) for k, v in results.items()}
