@@ -204,7 +204,7 @@ class PoolStepper:
         start and run their first jobs (compiled when the first result arrives, it kept every worker waiting)."""
         algo, cfg, space = self.algo, self.config, self.action_space
         agent = shapes_of(jax.tree.map(jnp.asarray, agent))
-        key = jax.ShapeDtypeStruct((2,), jnp.uint32)  # a split of the seed's key (advance)
+        key = jax.ShapeDtypeStruct((2,), jnp.uint32)  # the seed's key
         obs = jax.ShapeDtypeStruct((cfg.n_envs, *self.backend.obs_space.shape), jnp.float32)
         action, log_prob, value = jax.eval_shape(lambda a, o, k: algo.act(cfg, space, a, o, k), agent, obs, key)
         payload = rollout_shapes(obs, action, log_prob, value, cfg.n_steps)
@@ -227,16 +227,18 @@ class PoolStepper:
 
     def _learn_fn(self):
         """The learner's step on one result: IMPALA's ``update`` on a rollout, or A3C's ``apply_gradients`` on a
-        worker's gradients; with the count of non-finite parameters the health checks read."""
+        worker's gradients; with the count of non-finite parameters the health checks read. It splits the seed's
+        key itself (one compiled call per result: the learner's time is the workers' wait) and returns the next."""
         algo, cfg, space = self.algo, self.config, self.action_space
 
         def learn(agent, payload, key):
+            key, k = jax.random.split(key)
             if self.mode == "gradients":
                 agent, metrics = algo.apply_gradients(cfg, agent, payload)
             else:
-                agent, metrics = algo.update(cfg, space, agent, payload, key)
+                agent, metrics = algo.update(cfg, space, agent, payload, k)
             metrics["health/nonfinite_params"] = count_nonfinite(algo.policy_params(agent)).astype(jnp.float32)
-            return agent, metrics
+            return agent, metrics, key
 
         return learn
 
@@ -247,7 +249,7 @@ class PoolStepper:
         if self.pool is None:
             self._open(state)
         agents = [jax.tree.map(jnp.asarray, a) for a in self._unstack(state.agent)]
-        keys = list(np.asarray(jax.device_get(state.key)))
+        keys = list(state.key)
         steps = self.env_steps(state).copy()
         rows: list[tuple[int, dict]] = []
         columns: list[np.ndarray] = []
@@ -256,20 +258,19 @@ class PoolStepper:
             i, result = self.pool.next_result()
             t1 = time.perf_counter()
             s = i // self.n_workers
-            key, k = jax.random.split(jnp.asarray(keys[s]))
-            keys[s] = np.asarray(key)
             payload = result["grads"] if self.mode == "gradients" else result["batch"]
-            learn = self.compiled.get("learn", self._learn, agents[s], payload, k)
-            agents[s], metrics = learn(agents[s], payload, k)
-            metrics = {name: float(v) for name, v in jax.device_get(metrics).items()}
+            learn = self.compiled.get("learn", self._learn, agents[s], payload, keys[s])
+            agents[s], metrics, keys[s] = learn(agents[s], payload, keys[s])
+            host_agent, metrics = jax.device_get((agents[s], metrics))
             t2 = time.perf_counter()
             lag = int(self.version[s] - result["version"])
             self.version[s] += 1
+            self._submit(i, host_agent)  # the worker's next job first: the rest is bookkeeping
             self.updates[s] += 1
             self.lag_sum += lag
             steps[s] += result["env_steps"]
             self.nodes.add(result["node"])
-            self._submit(i, jax.device_get(agents[s]))
+            metrics = {name: float(v) for name, v in metrics.items()}
             metrics.update(result.get("metrics", {}))
             metrics.update(result["stats"])
             metrics.update(
@@ -296,7 +297,7 @@ class PoolStepper:
         stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *agents)
         new_state = state.replace(
             agent=stacked,
-            key=jnp.asarray(np.stack(keys)),
+            key=jnp.stack(keys),
             env_steps=jnp.asarray(steps, state.env_steps.dtype),
         )
         env_steps = np.stack(columns, axis=1) if columns else steps[:, None]
