@@ -8,7 +8,14 @@ into a different run. So, unless told otherwise, ``advantage`` caps XLA's instru
 ``--xla_cpu_max_isa=AVX2`` to ``XLA_FLAGS`` when the package is imported, before JAX starts
 its CPU back end.
 
-* A user who sets ``--xla_cpu_max_isa`` in ``XLA_FLAGS`` keeps their own value.
+Pinning the instruction set is not enough between CPU vendors: XLA computes ``rsqrt`` (and
+``x / sqrt(y)``, which it rewrites to ``x * rsqrt(y)``: RMSProp, Adam-free normalisations) from
+the CPU's approximate ``vrsqrtps`` refined by Newton steps, and Intel's and AMD's approximations
+differ in the last bits. So the pin also appends ``--xla_cpu_enable_platform_dependent_math=false``:
+the same results on an Intel and an AMD CPU.
+
+* A user who sets ``--xla_cpu_max_isa`` (or ``--xla_cpu_enable_platform_dependent_math``) in
+  ``XLA_FLAGS`` keeps their own value.
 * ``ADVANTAGE_NATIVE_ISA=1`` (or ``advantage train --native-isa``) lifts the pin: XLA then
   uses every instruction the CPU has, which may be faster and is not reproducible elsewhere.
 * The pin is applied only on x86-64; ARM and GPUs are not covered (docs/reproducibility.md).
@@ -26,6 +33,8 @@ PINNED_ISA = "AVX2"
 NATIVE_ENV = "ADVANTAGE_NATIVE_ISA"
 
 _FLAG = "--xla_cpu_max_isa"
+#: XLA's CPU math from the CPU's own approximations (``vrsqrtps``): off, as it differs between vendors.
+_MATH_FLAG = "--xla_cpu_enable_platform_dependent_math"
 _added: str | None = None  # the exact text this module appended to XLA_FLAGS, if any
 
 
@@ -52,11 +61,13 @@ def backend_started() -> bool:
 
 
 def pin_isa(environ=os.environ) -> None:
-    """Append ``--xla_cpu_max_isa=AVX2`` to ``XLA_FLAGS`` unless the user chose an instruction set,
-    asked for the native one (``ADVANTAGE_NATIVE_ISA=1``), or the machine is not x86-64."""
+    """Append ``--xla_cpu_max_isa=AVX2`` and ``--xla_cpu_enable_platform_dependent_math=false`` to
+    ``XLA_FLAGS``, each unless the user set it, and neither if the user asked for the native
+    instruction set (``ADVANTAGE_NATIVE_ISA=1``) or the machine is not x86-64."""
     global _added
     flags = environ.get("XLA_FLAGS", "")
-    if _added is not None or _FLAG in flags or _truthy(environ.get(NATIVE_ENV)) or not _is_x86_64():
+    pins = [f"{flag}={value}" for flag, value in ((_FLAG, PINNED_ISA), (_MATH_FLAG, "false")) if flag not in flags]
+    if _added is not None or not pins or _truthy(environ.get(NATIVE_ENV)) or not _is_x86_64():
         return
     if backend_started():  # too late: XLA has read its flags; say so rather than record a pin that is not there
         import warnings
@@ -64,12 +75,13 @@ def pin_isa(environ=os.environ) -> None:
         warnings.warn(
             "JAX had started before advantage was imported, so XLA's CPU code is not pinned to AVX2 in "
             "this process and results may differ in the last bits from other CPUs. Import advantage "
-            "first, or set XLA_FLAGS=--xla_cpu_max_isa=AVX2 before starting Python "
+            "first, or set XLA_FLAGS='--xla_cpu_max_isa=AVX2 --xla_cpu_enable_platform_dependent_math=false' before "
+            "starting Python "
             "(docs/reproducibility.md).",
             stacklevel=3,
         )
         return
-    _added = f"{_FLAG}={PINNED_ISA}"
+    _added = " ".join(pins)
     environ["XLA_FLAGS"] = f"{flags} {_added}".strip()
 
 
@@ -87,7 +99,7 @@ def use_native_isa(environ=os.environ) -> None:
             "the environment before starting Python (or pass --native-isa to advantage train)"
         )
     flags = environ.get("XLA_FLAGS", "")
-    environ["XLA_FLAGS"] = " ".join(f for f in flags.split() if f != _added)
+    environ["XLA_FLAGS"] = " ".join(f for f in flags.split() if f not in _added.split())
     _added = None
 
 

@@ -184,9 +184,11 @@ def test_gradient_free_efficiency(tmp_path):
     # the verdict is exactly "PPO solves most seeds and needs fewer median env steps than every search" ...
     expected = pg["seeds_reaching_475"] > n // 2 and all(med(pg) < med(s) for k, s in v.items() if s is not pg)
     assert r["claim_holds"] == expected == all(r["checks"].values())
-    # ... and what this run found: the linear searches solve CartPole in fewer env steps than PPO (the claim does
-    # not hold for them); CEM searching PPO's (64, 64) network is slower than PPO
-    assert med(v["CMA-ES, linear"]) < med(pg) and med(v["CEM, linear"]) < med(pg)
+    # ... and what this run found: CMA-ES on the linear policy solves CartPole in fewer env steps than PPO (the
+    # claim does not hold for it); CEM searching PPO's (64, 64) network is slower than PPO. CEM on the linear policy
+    # is left out: its median (13.5k over these 2 seeds) sat beside PPO's, which moved from 11.5k to 9.0k with a
+    # last-bit change of arithmetic (rsqrt computed exactly instead of from the CPU's approximation)
+    assert med(v["CMA-ES, linear"]) < med(pg)
     assert med(v["CEM, MLP (64, 64)"]) > med(pg)
     assert not r["claim_holds"]
 
