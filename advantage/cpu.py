@@ -9,7 +9,7 @@ into a different run. So, unless told otherwise, ``advantage`` caps XLA's instru
 its CPU back end.
 
 Pinning the instruction set is not enough between CPU vendors: XLA computes ``rsqrt`` (and
-``x / sqrt(y)``, which it rewrites to ``x * rsqrt(y)``: RMSProp, Adam-free normalisations) from
+``x / sqrt(y)``, which it rewrites to ``x * rsqrt(y)``: RMSProp, observation normalisation) from
 the CPU's approximate ``vrsqrtps`` refined by Newton steps, and Intel's and AMD's approximations
 differ in the last bits. So the pin also appends ``--xla_cpu_enable_platform_dependent_math=false``:
 the same results on an Intel and an AMD CPU.
@@ -76,8 +76,7 @@ def pin_isa(environ=os.environ) -> None:
             "JAX had started before advantage was imported, so XLA's CPU code is not pinned to AVX2 in "
             "this process and results may differ in the last bits from other CPUs. Import advantage "
             "first, or set XLA_FLAGS='--xla_cpu_max_isa=AVX2 --xla_cpu_enable_platform_dependent_math=false' before "
-            "starting Python "
-            "(docs/reproducibility.md).",
+            "starting Python (docs/reproducibility.md).",
             stacklevel=3,
         )
         return

@@ -29,25 +29,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import ppo_cartpole as common  # noqa: E402  (machine_info)
+from gym_step import per_step  # noqa: E402
 
 
 def timed(fn, *args, repeats: int) -> list[float]:
-    """Seconds per call of the compiled ``fn`` (one warm-up call first)."""
+    """Seconds per call of the compiled ``fn``, waiting for its result (one warm-up call first)."""
     import jax
 
-    jax.block_until_ready(fn(*args))
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        out.append(time.perf_counter() - t0)
-    return out
+    return [us / 1e6 for us in per_step(lambda: jax.block_until_ready(fn(*args)), 1, repeats)]
 
 
 def gradient_step_cost(name: str, steps: int, repeats: int) -> dict:
@@ -103,10 +97,9 @@ def matmul_ceiling(batch: int, hidden: list[int], steps: int, repeats: int) -> f
     import jax
     import jax.numpy as jnp
 
-    widths = [hidden[0], *hidden[1:]]
-    ws = [jax.random.normal(jax.random.PRNGKey(i), (a, b)) * 0.01 for i, (a, b) in enumerate(zip(widths, widths[1:]))]
-    x0 = jax.random.normal(jax.random.PRNGKey(9), (batch, widths[0]))
-    per_iter = sum(3 * 2 * batch * a * b for a, b in zip(widths, widths[1:]))  # forward, dX and dW
+    ws = [jax.random.normal(jax.random.PRNGKey(i), (a, b)) * 0.01 for i, (a, b) in enumerate(zip(hidden, hidden[1:]))]
+    x0 = jax.random.normal(jax.random.PRNGKey(9), (batch, hidden[0]))
+    per_iter = sum(3 * 2 * batch * a * b for a, b in zip(hidden, hidden[1:]))  # forward, dX and dW
 
     def body(_, x):
         hs = [x]
@@ -157,7 +150,7 @@ def main() -> int:
     p.add_argument("--no-train", action="store_true", help="leave out the training runs")
     args = p.parse_args()
 
-    import advantage  # noqa: F401 - its XLA flags (the AVX2 pin) apply here as in a training run
+    from advantage import algos  # first: its XLA flags (the CPU pin) apply here as in a training run
 
     rows = []
     for name in ("sac", "td3"):
@@ -165,7 +158,7 @@ def main() -> int:
         row["ceiling_gflops"] = matmul_ceiling(row["batch_size"], row["critic_layers"], args.steps, args.repeats)
         row["of_ceiling"] = row["gflops"] / row["ceiling_gflops"]
         if not args.no_train:
-            algo = __import__("advantage.algos", fromlist=["get"]).get(name)
+            algo = algos.get(name)
             config = algo.Config(**algo.PRESETS["Pendulum-v1"])
             gradient_steps = algo.DEFAULT_STEPS["Pendulum-v1"] - config.learning_starts  # one per env step after
             row["train"] = training_run(name, gradient_steps, row["step_ms"])
